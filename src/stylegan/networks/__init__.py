@@ -1,0 +1,42 @@
+"""Networks built from :mod:`stylegan.nn`: mapping, synthesis, generator, discriminator."""
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+
+from stylegan.config import NetworkConfig
+from stylegan.networks.discriminator import Discriminator
+from stylegan.networks.generator import Generator, mix_styles
+from stylegan.networks.mapping import MappingNetwork, truncate
+from stylegan.networks.synthesis import SynthesisNetwork
+
+
+def build_generator(config: NetworkConfig) -> Generator:
+    return Generator(config.G)
+
+
+def build_discriminator(config: NetworkConfig) -> Discriminator:
+    d = config.D
+    return Discriminator(d.c_dim, d.resolution, d.img_channels, cbase=d.cbase, cmax=d.cmax, architecture=d.arch,
+                         mbstd_group=d.mbstd_group, mbstd_channels=d.mbstd_channels, cmap_dim=d.cmap_dim,
+                         num_fp16_res=d.num_fp16_res, conv_clamp=d.conv_clamp)
+
+
+def build_networks(config: NetworkConfig) -> dict[str, nn.Module]:
+    """G, its EMA copy G_ema (initially equal), and D, freshly initialized from the config."""
+    config.validate()
+    G = build_generator(config)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    return {"G": G, "G_ema": G_ema, "D": build_discriminator(config)}
+
+
+def num_parameters(module: nn.Module) -> int:
+    """Trainable parameters (all ``nn.Parameter``s; buffers such as w_avg and noise constants excluded)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = [
+    "Discriminator", "Generator", "MappingNetwork", "SynthesisNetwork", "build_discriminator", "build_generator",
+    "build_networks", "mix_styles", "num_parameters", "truncate",
+]

@@ -1,0 +1,58 @@
+"""The generator: mapping network + synthesis network, and style mixing at inference."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from stylegan.config import GeneratorConfig
+from stylegan.networks.mapping import MappingNetwork
+from stylegan.networks.synthesis import SynthesisNetwork
+
+
+def mix_styles(ws_list: Sequence[torch.Tensor], crossovers: Sequence[int]) -> torch.Tensor:
+    """Style mixing: ws [N, num_ws, w_dim] from several latents, switched at the crossover indices.
+
+    ``mix_styles([a, b, c], [4, 8])`` takes layers 0–3 from ``a``, 4–7 from ``b`` and 8+ from ``c``.
+    """
+    if len(ws_list) == 0 or len(crossovers) != len(ws_list) - 1:
+        raise ValueError("style mixing needs k latents and k − 1 crossover indices")
+    num_ws = ws_list[0].shape[1]
+    if any(w.shape != ws_list[0].shape for w in ws_list):
+        raise ValueError("style mixing needs ws of equal shapes")
+    if list(crossovers) != sorted(crossovers) or any(not 0 <= k <= num_ws for k in crossovers):
+        raise ValueError(f"crossover indices must be increasing and within [0, {num_ws}], got {list(crossovers)}")
+    bounds = [0, *crossovers, num_ws]
+    return torch.cat([w[:, bounds[i]:bounds[i + 1]] for i, w in enumerate(ws_list)], dim=1)
+
+
+class Generator(nn.Module):
+    """``G(z, c) → images`` in [−1, 1] (NCHW float32). ``G.mapping`` and ``G.synthesis`` are usable alone."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.z_dim, self.c_dim, self.w_dim = cfg.z_dim, cfg.c_dim, cfg.w_dim
+        self.resolution, self.img_channels = cfg.resolution, cfg.img_channels
+        self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.resolution, cfg.img_channels, cbase=cfg.cbase,
+                                          cmax=cfg.cmax, architecture=cfg.arch, num_fp16_res=cfg.num_fp16_res,
+                                          conv_clamp=cfg.conv_clamp)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, num_ws=self.num_ws,
+                                      num_layers=cfg.map_depth, lr_mul=cfg.map_lr_mul, w_avg_beta=cfg.w_avg_beta)
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor | None = None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        noise_mode: str = "const",
+        update_w_avg: bool = False,
+        **synthesis_kwargs,
+    ) -> torch.Tensor:
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                          update_w_avg=update_w_avg)
+        return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)

@@ -1,0 +1,35 @@
+"""Minibatch standard deviation (SPEC §1): a feature channel with the standard deviation of the features
+within small groups of the batch, so that the discriminator can see a lack of variety."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MinibatchStd(nn.Module):
+    """Appends ``num_channels`` channels to [N, C, H, W].
+
+    Samples ``n`` and ``n + N/G`` (…) form a group of size ``G = min(group_size, N)`` (reduced to the largest
+    divisor of N if N is not a multiple). The channels are split into ``num_channels`` parts; for each part,
+    the std over the group per feature and pixel is averaged over features and pixels and broadcast.
+    """
+
+    def __init__(self, group_size: int | None = 4, num_channels: int = 1):
+        super().__init__()
+        self.group_size, self.num_channels = group_size, num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group_size or n, n)
+        while n % g:
+            g -= 1
+        f = self.num_channels
+        y = x.reshape(g, -1, f, c // f, h, w)
+        y = y - y.mean(dim=0)
+        y = (y.square().mean(dim=0) + 1e-8).sqrt()  # [N/G, F, c, H, W]
+        y = y.mean(dim=[2, 3, 4]).reshape(-1, f, 1, 1)  # [N/G, F, 1, 1]
+        y = y.repeat(g, 1, h, w)  # sample n gets group n mod N/G
+        return torch.cat([x, y], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, num_channels={self.num_channels}"

@@ -1,0 +1,43 @@
+"""Noise inputs (SPEC §1): a single-channel N(0, 1) image scaled by a learned strength, added after the
+convolution. Modes: ``random`` (fresh noise each call), ``const`` (a fixed buffer stored with the model),
+``none``."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NOISE_MODES = ("random", "const", "none")
+
+
+def check_noise_mode(mode: str) -> str:
+    if mode not in NOISE_MODES:
+        raise ValueError(f"unknown noise mode {mode!r}; expected one of {', '.join(NOISE_MODES)}")
+    return mode
+
+
+class NoiseInjection(nn.Module):
+    """Adds ``strength · noise`` to a feature map of a fixed resolution.
+
+    ``channels=None`` gives one scalar strength (StyleGAN2); ``channels=C`` one strength per feature map
+    (StyleGAN). Strengths start at 0.
+    """
+
+    def __init__(self, resolution: int, channels: int | None = None):
+        super().__init__()
+        self.resolution = resolution
+        self.strength = nn.Parameter(torch.zeros([] if channels is None else [channels]))
+        self.register_buffer("const", torch.randn(resolution, resolution))
+
+    def forward(self, x: torch.Tensor, mode: str = "random", noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``noise`` (broadcastable to [N, 1, H, W]) overrides ``mode`` when given."""
+        if noise is None:
+            if check_noise_mode(mode) == "none":
+                return x
+            if mode == "random":
+                noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+            else:
+                noise = self.const
+        strength = self.strength.to(x.dtype)
+        if strength.ndim == 1:
+            strength = strength.reshape(1, -1, 1, 1)
+        return x + noise.to(x.dtype) * strength

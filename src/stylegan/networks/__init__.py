@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import nn
 
 from stylegan.config import NetworkConfig
@@ -23,12 +24,18 @@ def build_discriminator(config: NetworkConfig) -> Discriminator:
                          num_fp16_res=d.num_fp16_res, conv_clamp=d.conv_clamp)
 
 
-def build_networks(config: NetworkConfig) -> dict[str, nn.Module]:
-    """G, its EMA copy G_ema (initially equal), and D, freshly initialized from the config."""
+def build_networks(config: NetworkConfig, seed: int | None = None) -> dict[str, nn.Module]:
+    """G, its EMA copy G_ema (initially equal), and D, freshly initialized from the config.
+
+    With ``seed`` the initialization is reproducible and the global random state is left untouched."""
     config.validate()
-    G = build_generator(config)
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        G = build_generator(config)
+        D = build_discriminator(config)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    return {"G": G, "G_ema": G_ema, "D": build_discriminator(config)}
+    return {"G": G, "G_ema": G_ema, "D": D}
 
 
 def num_parameters(module: nn.Module) -> int:

@@ -1,0 +1,18 @@
+"""stylegan: the StyleGAN family of image generators (ProGAN, StyleGAN, StyleGAN2).
+
+>>> import stylegan
+>>> G = stylegan.load("network.safetensors")          # the EMA generator, eval mode
+>>> img = G(z, truncation_psi=0.7, noise_mode="const")  # NCHW float in [-1, 1]
+>>> stylegan.to_pil(img)[0].save("seed.png")
+"""
+__version__ = "0.1.0"
+
+from stylegan.checkpoint import CheckpointError, load, load_networks, save_checkpoint  # noqa: E402
+from stylegan.config import NetworkConfig, make_config  # noqa: E402
+from stylegan.images import to_pil, to_uint8  # noqa: E402
+from stylegan.networks import Discriminator, Generator, build_networks, mix_styles  # noqa: E402
+
+__all__ = [
+    "__version__", "CheckpointError", "Discriminator", "Generator", "NetworkConfig", "build_networks", "load",
+    "load_networks", "make_config", "mix_styles", "save_checkpoint", "to_pil", "to_uint8",
+]

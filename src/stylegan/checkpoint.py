@@ -1,0 +1,213 @@
+"""Checkpoints: one ``.safetensors`` file holding the networks (``G.*``, ``G_ema.*``, ``D.*``, and later the
+training state) with the full configuration as JSON in its metadata, so that the file alone rebuilds them.
+
+- Loading never unpickles and never executes code: safetensors holds raw tensors and a JSON header.
+- Writes are atomic: a temporary file in the same folder, flushed to disk, then renamed over the target.
+- The tensor contents are covered by a SHA-256 digest in the metadata: a truncated, corrupted or edited file
+  fails with a :class:`CheckpointError` that names the file and the problem.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from stylegan.config import ConfigError, NetworkConfig
+
+FORMAT = "stylegan-checkpoint"
+FORMAT_VERSION = 1
+NETWORK_NAMES = ("G", "G_ema", "D")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class Checkpoint:
+    """The raw content of a checkpoint file."""
+
+    path: Path
+    config: NetworkConfig
+    tensors: dict[str, torch.Tensor]
+    networks: list[str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The tensors stored under ``prefix.`` (e.g. ``"G_ema"``), with the prefix removed."""
+        p = prefix + "."
+        return {k[len(p):]: v for k, v in self.tensors.items() if k.startswith(p)}
+
+
+def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of the tensors, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_path)`` and rename the temporary file to ``path`` once it is complete on disk."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    config: NetworkConfig,
+    networks: Mapping[str, nn.Module],
+    extra_tensors: Mapping[str, torch.Tensor] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write networks (by name: ``G``, ``G_ema``, ``D``), optional extra tensors (e.g. optimizer state, under
+    their own prefixes) and JSON-able ``extra`` metadata, atomically."""
+    from safetensors.torch import save_file
+
+    from stylegan import __version__
+
+    tensors: dict[str, torch.Tensor] = {}
+    for name, module in networks.items():
+        if name not in NETWORK_NAMES:
+            raise ValueError(f"unknown network name {name!r}; expected one of {NETWORK_NAMES}")
+        for k, v in module.state_dict().items():
+            tensors[f"{name}.{k}"] = v.detach().cpu().contiguous().clone()
+    for k, v in (extra_tensors or {}).items():
+        if k.split(".", 1)[0] in NETWORK_NAMES:
+            raise ValueError(f"extra tensor {k!r} collides with a network prefix")
+        tensors[k] = v.detach().cpu().contiguous().clone()
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "stylegan_version": __version__,
+        "config": config.to_json(),
+        "networks": json.dumps(list(networks)),
+        "extra": json.dumps(dict(extra or {})),
+        "sha256": tensors_digest(tensors),
+    }
+    return atomic_write_bytes(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:
+    """Read and check a checkpoint file: format, configuration and content digest."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for bad headers and short files
+        raise CheckpointError(f"{path}: not a readable safetensors file; it may be truncated or corrupted "
+                              f"({type(e).__name__}: {e})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a stylegan checkpoint (metadata 'format' is {meta.get('format')!r}); "
+                              "networks from other code must be converted with `stylegan convert`")
+    if int(meta.get("format_version", "0")) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer format version {meta['format_version']}; upgrade stylegan")
+    try:
+        config = NetworkConfig.from_json(meta.get("config", ""))
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: invalid configuration in metadata: {e}") from None
+    if verify:
+        digest = tensors_digest(tensors)
+        if digest != meta.get("sha256"):
+            raise CheckpointError(f"{path}: tensor contents do not match the recorded SHA-256; the file was "
+                                  "modified or corrupted after it was written")
+    try:
+        networks = json.loads(meta.get("networks", "[]"))
+        extra = json.loads(meta.get("extra", "{}"))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: invalid metadata: {e}") from None
+    return Checkpoint(path=path, config=config, tensors=tensors, networks=list(networks), extra=extra)
+
+
+def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
+    """``load_state_dict`` that reports every missing, unexpected or misshapen tensor by name."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    misshapen = [f"{k} {tuple(state[k].shape)} vs expected {tuple(own[k].shape)}"
+                 for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
+    if unexpected:
+        problems.append(f"unexpected tensors: {', '.join(unexpected[:10])}" + (" ..." if len(unexpected) > 10 else ""))
+    if misshapen:
+        problems.append(f"shape mismatch: {'; '.join(misshapen[:10])}" + (" ..." if len(misshapen) > 10 else ""))
+    if problems:
+        raise CheckpointError(f"{what}: tensors do not match the configuration ({' | '.join(problems)})")
+    module.load_state_dict(state, strict=True)
+
+
+def load_networks(
+    path: str | os.PathLike,
+    names: tuple[str, ...] | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[NetworkConfig, dict[str, nn.Module], Checkpoint]:
+    """Rebuild the networks stored in a checkpoint (all of them, or ``names``)."""
+    from stylegan.networks import build_discriminator, build_generator
+
+    ckpt = read_checkpoint(path)
+    names = tuple(ckpt.networks) if names is None else names
+    out: dict[str, nn.Module] = {}
+    for name in names:
+        if name not in ckpt.networks:
+            raise CheckpointError(f"{ckpt.path}: holds no {name} (it has {', '.join(ckpt.networks) or 'nothing'})")
+        module = build_discriminator(ckpt.config) if name == "D" else build_generator(ckpt.config)
+        load_state_strict(module, ckpt.state_dict(name), f"{ckpt.path} [{name}]")
+        out[name] = module.to(device)
+    return ckpt.config, out, ckpt
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The generator to use for images: G_ema (or G if the file has no EMA copy), in eval mode, no grads."""
+    ckpt_names = read_checkpoint(path).networks
+    name = "G_ema" if "G_ema" in ckpt_names else "G"
+    if name not in ckpt_names:
+        raise CheckpointError(f"{path}: holds no generator")
+    _, nets, _ = load_networks(path, (name,), device=device)
+    return nets[name].eval().requires_grad_(False)
+
+
+def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
+    """A summary of a checkpoint: configuration, parameter counts, resolution, training progress."""
+    from stylegan.networks import num_parameters
+
+    config, nets, ckpt = load_networks(path)
+    return {
+        "path": str(ckpt.path),
+        "cfg": config.cfg,
+        "family": config.family,
+        "resolution": config.G.resolution,
+        "img_channels": config.G.img_channels,
+        "c_dim": config.G.c_dim,
+        "num_ws": config.G.num_ws,
+        "networks": {name: num_parameters(m) for name, m in nets.items()},
+        "config": config.to_dict(),
+        "extra": ckpt.extra,
+    }

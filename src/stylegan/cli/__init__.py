@@ -1,0 +1,1 @@
+"""The command line: parse, validate, call the library. Nothing imports this package."""

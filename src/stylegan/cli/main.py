@@ -1,0 +1,189 @@
+"""``stylegan`` command: a thin layer over the library (stylegan.tools, stylegan.checkpoint)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from stylegan.config import D_ARCHS, G_ARCHS, PRESETS, ConfigError
+from stylegan.nn.noise import NOISE_MODES
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available on this machine", param_hint="--device")
+    return torch.device(name)
+
+
+def _int_list(ctx, param, value):
+    from stylegan.tools.generate import parse_range
+
+    if value is None:
+        return None
+    try:
+        return parse_range(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _load_generator(path: str, device):
+    from stylegan.checkpoint import CheckpointError, load
+
+    try:
+        return load(path, device=device)
+    except CheckpointError as e:
+        raise click.ClickException(str(e)) from None
+
+
+network_option = click.option("--network", "network", required=True, metavar="PATH",
+                              help="Checkpoint file (.safetensors) written by this package.")
+trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
+                            help="Truncation psi: 1 = none, 0 = the average image; 0.5-0.7 trades variety for quality.")
+noise_option = click.option("--noise-mode", type=click.Choice(NOISE_MODES), default="const", show_default=True,
+                            help="Noise inputs: const (fixed, deterministic), random (new each image), none.")
+class_option = click.option("--class", "class_idx", type=int, default=None, metavar="INT",
+                            help="Class index, for a conditional network.")
+device_option = click.option("--device", default="auto", show_default=True,
+                             help="Device to run on: auto, cpu, cuda, cuda:N.")
+outdir_option = click.option("--outdir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+                             help="Folder for the outputs (created if needed).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="stylegan")
+def main():
+    """The StyleGAN family: ProGAN, StyleGAN and StyleGAN2 networks, and tools that use them."""
+
+
+@main.command()
+@network_option
+@click.option("--seeds", required=True, callback=_int_list, metavar="LIST",
+              help="Seeds, as a list of numbers and inclusive ranges: 0-7,12.")
+@trunc_option
+@click.option("--trunc-cutoff", type=int, default=None, metavar="INT",
+              help="Apply truncation to the first INT style layers only (default: all).")
+@noise_option
+@class_option
+@click.option("--grid/--no-grid", default=False, show_default=True, help="Also write all images as one grid.png.")
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass.")
+@device_option
+@outdir_option
+def generate(network, seeds, truncation_psi, trunc_cutoff, noise_mode, class_idx, grid, batch_size, device, outdir):
+    """Generate one image per seed (seedNNNN.png), and optionally a grid."""
+    from stylegan.images import make_grid, save_png
+    from stylegan.tools.generate import generate_images
+
+    G = _load_generator(network, _device(device))
+    try:
+        images = generate_images(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff,
+                                 noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size, progress=True)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    out = Path(outdir)
+    for seed, img in zip(seeds, images):
+        save_png(img, out / f"seed{seed:04d}.png")
+    if grid:
+        save_png(make_grid(images), out / "grid.png")
+    click.echo(f"wrote {len(images)} image(s) to {out}" + (" and grid.png" if grid else ""))
+
+
+@main.command("style-mixing")
+@network_option
+@click.option("--rows", "row_seeds", required=True, callback=_int_list, metavar="LIST",
+              help="Seeds of the rows (the images that keep their other styles).")
+@click.option("--cols", "col_seeds", required=True, callback=_int_list, metavar="LIST",
+              help="Seeds of the columns (the images that give the chosen styles).")
+@click.option("--styles", "col_styles", default="0-6", show_default=True, callback=_int_list, metavar="LIST",
+              help="Style layers taken from the column seed (0-3 coarse, 4-7 middle, 8+ fine at 1024²).")
+@trunc_option
+@noise_option
+@class_option
+@device_option
+@outdir_option
+def style_mixing(network, row_seeds, col_seeds, col_styles, truncation_psi, noise_mode, class_idx, device, outdir):
+    """The style-mixing figure: grid.png with the sources on its borders, and every cell as a PNG."""
+    from stylegan.images import save_png
+    from stylegan.tools.style_mixing import style_mixing_grid
+
+    G = _load_generator(network, _device(device))
+    try:
+        grid, images = style_mixing_grid(G, row_seeds, col_seeds, col_styles, truncation_psi=truncation_psi,
+                                         noise_mode=noise_mode, class_idx=class_idx)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    out = Path(outdir)
+    for (r, c), img in images.items():
+        save_png(img, out / f"{r}-{c}.png")
+    save_png(grid, out / "grid.png")
+    click.echo(f"wrote {out / 'grid.png'} ({len(row_seeds)} rows x {len(col_seeds)} columns)")
+
+
+@main.command()
+@network_option
+@click.option("--json", "as_json", is_flag=True, help="Print the full summary as JSON.")
+def info(network, as_json):
+    """Describe a checkpoint: configuration, parameter counts, resolution."""
+    from stylegan.checkpoint import CheckpointError, checkpoint_info
+
+    try:
+        s = checkpoint_info(network)
+    except CheckpointError as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(s, indent=2))
+        return
+    g, d = s["config"]["G"], s["config"]["D"]
+    click.echo(f"checkpoint   {s['path']}")
+    click.echo(f"cfg          {s['cfg']} ({s['family']})")
+    click.echo(f"resolution   {s['resolution']}x{s['resolution']}, {s['img_channels']} channel(s), "
+               f"{'conditional, ' + str(s['c_dim']) + ' classes' if s['c_dim'] else 'unconditional'}")
+    click.echo(f"G            arch {g['arch']}, z {g['z_dim']}, w {g['w_dim']}, mapping {g['map_depth']} layers, "
+               f"cbase {g['cbase']}, cmax {g['cmax']}, {s['num_ws']} ws")
+    click.echo(f"D            arch {d['arch']}, cbase {d['cbase']}, cmax {d['cmax']}, mbstd group {d['mbstd_group']}")
+    for name, n in s["networks"].items():
+        click.echo(f"params {name:<6}{n:,}")
+    for k, v in s["extra"].items():
+        click.echo(f"{k:<13}{v}")
+
+
+@main.command()
+@click.option("--cfg", type=click.Choice(sorted(PRESETS)), default="stylegan2", show_default=True,
+              help="Named configuration (stylegan2 = StyleGAN2 config F).")
+@click.option("--resolution", type=int, default=None, help="Image resolution, a power of two 4-1024 [preset: 1024].")
+@click.option("--channels", "img_channels", type=click.Choice(["1", "3"]), default=None,
+              help="Image channels, 1 (grayscale) or 3 (RGB) [preset: 3].")
+@click.option("--cbase", type=int, default=None, help="Channel base: channels = min(cbase / res, cmax) [32768].")
+@click.option("--cmax", type=int, default=None, help="Maximum channels per layer [512].")
+@click.option("--map-depth", type=int, default=None, help="Mapping network layers [8].")
+@click.option("--z-dim", type=int, default=None, help="Latent z size [512].")
+@click.option("--w-dim", type=int, default=None, help="Intermediate latent w size [512].")
+@click.option("--cond", "c_dim", type=int, default=None, help="Number of classes for a conditional network [0].")
+@click.option("--g-arch", type=click.Choice(G_ARCHS), default=None, help="Generator architecture [skip].")
+@click.option("--d-arch", type=click.Choice(D_ARCHS), default=None, help="Discriminator architecture [resnet].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random initialization.")
+@outdir_option
+def init(cfg, resolution, img_channels, cbase, cmax, map_depth, z_dim, w_dim, c_dim, g_arch, d_arch, seed, outdir):
+    """Write a randomly initialized checkpoint (DIR/network-init.safetensors)."""
+    from stylegan.checkpoint import save_checkpoint
+    from stylegan.config import make_config
+    from stylegan.networks import build_networks, num_parameters
+
+    try:
+        config = make_config(cfg, resolution=resolution, img_channels=int(img_channels) if img_channels else None,
+                             cbase=cbase, cmax=cmax, map_depth=map_depth, z_dim=z_dim, w_dim=w_dim, c_dim=c_dim,
+                             g_arch=g_arch, d_arch=d_arch)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    nets = build_networks(config, seed=seed)
+    path = save_checkpoint(Path(outdir) / "network-init.safetensors", config, nets, extra={"init_seed": seed})
+    click.echo(f"wrote {path} (G {num_parameters(nets['G']):,} params, D {num_parameters(nets['D']):,} params)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

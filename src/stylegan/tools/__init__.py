@@ -1,0 +1,1 @@
+"""Tools that use a trained generator: image generation, style mixing, and (later) projection and studies."""

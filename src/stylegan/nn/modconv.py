@@ -31,6 +31,15 @@ def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> tor
     return (styles.square() @ weight.square().sum(dim=[2, 3]).t() + DEMOD_EPS).rsqrt()
 
 
+def modulate_weights(weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True) -> torch.Tensor:
+    """Per-sample weights [N, O, I, k, k]: ``w' = s · w``, then, with ``demodulate``, each output channel
+    scaled to unit L2 norm: ``w'' = w' / sqrt(Σ w'² + eps)``."""
+    w = weight.unsqueeze(0) * styles.reshape(styles.shape[0], 1, -1, 1, 1)
+    if demodulate:
+        w = w * (w.square().sum(dim=[2, 3, 4], keepdim=True) + DEMOD_EPS).rsqrt()
+    return w
+
+
 def modulated_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -52,9 +61,7 @@ def modulated_conv2d(
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
     if fused:
-        w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)  # [N, O, I, k, k]
-        if demodulate:
-            w = w * (w.square().sum(dim=[2, 3, 4]) + DEMOD_EPS).rsqrt().reshape(n, out_ch, 1, 1, 1)
+        w = modulate_weights(weight, styles, demodulate)
         x = x.reshape(1, n * in_ch, *x.shape[2:])
         w = w.reshape(n * out_ch, in_ch, kh, kw).to(x.dtype)
         x = conv2d_resample(x, w, resample_filter, up=up, padding=padding, groups=n)

@@ -1,0 +1,121 @@
+"""Checkpoints: exact round trip, atomic writes, and clean failures on bad files."""
+import json
+import pickle
+import struct
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import stylegan
+from conftest import tiny_config
+from stylegan.checkpoint import CheckpointError, load_networks, read_checkpoint, save_checkpoint
+from stylegan.networks import build_networks
+
+
+@pytest.fixture
+def saved(tmp_path):
+    config = tiny_config(16)
+    nets = build_networks(config, seed=1)
+    for m in nets["G_ema"].synthesis.modules():  # make noise and w_avg matter
+        if hasattr(m, "strength"):
+            m.strength.data.fill_(0.3)
+    nets["G_ema"].mapping.w_avg.normal_()
+    path = save_checkpoint(tmp_path / "net.safetensors", config, nets, extra={"kimg": 12})
+    return path, config, nets
+
+
+def test_round_trip_bit_identical(saved):
+    path, config, nets = saved
+    z = torch.randn(3, 32)
+    G = stylegan.load(path)
+    assert not G.training and not any(p.requires_grad for p in G.parameters())
+    for psi in (1.0, 0.6):
+        assert torch.equal(G(z, truncation_psi=psi, noise_mode="const"),
+                           nets["G_ema"](z, truncation_psi=psi, noise_mode="const"))
+    config2, loaded, ckpt = load_networks(path)
+    assert config2 == config and ckpt.extra == {"kimg": 12}
+    img = torch.randn(4, 3, 16, 16)
+    assert torch.equal(loaded["D"](img), nets["D"](img))
+    for name in ("G", "G_ema", "D"):
+        for k, v in nets[name].state_dict().items():
+            assert torch.equal(loaded[name].state_dict()[k], v), f"{name}.{k}"
+
+
+def test_truncated_file_fails_cleanly(saved):
+    path = saved[0]
+    data = path.read_bytes()
+    for cut in (len(data) // 2, 20, 3):
+        path.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="truncated or corrupted") as e:
+            read_checkpoint(path)
+        assert str(path) in str(e.value)
+
+
+def test_tampered_tensor_bytes_detected(saved):
+    path = saved[0]
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x40  # inside the last tensor's data
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        stylegan.load(path)
+
+
+def test_tampered_header_detected(saved):
+    path = saved[0]
+    data = bytearray(path.read_bytes())
+    (n,) = struct.unpack("<Q", data[:8])
+    header = data[8:8 + n]
+    i = header.index(b"{")
+    header[i] = ord("[")
+    path.write_bytes(bytes(data[:8] + header + data[8 + n:]))
+    with pytest.raises(CheckpointError, match=str(path.name)):
+        read_checkpoint(path)
+
+
+def test_config_that_does_not_match_the_tensors(saved, tmp_path):
+    path, config, _ = saved
+    tensors = load_file(str(path))
+    ckpt = read_checkpoint(path)
+    meta = {"format": "stylegan-checkpoint", "format_version": "1", "networks": json.dumps(ckpt.networks),
+            "extra": "{}", "config": tiny_config(32).to_json(),
+            "sha256": __import__("stylegan.checkpoint", fromlist=["x"]).tensors_digest(tensors)}
+    bad = tmp_path / "mismatch.safetensors"
+    save_file(tensors, str(bad), metadata=meta)
+    with pytest.raises(CheckpointError, match="missing tensors.*blocks.32"):
+        load_networks(bad)
+
+
+def test_foreign_and_missing_files(tmp_path):
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other))
+    with pytest.raises(CheckpointError, match="not a stylegan checkpoint"):
+        stylegan.load(other)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        stylegan.load(tmp_path / "nope.safetensors")
+
+
+def test_loading_never_unpickles(saved, monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("pickle used while loading a checkpoint")
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    stylegan.load(saved[0])
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temp(saved, monkeypatch):
+    path, config, nets = saved
+    before = path.read_bytes()
+    import safetensors.torch
+
+    def broken(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise OSError("disk full")
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, config, nets)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]

@@ -1,0 +1,89 @@
+"""The command line, end to end through click."""
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from stylegan.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    out = tmp_path_factory.mktemp("net")
+    r = CliRunner().invoke(main, ["init", "--cfg", "stylegan2", "--resolution", "16", "--cbase", "256",
+                                  "--cmax", "32", "--map-depth", "2", "--z-dim", "32", "--w-dim", "32",
+                                  "--seed", "5", "--outdir", str(out)])
+    assert r.exit_code == 0, r.output
+    return out / "network-init.safetensors"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_info(network):
+    r = run("info", "--network", network)
+    assert r.exit_code == 0, r.output
+    assert "16x16" in r.output and "params G" in r.output and "6 ws" in r.output
+
+
+def test_generate_is_deterministic_and_names_files_by_seed(network, tmp_path):
+    for d in ("a", "b"):
+        r = run("generate", "--network", network, "--seeds", "0-2,7", "--trunc", "0.7", "--grid",
+                "--outdir", tmp_path / d, "--device", "cpu")
+        assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["grid.png", "seed0000.png", "seed0001.png", "seed0002.png", "seed0007.png"]
+    for n in names:
+        assert (tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes()
+    img = np.asarray(Image.open(tmp_path / "a" / "seed0007.png"))
+    assert img.shape == (16, 16, 3)
+    assert np.asarray(Image.open(tmp_path / "a" / "grid.png")).shape == (32, 32, 3)
+
+
+def test_style_mixing_grid(network, tmp_path):
+    r = run("style-mixing", "--network", network, "--rows", "1,2", "--cols", "3,4,5", "--styles", "0-3",
+            "--outdir", tmp_path)
+    assert r.exit_code == 0, r.output
+    grid = np.asarray(Image.open(tmp_path / "grid.png"))
+    assert grid.shape == (3 * 16, 4 * 16, 3)
+    assert (grid[:16, :16] == 0).all()  # blank corner
+    # Border images are the sources; cells differ from their row source when styles are swapped in.
+    src1 = np.asarray(Image.open(tmp_path / "1-1.png"))
+    assert (grid[16:32, :16] == src1).all()
+    assert (grid[:16, 16:32] == np.asarray(Image.open(tmp_path / "3-3.png"))).all()
+    assert not (grid[16:32, 16:32] == src1).all()
+
+
+def test_style_mixing_all_styles_from_column_gives_column_image(network, tmp_path):
+    r = run("style-mixing", "--network", network, "--rows", "1", "--cols", "3", "--styles", "0-5",
+            "--outdir", tmp_path)
+    assert r.exit_code == 0, r.output
+    assert (np.asarray(Image.open(tmp_path / "1-3.png")) == np.asarray(Image.open(tmp_path / "3-3.png"))).all()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["generate", "--seeds", "a-b"], "cannot parse"),
+    (["generate", "--seeds", "0", "--noise-mode", "fixed"], "fixed"),
+    (["style-mixing", "--rows", "1", "--cols", "2", "--styles", "0-40"], "style indices"),
+    (["generate", "--seeds", "0", "--class", "3"], "unconditional"),
+])
+def test_bad_flags_get_clear_errors(network, tmp_path, args, message):
+    r = run(*args[:1], "--network", network, *args[1:], "--outdir", tmp_path)
+    assert r.exit_code != 0
+    assert message in r.output
+
+
+def test_bad_network_file(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    r = run("generate", "--network", bad, "--seeds", "0", "--outdir", tmp_path / "o")
+    assert r.exit_code == 1 and "bad.safetensors" in r.output and "corrupted" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_init_rejects_nonsense(tmp_path):
+    r = run("init", "--resolution", "48", "--outdir", tmp_path)
+    assert r.exit_code == 2 and "power of two" in r.output
+    r = run("init", "--g-arch", "unet", "--outdir", tmp_path)
+    assert r.exit_code == 2

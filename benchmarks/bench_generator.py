@@ -1,0 +1,73 @@
+"""Generator inference speed: images/s and the share of the machine's measured peak FLOP rate.
+
+Settings are those of the speed issue: a small config (res 32, z = w = 512, 8 mapping layers, cbase 8192,
+cmax 256, batch 8) and StyleGAN2 config F at 256² (batch 4). Both modulated-convolution executions are timed.
+Run with `make bench` (or `python benchmarks/bench_generator.py --threads 2 --reps 5 --json out.json`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import count_flops, measured_peak_flops, median_seconds, setup_threads  # noqa: E402
+
+from stylegan.config import make_config  # noqa: E402
+from stylegan.networks import build_networks  # noqa: E402
+
+SETTINGS = {
+    "small": dict(resolution=32, cbase=8192, cmax=256, batch=8),
+    "config-f-256": dict(resolution=256, cbase=32768, cmax=512, batch=4),
+}
+
+
+def bench_generator(name: str, reps: int, device: str, peak: float) -> list[dict]:
+    s = SETTINGS[name]
+    config = make_config("stylegan2", resolution=s["resolution"], cbase=s["cbase"], cmax=s["cmax"],
+                         num_fp16_res=0, conv_clamp=None)
+    G = build_networks(config, seed=0)["G_ema"].to(device)
+    z = torch.randn(s["batch"], G.z_dim, device=device)
+    rows = []
+    for fused in (True, False):
+        def step():
+            with torch.no_grad():
+                return G(z, noise_mode="const", fused=fused)
+        flops = count_flops(step)
+        sec = median_seconds(step, warmup=1, reps=reps, device=device)
+        rows.append(dict(setting=name, what=f"G forward ({'grouped' if fused else 'shared-weight'} modconv)",
+                         batch=s["batch"], seconds=sec, images_per_s=s["batch"] / sec,
+                         gflop_per_image=flops / s["batch"] / 1e9, peak_share=flops / sec / peak))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args()
+    setup_threads(args.threads)
+    peak = measured_peak_flops(device=args.device)
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{args.threads} threads, device {args.device}")
+    print(f"measured peak (float32 GEMM 2048³): {peak / 1e9:.1f} GFLOP/s")
+    rows = []
+    print(f"{'setting':<14}{'what':<40}{'batch':>6}{'img/s':>10}{'GFLOP/img':>11}{'% peak':>8}")
+    for name in args.settings.split(","):
+        for r in bench_generator(name, args.reps, args.device, peak):
+            rows.append(r)
+            print(f"{r['setting']:<14}{r['what']:<40}{r['batch']:>6}{r['images_per_s']:>10.2f}"
+                  f"{r['gflop_per_image']:>11.2f}{100 * r['peak_share']:>7.1f}%", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(dict(peak_flops=peak, threads=args.threads, rows=rows), indent=2))
+
+
+if __name__ == "__main__":
+    main()

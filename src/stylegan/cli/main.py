@@ -185,5 +185,18 @@ def init(cfg, resolution, img_channels, cbase, cmax, map_depth, z_dim, w_dim, c_
     click.echo(f"wrote {path} (G {num_parameters(nets['G']):,} params, D {num_parameters(nets['D']):,} params)")
 
 
+def _register() -> None:
+    from stylegan.cli.train import train
+
+    main.add_command(train)
+    try:
+        from stylegan.cli.dataset import dataset
+    except ImportError:  # pragma: no cover - the data package is part of the install
+        return
+    main.add_command(dataset)
+
+
+_register()
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,73 @@
+"""``stylegan train``: parse the options, validate them, call :func:`stylegan.training.loop.train`."""
+from __future__ import annotations
+
+import click
+
+from stylegan.config import D_ARCHS, G_ARCHS, PRESETS
+
+
+@click.command(context_settings={"max_content_width": 100})
+@click.option("--outdir", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Parent folder of the run folders (NNNNN-desc).")
+@click.option("--data", default=None, metavar="PATH|builtin:NAME",
+              help="Prepared dataset (folder or zip from `stylegan dataset`) or a built-in dataset, e.g. builtin:mnist5k.")
+@click.option("--data-resolution", type=int, default=None, help="Resolution of a built-in dataset [its default].")
+@click.option("--cfg", type=click.Choice(sorted(PRESETS)), default="stylegan2", show_default=True,
+              help="Network configuration (stylegan2 = config F).")
+@click.option("--cbase", type=int, default=None, help="Channel base: channels = min(cbase / res, cmax) [32768].")
+@click.option("--cmax", type=int, default=None, help="Maximum channels per layer [512].")
+@click.option("--map-depth", type=int, default=None, help="Mapping network layers [8].")
+@click.option("--g-arch", type=click.Choice(G_ARCHS), default=None, help="Generator architecture [skip].")
+@click.option("--d-arch", type=click.Choice(D_ARCHS), default=None, help="Discriminator architecture [resnet].")
+@click.option("--cond/--no-cond", default=False, show_default=True, help="Train on the dataset's class labels.")
+@click.option("--mirror/--no-mirror", default=False, show_default=True, help="Add x-flipped copies of the images.")
+@click.option("--batch", type=click.IntRange(1), default=32, show_default=True,
+              help="Total batch size, split across processes.")
+@click.option("--gamma", type=click.FloatRange(0), default=None,
+              help="R1 regularization weight [heuristic 0.0002 * res^2 / batch].")
+@click.option("--kimg", type=click.FloatRange(0, min_open=True), default=25000, show_default=True,
+              help="Training length in thousands of real images.")
+@click.option("--tick", type=click.FloatRange(0, min_open=True), default=4, show_default=True,
+              help="Progress report interval in kimg.")
+@click.option("--snap", type=click.IntRange(1), default=50, show_default=True,
+              help="Snapshot (image grid and checkpoint) interval in ticks.")
+@click.option("--glr", type=click.FloatRange(0, min_open=True), default=0.002, show_default=True, help="G learning rate.")
+@click.option("--dlr", type=click.FloatRange(0, min_open=True), default=0.002, show_default=True, help="D learning rate.")
+@click.option("--ema-kimg", type=click.FloatRange(0), default=None, help="Half-life of the G EMA in kimg [batch * 10 / 32].")
+@click.option("--style-mixing", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help="Style-mixing regularization probability.")
+@click.option("--pl-weight", type=click.FloatRange(0), default=2.0, show_default=True,
+              help="Path-length regularization weight (0 disables it).")
+@click.option("--fp32/--mixed", default=False, show_default=True,
+              help="--fp32 disables mixed precision (float16 in the highest resolutions on CUDA).")
+@click.option("--workers", type=click.IntRange(0), default=2, show_default=True, help="Data-loading processes.")
+@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True, help="Random seed.")
+@click.option("--resume", default=None, metavar="PATH|latest",
+              help="Continue from a snapshot, or from the newest snapshot in --outdir ('latest').")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--desc", default=None, help="Extra text for the run folder name.")
+@click.option("--dry-run", is_flag=True, help="Print the options and networks and exit without training.")
+@click.pass_context
+def train(ctx, **kwargs):
+    """Train a StyleGAN2 generator. Works on one CPU, one GPU, or many under
+    `torchrun --nproc-per-node N -m stylegan.cli.main train ...`.
+
+    When resuming, the options saved in the snapshot are used, with the flags given now on top.
+    """
+    from stylegan.checkpoint import CheckpointError
+    from stylegan.training.loop import resume_options
+    from stylegan.training.loop import train as run_training
+    from stylegan.training.options import OptionsError, TrainingOptions
+
+    try:
+        if kwargs["resume"]:
+            given = {k: v for k, v in kwargs.items()
+                     if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT and k != "resume"}
+            opts = resume_options(kwargs["resume"], kwargs["outdir"], given)
+        else:
+            opts = TrainingOptions(**{**kwargs, "data": kwargs["data"] or ""}).validate()
+        run_training(opts)
+    except (OptionsError, CheckpointError) as e:
+        raise click.UsageError(str(e)) from None
+    except ValueError as e:  # dataset problems and the like, already phrased for users
+        raise click.ClickException(str(e)) from None

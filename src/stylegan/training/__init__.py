@@ -1,0 +1,1 @@
+"""Training: losses and regularizers, EMA, the loop, distributed helpers, training state."""

@@ -1,0 +1,437 @@
+"""The StyleGAN2 training loop (SPEC §4): phases G main / G path length / D main / D R1 with lazy
+regularization, EMA generator, ticks with stats and logs, snapshots with full training state, resume, and
+multi-process training under torchrun."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import resource
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from stylegan.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
+from stylegan.config import NetworkConfig, make_config
+from stylegan.images import make_grid, save_png, to_uint8
+from stylegan.networks import build_networks, num_parameters
+from stylegan.training.distributed import DistInfo, all_reduce_grads, all_reduce_sum, init_distributed, shutdown
+from stylegan.training.ema import ema_beta, update_ema
+from stylegan.training.loss import StyleGAN2Loss
+from stylegan.training.options import OptionsError, TrainingOptions
+from stylegan.training.state import optimizer_from_tensors, optimizer_to_tensors, restore_rng, rng_state_tensors
+
+SNAPSHOT_RE = re.compile(r"network-snapshot-(\d+)\.safetensors$")
+
+
+# ---------------------------------------------------------------------------------------------- run folders
+
+def next_run_dir(outdir: Path, desc: str) -> Path:
+    ids = [int(m.group(1)) for p in outdir.glob("*") if (m := re.match(r"^(\d+)-", p.name)) and p.is_dir()]
+    return outdir / f"{max(ids, default=-1) + 1:05d}-{desc}"
+
+
+def latest_snapshot(outdir: str | os.PathLike) -> Path:
+    """The newest snapshot of the newest run folder in ``outdir`` that has one."""
+    outdir = Path(outdir)
+    runs = sorted((p for p in outdir.glob("*") if p.is_dir() and re.match(r"^\d+-", p.name)),
+                  key=lambda p: int(p.name.split("-", 1)[0]), reverse=True)
+    for run in runs:
+        snaps = sorted(run.glob("network-snapshot-*.safetensors"),
+                       key=lambda p: int(SNAPSHOT_RE.search(p.name).group(1)))
+        if snaps:
+            return snaps[-1]
+    raise OptionsError(f"--resume latest: no snapshot found in any run folder of {outdir}")
+
+
+def resume_options(resume: str, outdir: str, overrides: dict[str, Any]) -> TrainingOptions:
+    """Options for a resumed run: those saved in the snapshot, with ``overrides`` (the flags given now) on top."""
+    path = latest_snapshot(outdir) if resume == "latest" else Path(resume)
+    ckpt = read_checkpoint(path)
+    saved = ckpt.extra.get("options")
+    if saved is None:
+        # A checkpoint without training state (e.g. `stylegan init`): start from defaults + overrides.
+        saved = {}
+    opts = {**saved, **overrides, "resume": str(path), "outdir": overrides.get("outdir", saved.get("outdir", outdir))}
+    return TrainingOptions.from_dict(opts).validate()
+
+
+# ---------------------------------------------------------------------------------------------- logging
+
+class RunLog:
+    """Messages to stdout and log.txt; one JSON line per tick to stats.jsonl; TensorBoard if installed."""
+
+    def __init__(self, run_dir: Path | None, enabled: bool):
+        self.enabled, self.run_dir = enabled, run_dir
+        self.tb = None
+        if enabled and run_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir))
+            except ImportError:
+                self.tb = None
+
+    def __call__(self, msg: str) -> None:
+        if not self.enabled:
+            return
+        tqdm.write(msg)
+        if self.run_dir is not None:
+            with open(self.run_dir / "log.txt", "a") as f:
+                f.write(msg + "\n")
+
+    def stats(self, row: dict[str, Any]) -> None:
+        if not self.enabled or self.run_dir is None:
+            return
+        with open(self.run_dir / "stats.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            step = int(row["kimg"] * 1000)
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k not in ("kimg", "tick", "timestamp"):
+                    self.tb.add_scalar(k, v, global_step=step)
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+# ---------------------------------------------------------------------------------------------- the trainer
+
+class Trainer:
+    """Holds everything one training process needs; :meth:`run` trains until ``kimg`` or a stop signal."""
+
+    def __init__(self, opts: TrainingOptions, info: DistInfo | None = None, log_fn: Callable[[str], None] | None = None):
+        from stylegan.data import ImageDataset, infinite_loader, resolve_data
+
+        self.opts = opts.validate()
+        self.info = info or init_distributed(opts.device)
+        self.device = self.info.device
+        if opts.batch % self.info.world_size:
+            raise OptionsError(f"--batch {opts.batch} is not divisible by the {self.info.world_size} processes")
+        self.batch_gpu = opts.batch // self.info.world_size
+
+        # Data (built-in datasets are built by rank 0 first, then read by everyone).
+        if self.info.is_main:
+            data_path = resolve_data(opts.data, opts.data_resolution, progress=True)
+        if self.info.enabled:
+            torch.distributed.barrier()
+        data_path = resolve_data(opts.data, opts.data_resolution, progress=False) if not self.info.is_main else data_path
+        self.dataset = ImageDataset(data_path, use_labels=opts.cond, xflip=opts.mirror)
+        if opts.cond and not self.dataset.has_labels:
+            raise OptionsError(f"--cond: the dataset {data_path} has no labels (dataset.json)")
+
+        # Networks: from the snapshot when resuming, otherwise from the preset and the data.
+        self.ckpt = read_checkpoint(opts.resume) if opts.resume else None
+        if self.ckpt is not None:
+            self.config = self.ckpt.config
+        else:
+            self.config = make_config(
+                opts.cfg, resolution=self.dataset.resolution, img_channels=self.dataset.num_channels,
+                c_dim=self.dataset.label_dim if opts.cond else 0, cbase=opts.cbase, cmax=opts.cmax,
+                map_depth=opts.map_depth, g_arch=opts.g_arch, d_arch=opts.d_arch,
+                num_fp16_res=0 if opts.fp32 else None)
+        self._check_data_fits()
+        nets = build_networks(self.config, seed=opts.seed)
+        self.G, self.G_ema, self.D = (nets[k].to(self.device) for k in ("G", "G_ema", "D"))
+        self.G.train()
+        self.D.train()
+
+        self.gamma = opts.resolved_gamma(self.config.G.resolution)
+        self.loss = StyleGAN2Loss(self.G, self.D, r1_gamma=self.gamma, pl_weight=opts.pl_weight,
+                                  style_mixing=opts.style_mixing)
+        self.pl_on = opts.pl_weight > 0
+        self.r1_on = self.gamma > 0
+        self.opt_G = self._adam(self.G, opts.glr, opts.pl_interval if self.pl_on else None)
+        self.opt_D = self._adam(self.D, opts.dlr, opts.r1_interval if self.r1_on else None)
+
+        self.cur_nimg = 0
+        self.batch_idx = 0
+        self.cur_tick = 0
+        self.nan_grads = 0
+        self.loader = infinite_loader(self.dataset, self.batch_gpu, seed=opts.seed, rank=self.info.rank,
+                                      world_size=self.info.world_size, num_workers=opts.workers,
+                                      # the loader's worker seeds come from its own generator, not the global RNG
+                                      generator=torch.Generator().manual_seed(opts.seed + self.info.rank))
+        if self.ckpt is not None:
+            self._restore(self.ckpt)
+        self.stop_requested = False
+        self.log = log_fn
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _check_data_fits(self) -> None:
+        g = self.config.G
+        ds = self.dataset
+        if (ds.resolution, ds.num_channels) != (g.resolution, g.img_channels):
+            raise OptionsError(f"the dataset is {ds.resolution}x{ds.resolution} with {ds.num_channels} channel(s), "
+                               f"the networks expect {g.resolution}x{g.resolution} with {g.img_channels}")
+        if self.opts.cond and ds.label_dim != g.c_dim:
+            raise OptionsError(f"the dataset has {ds.label_dim} classes, the networks {g.c_dim}")
+
+    @staticmethod
+    def _adam(module: torch.nn.Module, lr: float, reg_interval: int | None) -> torch.optim.Adam:
+        """Adam (β = 0, 0.99, ε = 1e-8), with lr and β adjusted by c = interval / (interval + 1) for lazy
+        regularization, so that the regularized steps keep the same effective rate."""
+        c = reg_interval / (reg_interval + 1) if reg_interval else 1.0
+        return torch.optim.Adam(module.parameters(), lr=lr * c, betas=(0.0 ** c, 0.99 ** c), eps=1e-8)
+
+    def _restore(self, ckpt) -> None:
+        needed = {"G", "G_ema", "D"}
+        if not needed <= set(ckpt.networks):
+            raise CheckpointError(f"{ckpt.path}: resume needs G, G_ema and D, the file has {', '.join(ckpt.networks)}")
+        for name, module in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+            load_state_strict(module, {k: v.to(self.device) for k, v in ckpt.state_dict(name).items()},
+                              f"{ckpt.path} [{name}]")
+        t = ckpt.extra.get("training")
+        if t is None:  # networks only (an init checkpoint, or imported weights): start counting from zero
+            return
+        optimizer_from_tensors(self.opt_G, ckpt, "opt_G", t["opt_G"])
+        optimizer_from_tensors(self.opt_D, ckpt, "opt_D", t["opt_D"])
+        self.loss.pl_mean.copy_(ckpt.tensors["state.pl_mean"].to(self.device))
+        self.cur_nimg, self.batch_idx, self.cur_tick = t["cur_nimg"], t["batch_idx"], t["cur_tick"]
+        self.nan_grads = t.get("nan_grads", 0)
+        self.loader.load_state_dict(t["loader"])
+        if t["world_size"] == self.info.world_size:
+            restore_rng(ckpt)
+
+    # ------------------------------------------------------------------ one iteration
+    def _finish(self, opt: torch.optim.Optimizer, module: torch.nn.Module, phase: str) -> None:
+        params = [p for p in module.parameters() if p.requires_grad]
+        all_reduce_grads(params, self.info)
+        bad = sum(int((~torch.isfinite(p.grad)).sum()) for p in params if p.grad is not None)
+        if bad:
+            self.nan_grads += 1
+            if self.log:
+                self.log(f"warning: {bad} non-finite gradient value(s) in phase {phase} at kimg "
+                         f"{self.cur_nimg / 1000:.1f}; replaced (NaN -> 0, +-Inf -> +-1e5) before the step")
+            for p in params:
+                if p.grad is not None:
+                    torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
+        opt.step()
+
+    def _labels(self, n: int) -> torch.Tensor | None:
+        if not self.opts.cond:
+            return None
+        idx = torch.randint(len(self.dataset), (n,))
+        return torch.stack([self.dataset.get_label(int(i)) for i in idx]).to(self.device)
+
+    def step(self) -> dict[str, torch.Tensor]:
+        """One minibatch: every phase whose interval divides the batch index, then the EMA."""
+        opts, n = self.opts, self.batch_gpu
+        real, real_c = next(self.loader)
+        real = real.to(self.device, torch.float32) / 127.5 - 1
+        real_c = real_c.to(self.device) if opts.cond else None
+        z_dim = self.G.z_dim
+        stats: dict[str, torch.Tensor] = {}
+
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        self.opt_G.zero_grad(set_to_none=True)
+        stats.update(self.loss.g_main(torch.randn(n, z_dim, device=self.device), self._labels(n)))
+        self._finish(self.opt_G, self.G, "G main")
+        if self.pl_on and self.batch_idx % opts.pl_interval == 0:
+            self.opt_G.zero_grad(set_to_none=True)
+            stats.update(self.loss.g_pl(torch.randn(n, z_dim, device=self.device), self._labels(n),
+                                        gain=opts.pl_interval))
+            self._finish(self.opt_G, self.G, "G path length")
+
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        self.opt_D.zero_grad(set_to_none=True)
+        stats.update(self.loss.d_main(real, real_c, torch.randn(n, z_dim, device=self.device), self._labels(n)))
+        self._finish(self.opt_D, self.D, "D main")
+        if self.r1_on and self.batch_idx % opts.r1_interval == 0:
+            self.opt_D.zero_grad(set_to_none=True)
+            stats.update(self.loss.d_r1(real, real_c, gain=opts.r1_interval))
+            self._finish(self.opt_D, self.D, "D R1")
+        self.D.requires_grad_(False)
+
+        update_ema(self.G_ema, self.G, ema_beta(opts.batch, self.cur_nimg, opts.resolved_ema_kimg(), opts.ema_rampup))
+        self.cur_nimg += opts.batch
+        self.batch_idx += 1
+        return stats
+
+    # ------------------------------------------------------------------ snapshots
+    def training_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tg, mg = optimizer_to_tensors(self.opt_G, "opt_G")
+        td, md = optimizer_to_tensors(self.opt_D, "opt_D")
+        tensors = {**tg, **td, "state.pl_mean": self.loss.pl_mean.detach().cpu(), **rng_state_tensors()}
+        meta = {"opt_G": mg, "opt_D": md, "cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx,
+                "cur_tick": self.cur_tick, "nan_grads": self.nan_grads, "loader": self.loader.state_dict(),
+                "world_size": self.info.world_size, "batch": self.opts.batch}
+        return tensors, meta
+
+    def save_snapshot(self, path: Path) -> Path:
+        tensors, meta = self.training_state()
+        extra = {"kimg": self.cur_nimg / 1000, "options": self.opts.to_dict(), "training": meta,
+                 "gamma": self.gamma}
+        return save_checkpoint(path, self.config, {"G": self.G, "G_ema": self.G_ema, "D": self.D},
+                               extra_tensors=tensors, extra=extra)
+
+
+# ---------------------------------------------------------------------------------------------- image grids
+
+def grid_shape(resolution: int) -> tuple[int, int]:
+    cols = int(min(max(1024 // resolution, 4), 8))
+    return cols, cols
+
+
+@torch.no_grad()
+def fake_grid(G, grid_z: torch.Tensor, grid_c: torch.Tensor | None, cols: int, batch: int = 16) -> np.ndarray:
+    imgs = []
+    for i in range(0, len(grid_z), batch):
+        c = None if grid_c is None else grid_c[i:i + batch]
+        imgs.append(to_uint8(G(grid_z[i:i + batch], c, noise_mode="const")))
+    return make_grid(np.concatenate(imgs), cols=cols)
+
+
+# ---------------------------------------------------------------------------------------------- entry point
+
+def run_description(opts: TrainingOptions, world_size: int, gamma: float) -> str:
+    data = re.sub(r"[^A-Za-z0-9_.]+", "_", Path(opts.data.replace("builtin:", "")).stem)
+    desc = f"{opts.cfg}-{data}-gpus{world_size}-batch{opts.batch}-gamma{gamma:g}"
+    return desc + (f"-{opts.desc}" if opts.desc else "")
+
+
+def train(opts: TrainingOptions) -> Path | None:
+    """Train until ``opts.kimg`` thousand images or SIGINT/SIGTERM (then a final snapshot is written).
+    Returns the run folder (None for a dry run)."""
+    info = init_distributed(opts.device)
+    try:
+        return _train(opts, info)
+    finally:
+        shutdown(info)
+
+
+def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
+    torch.manual_seed(opts.seed * info.world_size + info.rank)
+    np.random.seed((opts.seed * info.world_size + info.rank) % 2 ** 32)
+    trainer = Trainer(opts, info)
+    config = trainer.config
+
+    if opts.dry_run:
+        if info.is_main:
+            print(json.dumps({"options": opts.to_dict(), "config": config.to_dict(), "gamma": trainer.gamma,
+                              "dataset": repr(trainer.dataset),
+                              "params": {"G": num_parameters(trainer.G), "D": num_parameters(trainer.D)}}, indent=2))
+            print("dry run: nothing trained, nothing written")
+        return None
+
+    # The run folder: the resumed run's own folder when the snapshot lies in one, else a new one.
+    resume_dir = Path(opts.resume).parent if opts.resume else None
+    continuing = resume_dir is not None and (resume_dir / "options.json").is_file() and trainer.cur_nimg > 0
+    if continuing:
+        run_dir = resume_dir
+    else:
+        run_dir = next_run_dir(Path(opts.outdir), run_description(opts, info.world_size, trainer.gamma))
+    log = RunLog(run_dir, info.is_main)
+    trainer.log = log
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "options.json").write_text(json.dumps({"options": opts.to_dict(), "config": config.to_dict(),
+                                                          "gamma": trainer.gamma, "world_size": info.world_size},
+                                                         indent=2))
+    log(f"{'resuming' if continuing or opts.resume else 'starting'} training in {run_dir}")
+    log(f"data: {trainer.dataset!r}")
+    log(f"G: {num_parameters(trainer.G):,} parameters, D: {num_parameters(trainer.D):,} parameters; "
+        f"{config.G.resolution}x{config.G.resolution}, batch {opts.batch} ({trainer.batch_gpu} per process x "
+        f"{info.world_size}), gamma {trainer.gamma:g}, device {trainer.device}")
+
+    # Fixed latents for the snapshot grids.
+    cols, rows = grid_shape(config.G.resolution)
+    gen = torch.Generator().manual_seed(opts.seed)
+    grid_z = torch.randn(cols * rows, config.G.z_dim, generator=gen).to(trainer.device)
+    grid_c = None
+    if opts.cond:
+        idx = torch.randint(len(trainer.dataset), (cols * rows,), generator=gen)
+        grid_c = torch.stack([trainer.dataset.get_label(int(i)) for i in idx]).to(trainer.device)
+    if info.is_main and not continuing:
+        reals = np.stack([trainer.dataset[i % len(trainer.dataset)][0].permute(1, 2, 0).numpy()
+                          for i in range(cols * rows)])
+        save_png(make_grid(reals, cols=cols), run_dir / "reals.png")
+        save_png(fake_grid(trainer.G_ema, grid_z, grid_c, cols), run_dir / "fakes_init.png")
+
+    # Stop cleanly on SIGINT / SIGTERM: finish the step, write a snapshot, exit.
+    def on_signal(signum, frame):
+        trainer.stop_requested = True
+        log(f"received {signal.Signals(signum).name}: writing a final snapshot after this step")
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    total_nimg = int(opts.kimg * 1000)
+    tick_nimg = int(opts.tick * 1000)
+    bar = tqdm(total=opts.kimg, initial=trainer.cur_nimg / 1000, unit="kimg", disable=not info.is_main,
+               dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}]{postfix}")
+    tick_start_nimg, tick_start_time = trainer.cur_nimg, time.time()
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    try:
+        while True:
+            stats = trainer.step()
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + float(v.float().sum())
+                counts[k] = counts.get(k, 0.0) + v.numel()
+            bar.update(opts.batch / 1000)
+            done = trainer.cur_nimg >= total_nimg
+            stop = trainer.stop_requested
+            if info.enabled:  # every process must agree to stop at the same step
+                flag = all_reduce_sum(torch.tensor([float(stop)], device=trainer.device), info)
+                stop = bool(flag.item() > 0)
+            if not (done or stop or trainer.cur_nimg >= tick_start_nimg + tick_nimg):
+                continue
+
+            # ---- tick
+            trainer.cur_tick += 1
+            now = time.time()
+            tick_sec = now - tick_start_time
+            keys = sorted(sums)
+            vec = torch.tensor([[sums[k], counts[k]] for k in keys], dtype=torch.float64, device=trainer.device)
+            vec = all_reduce_sum(vec, info).cpu() if keys else vec
+            means = {k: vec[i, 0].item() / max(vec[i, 1].item(), 1) for i, k in enumerate(keys)}
+            kimg_done = (trainer.cur_nimg - tick_start_nimg) / 1000
+            row = {"tick": trainer.cur_tick, "kimg": trainer.cur_nimg / 1000, "sec_per_tick": tick_sec,
+                   "sec_per_kimg": tick_sec / max(kimg_done, 1e-8), "images_per_s": kimg_done * 1000 / max(tick_sec, 1e-8),
+                   "cpu_mem_gb": peak_rss_gb(), "nan_grads": trainer.nan_grads, "timestamp": now, **means}
+            if trainer.device.type == "cuda":
+                row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(trainer.device) / 2 ** 30
+            log.stats(row)
+            log(f"tick {trainer.cur_tick:<5d} kimg {row['kimg']:<8.1f} sec/tick {tick_sec:<7.1f} "
+                f"sec/kimg {row['sec_per_kimg']:<7.2f} img/s {row['images_per_s']:<7.1f} "
+                f"G {means.get('Loss/G/loss', float('nan')):.3f} D {means.get('Loss/D/loss', float('nan')):.3f} "
+                f"r1 {means.get('Loss/r1_penalty', float('nan')):.3g} pl {means.get('Loss/pl_penalty', float('nan')):.3g} "
+                f"mem {row['cpu_mem_gb']:.2f}GB")
+            bar.set_postfix_str(f"G {means.get('Loss/G/loss', float('nan')):.2f} D {means.get('Loss/D/loss', float('nan')):.2f}")
+            for k, v in means.items():
+                if not math.isfinite(v):
+                    log(f"warning: {k} is {v} at kimg {row['kimg']:.1f}")
+
+            # ---- snapshot
+            if done or stop or trainer.cur_tick % opts.snap == 0:
+                kimg_tag = f"{trainer.cur_nimg // 1000:06d}"
+                if info.is_main:
+                    save_png(fake_grid(trainer.G_ema, grid_z, grid_c, cols), run_dir / f"fakes{kimg_tag}.png")
+                    path = trainer.save_snapshot(run_dir / f"network-snapshot-{kimg_tag}.safetensors")
+                    log(f"wrote {path.name}")
+            sums.clear()
+            counts.clear()
+            tick_start_nimg, tick_start_time = trainer.cur_nimg, time.time()
+            if done or stop:
+                break
+    finally:
+        bar.close()
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        trainer.loader.close()
+        log.close()
+    log("stopped by signal; resume with --resume latest" if trainer.stop_requested and not done else "done")
+    return run_dir

@@ -1,0 +1,125 @@
+"""StyleGAN2 losses (SPEC §4): the non-saturating logistic loss, the R1 penalty, path-length regularization,
+and style-mixing regularization in the generator's forward pass.
+
+Each function returns the per-sample loss to be averaged; callers scale it by the lazy interval (``gain``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def nonsaturating_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """G: softplus(−D(G(z)))."""
+    return F.softplus(-fake_logits)
+
+
+def logistic_d_loss(fake_logits: torch.Tensor | None, real_logits: torch.Tensor | None) -> torch.Tensor:
+    """D: softplus(D(G(z))) + softplus(−D(x)) (either term may be computed on its own)."""
+    loss = 0
+    if fake_logits is not None:
+        loss = loss + F.softplus(fake_logits)
+    if real_logits is not None:
+        loss = loss + F.softplus(-real_logits)
+    return loss
+
+
+def r1_penalty(real_img: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+    """‖∇ₓD(x)‖² per sample on real images (``real_img`` must require grad); the loss is (γ/2) times it."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_img, create_graph=True, only_inputs=True)
+    return grad.square().sum(dim=[1, 2, 3])
+
+
+def path_lengths(img: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
+    """‖J_wᵀ y‖₂ per sample, y ~ N(0, I)/sqrt(H·W) an image-sized random direction; J_wᵀy is the gradient of
+    Σ(G(w)·y) w.r.t. w, its squared norm averaged over the ws of the sample."""
+    y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+    (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True, only_inputs=True)
+    return grad.square().sum(dim=2).mean(dim=1).sqrt()
+
+
+def mixing_ws(G, z: torch.Tensor, c: torch.Tensor | None, prob: float, update_w_avg: bool = False) -> torch.Tensor:
+    """Mapping with style-mixing regularization: with probability ``prob`` the batch switches, at a crossover
+    drawn uniformly from [1, num_ws), to the ws of a second latent."""
+    ws = G.mapping(z, c, update_w_avg=update_w_avg)
+    if prob > 0:
+        cutoff = int(torch.randint(1, ws.shape[1], ()).item())
+        if torch.rand(()).item() < prob:
+            ws2 = G.mapping(torch.randn_like(z), c)
+            ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+    return ws
+
+
+@dataclass
+class StyleGAN2Loss:
+    """The four phases of StyleGAN2 training and their losses.
+
+    r1_gamma: R1 weight γ. pl_weight: path-length weight (2). pl_decay: decay of the running mean a (0.01).
+    pl_batch_shrink: the PL batch is this many times smaller (2). style_mixing: mixing probability (0.9).
+    """
+
+    G: torch.nn.Module
+    D: torch.nn.Module
+    r1_gamma: float = 10.0
+    pl_weight: float = 2.0
+    pl_decay: float = 0.01
+    pl_batch_shrink: int = 2
+    style_mixing: float = 0.9
+
+    def __post_init__(self):
+        device = next(self.G.parameters()).device
+        self.pl_mean = torch.zeros([], device=device)
+
+    def run_G(self, z, c, update_w_avg=False):
+        ws = mixing_ws(self.G, z, c, self.style_mixing, update_w_avg=update_w_avg)
+        return self.G.synthesis(ws, noise_mode="random"), ws
+
+    def g_main(self, z, c, gain: float = 1.0) -> dict[str, torch.Tensor]:
+        img, _ = self.run_G(z, c, update_w_avg=True)
+        logits = self.D(img, c)
+        loss = nonsaturating_g_loss(logits)
+        (loss.mean() * gain).backward()
+        return {"Loss/G/loss": loss.detach(), "Loss/scores/fake": logits.detach()}
+
+    def g_pl(self, z, c, gain: float) -> dict[str, torch.Tensor]:
+        n = max(z.shape[0] // self.pl_batch_shrink, 1)
+        img, ws = self.run_G(z[:n], None if c is None else c[:n])
+        lengths = path_lengths(img, ws)
+        self.pl_mean.copy_(self.pl_mean.lerp(lengths.detach().mean(), self.pl_decay))
+        penalty = (lengths - self.pl_mean).square()
+        # `img[:, 0, 0, 0] * 0` keeps every synthesis parameter in the graph (a no-op for the gradient).
+        ((img[:, 0, 0, 0] * 0 + penalty * self.pl_weight).mean() * gain).backward()
+        return {"Loss/pl_penalty": penalty.detach(), "Loss/G/reg": (penalty * self.pl_weight).detach()}
+
+    def d_main(self, real_img, real_c, z, c, gain: float = 1.0, r1: bool = False) -> dict[str, torch.Tensor]:
+        """D on fakes and reals; with ``r1`` also the R1 penalty (StyleGAN2 without lazy regularization)."""
+        with torch.no_grad():
+            fake, _ = self.run_G(z, c)
+        fake_logits = self.D(fake, c)
+        (F.softplus(fake_logits).mean() * gain).backward()
+        stats = self._d_real(real_img, real_c, gain, main=True, r1_gain=gain if r1 else 0.0)
+        stats["Loss/scores/fake"] = fake_logits.detach()
+        stats["Loss/D/loss"] = stats.pop("_real_loss") + F.softplus(fake_logits).detach()
+        return stats
+
+    def d_r1(self, real_img, real_c, gain: float) -> dict[str, torch.Tensor]:
+        return self._d_real(real_img, real_c, 0.0, main=False, r1_gain=gain)
+
+    def _d_real(self, real_img, real_c, gain, main: bool, r1_gain: float):
+        x = real_img.detach().requires_grad_(r1_gain > 0)
+        logits = self.D(x, real_c)
+        loss = F.softplus(-logits) * gain if main else logits * 0
+        stats = {}
+        if main:
+            stats["_real_loss"] = F.softplus(-logits).detach()
+            stats["Loss/scores/real"] = logits.detach()
+        if r1_gain > 0:
+            penalty = r1_penalty(x, logits)
+            loss = loss + penalty.unsqueeze(1) * (self.r1_gamma / 2) * r1_gain
+            stats["Loss/r1_penalty"] = penalty.detach()
+            stats["Loss/D/reg"] = (penalty * self.r1_gamma / 2).detach()
+        loss.mean().backward()
+        return stats

@@ -1,0 +1,107 @@
+"""Training options: typed, validated before anything runs, saved as ``options.json`` in the run folder and
+in every snapshot."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from stylegan.config import D_ARCHS, G_ARCHS, PRESETS
+
+
+class OptionsError(ValueError):
+    """A training option is out of range or inconsistent."""
+
+
+@dataclass
+class TrainingOptions:
+    """Options of ``stylegan train`` (defaults as in the authors' StyleGAN2 configuration F).
+
+    outdir: parent folder of run folders ``NNNNN-desc``. data: prepared dataset path or ``builtin:NAME``.
+    data_resolution: resolution for a built-in dataset (their default otherwise).
+    cfg: network preset; cbase, cmax, map_depth, g_arch, d_arch override it.
+    cond: train on the dataset's class labels. mirror: add x-flipped copies of the data.
+    batch: global batch (split across processes). gamma: R1 weight (None: 0.0002·res²/batch).
+    kimg: length in thousands of real images shown to D. tick: kimg per progress report; snap: ticks per
+    snapshot (image grid + checkpoint). glr, dlr: Adam learning rates (0.002).
+    ema_kimg: half-life of the generator EMA in kimg (None: batch·10/32); ema_rampup: ramp-up ratio (0.05).
+    style_mixing: mixing-regularization probability (0.9). pl_weight: path-length weight (2).
+    r1_interval, pl_interval: lazy regularization intervals (16, 4). fp32: disable mixed precision.
+    workers: data-loading processes. seed: random seed. resume: checkpoint path, or ``latest`` (newest
+    snapshot of the newest run in outdir). dry_run: print the options and networks, train nothing.
+    device: auto, cpu, cuda. desc: extra text for the run folder name.
+    """
+
+    outdir: str = "runs"
+    data: str = ""
+    data_resolution: int | None = None
+    cfg: str = "stylegan2"
+    cbase: int | None = None
+    cmax: int | None = None
+    map_depth: int | None = None
+    g_arch: str | None = None
+    d_arch: str | None = None
+    cond: bool = False
+    mirror: bool = False
+    batch: int = 32
+    gamma: float | None = None
+    kimg: float = 25000
+    tick: float = 4
+    snap: int = 50
+    glr: float = 0.002
+    dlr: float = 0.002
+    ema_kimg: float | None = None
+    ema_rampup: float | None = 0.05
+    style_mixing: float = 0.9
+    pl_weight: float = 2.0
+    r1_interval: int = 16
+    pl_interval: int = 4
+    fp32: bool = False
+    workers: int = 2
+    seed: int = 0
+    resume: str | None = None
+    dry_run: bool = False
+    device: str = "auto"
+    desc: str | None = None
+
+    def validate(self) -> "TrainingOptions":
+        def check(cond, msg):
+            if not cond:
+                raise OptionsError(msg)
+        check(bool(self.data), "--data is required (a dataset path or builtin:NAME)")
+        check(self.cfg in PRESETS, f"unknown --cfg {self.cfg!r}; known: {', '.join(sorted(PRESETS))}")
+        check(self.g_arch is None or self.g_arch in G_ARCHS, f"--g-arch must be one of {G_ARCHS}")
+        check(self.d_arch is None or self.d_arch in D_ARCHS, f"--d-arch must be one of {D_ARCHS}")
+        check(isinstance(self.batch, int) and self.batch >= 1, f"--batch must be >= 1, got {self.batch}")
+        check(self.gamma is None or self.gamma >= 0, f"--gamma must be >= 0, got {self.gamma}")
+        check(self.kimg > 0, f"--kimg must be positive, got {self.kimg}")
+        check(self.tick > 0, f"--tick must be positive, got {self.tick}")
+        check(isinstance(self.snap, int) and self.snap >= 1, f"--snap must be >= 1, got {self.snap}")
+        check(self.glr > 0 and self.dlr > 0, "--glr and --dlr must be positive")
+        check(self.ema_kimg is None or self.ema_kimg >= 0, "--ema-kimg must be >= 0")
+        check(0 <= self.style_mixing <= 1, f"--style-mixing must be in [0, 1], got {self.style_mixing}")
+        check(self.pl_weight >= 0, "--pl-weight must be >= 0")
+        check(self.r1_interval >= 1 and self.pl_interval >= 1, "regularization intervals must be >= 1")
+        check(self.workers >= 0, "--workers must be >= 0")
+        check(0 <= self.seed < 2 ** 32, "--seed must be in [0, 2^32)")
+        check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+              f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        return self
+
+    def resolved_gamma(self, resolution: int) -> float:
+        """The R1 weight: --gamma, or the authors' heuristic 0.0002·res²/batch."""
+        return self.gamma if self.gamma is not None else 0.0002 * resolution ** 2 / self.batch
+
+    def resolved_ema_kimg(self) -> float:
+        return self.ema_kimg if self.ema_kimg is not None else self.batch * 10 / 32
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainingOptions":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise OptionsError(f"unknown training option(s): {', '.join(unknown)}")
+        return cls(**d)

@@ -339,6 +339,8 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
     trainer.log = log
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.glob(".network-snapshot-*.tmp"):  # a write cut short by SIGKILL: never a checkpoint
+            stale.unlink()
         (run_dir / "options.json").write_text(json.dumps({"options": opts.to_dict(), "config": config.to_dict(),
                                                           "gamma": trainer.gamma, "world_size": info.world_size},
                                                          indent=2))
@@ -381,7 +383,8 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + float(v.float().sum())
                 counts[k] = counts.get(k, 0.0) + v.numel()
-            bar.update(opts.batch / 1000)
+            bar.n = min(trainer.cur_nimg, total_nimg) / 1000
+            bar.update(0)
             done = trainer.cur_nimg >= total_nimg
             stop = trainer.stop_requested
             if info.enabled:  # every process must agree to stop at the same step
@@ -405,12 +408,13 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
             if trainer.device.type == "cuda":
                 row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(trainer.device) / 2 ** 30
             log.stats(row)
+            def fmt(key):  # a penalty whose lazy phase did not run during this tick shows as "-"
+                return f"{means[key]:.4g}" if key in means else "-"
             log(f"tick {trainer.cur_tick:<5d} kimg {row['kimg']:<8.1f} sec/tick {tick_sec:<7.1f} "
                 f"sec/kimg {row['sec_per_kimg']:<7.2f} img/s {row['images_per_s']:<7.1f} "
-                f"G {means.get('Loss/G/loss', float('nan')):.3f} D {means.get('Loss/D/loss', float('nan')):.3f} "
-                f"r1 {means.get('Loss/r1_penalty', float('nan')):.3g} pl {means.get('Loss/pl_penalty', float('nan')):.3g} "
-                f"mem {row['cpu_mem_gb']:.2f}GB")
-            bar.set_postfix_str(f"G {means.get('Loss/G/loss', float('nan')):.2f} D {means.get('Loss/D/loss', float('nan')):.2f}")
+                f"G {fmt('Loss/G/loss')} D {fmt('Loss/D/loss')} r1 {fmt('Loss/r1_penalty')} "
+                f"pl {fmt('Loss/pl_penalty')} mem {row['cpu_mem_gb']:.2f}GB")
+            bar.set_postfix_str(f"G {fmt('Loss/G/loss')} D {fmt('Loss/D/loss')}")
             for k, v in means.items():
                 if not math.isfinite(v):
                     log(f"warning: {k} is {v} at kimg {row['kimg']:.1f}")

@@ -1,0 +1,233 @@
+"""Training: losses against formulas, phases on their intervals, exact resume, signals, DDP."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylegan.checkpoint import read_checkpoint
+from stylegan.training.ema import ema_beta, update_ema
+from stylegan.training.loop import Trainer, latest_snapshot, train
+from stylegan.training.loss import path_lengths, r1_penalty
+from stylegan.training.options import OptionsError, TrainingOptions
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def make_images(folder: Path, n=24, res=16, seed=0):
+    rng = np.random.RandomState(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:res, 0:res] / res
+    for i in range(n):
+        a, b, c = rng.rand(3)
+        img = np.stack([np.sin(6 * a * xx + 3 * b), np.cos(5 * b * yy), np.sin(4 * c * (xx + yy))], -1)
+        Image.fromarray(((img * 0.5 + 0.5) * 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def tiny_opts(tmp_path, **kw):
+    data = make_images(tmp_path / "data") if not (tmp_path / "data").exists() else tmp_path / "data"
+    base = dict(outdir=str(tmp_path / "runs"), data=str(data), cbase=256, cmax=32, map_depth=2, batch=4,
+                kimg=0.04, tick=0.016, snap=1, workers=0, device="cpu", seed=3)
+    base.update(kw)
+    return TrainingOptions(**base)
+
+
+def test_r1_penalty_formula():
+    w = torch.randn(1, 3, 4, 4)
+    x = torch.randn(5, 3, 4, 4, requires_grad=True)
+    logits = (x * w).sum(dim=[1, 2, 3]).unsqueeze(1) ** 1  # linear D: gradient is w everywhere
+    torch.testing.assert_close(r1_penalty(x, logits), w.square().sum().expand(5))
+
+
+def test_path_length_formula():
+    torch.manual_seed(0)
+    k, res = 3.0, 64
+    ws = torch.randn(6, 1, res * res, requires_grad=True)
+    img = ws.reshape(6, 1, res, res) * k  # J = k·I, so |J^T y| = k·|y| and E|y|^2 = 1
+    lengths = path_lengths(img, ws)
+    assert lengths.shape == (6,)
+    assert torch.allclose(lengths, torch.full((6,), k), rtol=0.05)
+
+
+def test_ema():
+    assert ema_beta(32, 0, 10, 0.05) == pytest.approx(0.0, abs=1e-12)  # start: copy G
+    assert ema_beta(32, 10 ** 7, 10, 0.05) == pytest.approx(0.5 ** (32 / 10000))
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    ref = b.weight.detach() + 0.9 * (a.weight.detach() - b.weight.detach())
+    update_ema(a, b, 0.9)
+    torch.testing.assert_close(a.weight, ref)
+
+
+def test_options_validation(tmp_path):
+    with pytest.raises(OptionsError, match="--data"):
+        TrainingOptions().validate()
+    with pytest.raises(OptionsError, match="--batch"):
+        TrainingOptions(data="x", batch=0).validate()
+    with pytest.raises(OptionsError, match="style-mixing"):
+        TrainingOptions(data="x", style_mixing=1.5).validate()
+    assert TrainingOptions(data="x", batch=8).resolved_gamma(64) == pytest.approx(0.0002 * 64 * 64 / 8)
+
+
+def test_iterations_finite_and_phases_on_their_intervals(tmp_path):
+    torch.manual_seed(0)
+    t = Trainer(tiny_opts(tmp_path))
+    calls = []
+    grads_seen = {}
+    for name in ("g_main", "g_pl", "d_main", "d_r1"):
+        fn = getattr(t.loss, name)
+
+        def wrapped(*a, _fn=fn, _name=name, **k):
+            def grads():
+                return ({n: p.grad.clone() for n, p in t.G.named_parameters() if p.grad is not None},
+                        {n: p.grad.clone() for n, p in t.D.named_parameters() if p.grad is not None})
+            before = grads()
+            out = _fn(*a, **k)
+            after = grads()
+            calls.append((t.batch_idx, _name))
+            # The parameters whose gradients this phase changed.
+            grads_seen[_name] = tuple({n for n, g in af.items() if n not in bf or not torch.equal(g, bf[n])}
+                                      for bf, af in zip(before, after))
+            return out
+        setattr(t.loss, name, wrapped)
+    for _ in range(17):
+        stats = t.step()
+        assert all(torch.isfinite(v).all() for v in stats.values())
+    assert [b for b, n in calls if n == "g_pl"] == [0, 4, 8, 12, 16]
+    assert [b for b, n in calls if n == "d_r1"] == [0, 16]
+    assert len([1 for _, n in calls if n in ("g_main", "d_main")]) == 34
+    # Path length moves only G's weights, R1 only D's; the main phases move their own network.
+    g_pl, d_pl = grads_seen["g_pl"]
+    g_r1, d_r1 = grads_seen["d_r1"]
+    assert g_pl and not d_pl and d_r1 and not g_r1
+    assert "synthesis.blocks.16.conv1.weight" in g_pl and "mapping.layers.0.weight" in g_pl
+    assert "blocks.16.fromrgb.weight" in d_r1
+    assert t.cur_nimg == 17 * 4 and t.loss.pl_mean.item() > 0
+
+
+def test_resume_continues_exactly(tmp_path):
+    opts = tiny_opts(tmp_path)
+    torch.manual_seed(11)
+    a = Trainer(opts)
+    for _ in range(5):
+        a.step()
+    snap = a.save_snapshot(tmp_path / "snap.safetensors")
+    losses_a = [{k: v.clone() for k, v in a.step().items()} for _ in range(3)]
+
+    torch.manual_seed(999)  # whatever the global state now, the snapshot's RNG state is restored
+    b = Trainer(tiny_opts(tmp_path, resume=str(snap)))
+    assert b.cur_nimg == 20 and b.batch_idx == 5
+    sa, sb = a.opt_G.state_dict(), b.opt_G.state_dict()
+    losses_b = [{k: v.clone() for k, v in b.step().items()} for _ in range(3)]
+    for la, lb in zip(losses_a, losses_b):
+        assert la.keys() == lb.keys()
+        for k in la:
+            assert torch.equal(la[k], lb[k]), k
+    for (n, pa), pb in zip(a.G.named_parameters(), b.G.parameters()):
+        assert torch.equal(pa, pb), n
+    for (n, pa), pb in zip(a.G_ema.named_parameters(), b.G_ema.parameters()):
+        assert torch.equal(pa, pb), n
+    assert sa["param_groups"][0]["lr"] == sb["param_groups"][0]["lr"]
+
+
+def test_full_run_outputs_and_resume_latest(tmp_path):
+    run = train(tiny_opts(tmp_path))
+    names = {p.name for p in run.iterdir()}
+    assert {"options.json", "log.txt", "stats.jsonl", "reals.png", "fakes_init.png", "fakes000000.png",
+            "network-snapshot-000000.safetensors"} <= names
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert rows[-1]["kimg"] >= 0.04 and all(np.isfinite(r["Loss/G/loss"]) for r in rows)
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    ckpt = read_checkpoint(run / "network-snapshot-000000.safetensors")
+    assert ckpt.extra["training"]["cur_nimg"] == 40 and ckpt.extra["options"]["batch"] == 4
+    # Resume the same run for longer, from the newest snapshot.
+    from stylegan.training.loop import resume_options
+
+    opts = resume_options("latest", str(tmp_path / "runs"), {"kimg": 0.06})
+    assert opts.batch == 4 and opts.cbase == 256
+    run2 = train(opts)
+    assert run2 == run
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert rows[-1]["kimg"] >= 0.06
+
+
+def test_dry_run_writes_nothing(tmp_path, capsys):
+    assert train(tiny_opts(tmp_path, dry_run=True)) is None
+    assert "dry run" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dataset_resolution_mismatch_is_reported(tmp_path):
+    from stylegan.checkpoint import save_checkpoint
+    from stylegan.config import make_config
+    from stylegan.networks import build_networks
+
+    cfg = make_config("stylegan2", resolution=32, cbase=256, cmax=32, map_depth=2)
+    path = save_checkpoint(tmp_path / "n.safetensors", cfg, build_networks(cfg))
+    with pytest.raises(OptionsError, match="16x16"):
+        Trainer(tiny_opts(tmp_path, resume=str(path)))
+
+
+def _cli(tmp_path, *extra):
+    data = tmp_path / "data"
+    if not data.exists():
+        make_images(data)
+    return [str(VENV_BIN / "stylegan"), "train", "--outdir", str(tmp_path / "runs"), "--data", str(data),
+            "--cbase", "256", "--cmax", "32", "--map-depth", "2", "--batch", "4", "--tick", "0.008", "--snap", "1",
+            "--workers", "0", "--device", "cpu", *extra]
+
+
+def _wait_for(predicate, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_leaves_valid_snapshots_and_resumes(tmp_path, sig):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen(_cli(tmp_path, "--kimg", "10"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert _wait_for(lambda: len(list((tmp_path / "runs").glob("*/network-snapshot-*.safetensors"))) >= 1)
+        time.sleep(0.5)
+        p.send_signal(sig)
+        out = p.communicate(timeout=120)[0].decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    snap = latest_snapshot(tmp_path / "runs")
+    ckpt = read_checkpoint(snap)  # verified: complete and uncorrupted
+    if sig == signal.SIGTERM:
+        assert not list(snap.parent.glob(".*.tmp"))
+        assert p.returncode == 0, out
+        assert "SIGTERM" in out and "stopped by signal" in out
+    r = subprocess.run(_cli(tmp_path, "--resume", "latest", "--kimg", str(ckpt.extra["kimg"] + 0.008)), env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "resuming" in (snap.parent / "log.txt").read_text()
+    assert not list(snap.parent.glob(".*.tmp"))  # a partial write left by SIGKILL is cleaned up
+
+
+def test_two_process_gloo_run(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [str(VENV_BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", "29517", "-m", "stylegan.cli.main",
+           *_cli(tmp_path, "--kimg", "0.016")[1:]]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and "gpus2" in runs[0].name
+    assert runs[0].joinpath("log.txt").read_text().count("starting training") == 1
+    rows = [json.loads(line) for line in runs[0].joinpath("stats.jsonl").read_text().splitlines()]
+    assert rows[-1]["kimg"] >= 0.016
+    ckpt = read_checkpoint(latest_snapshot(tmp_path / "runs"))
+    assert ckpt.extra["training"]["world_size"] == 2

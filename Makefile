@@ -37,6 +37,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_generator.py
+	$(PY) benchmarks/bench_training.py
 
 clean:
 	rm -rf $(VENV) out

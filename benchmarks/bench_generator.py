@@ -57,7 +57,7 @@ def main() -> None:
     peak = measured_peak_flops(device=args.device)
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{args.threads} threads, device {args.device}")
-    print(f"measured peak (float32 GEMM 2048³): {peak / 1e9:.1f} GFLOP/s")
+    print(f"measured peak (float32 GEMM/conv): {peak / 1e9:.1f} GFLOP/s")
     rows = []
     print(f"{'setting':<14}{'what':<40}{'batch':>6}{'img/s':>10}{'GFLOP/img':>11}{'% peak':>8}")
     for name in args.settings.split(","):

@@ -112,6 +112,24 @@ def test_iterations_finite_and_phases_on_their_intervals(tmp_path):
     assert t.cur_nimg == 17 * 4 and t.loss.pl_mean.item() > 0
 
 
+def test_non_finite_gradients_are_replaced_and_logged(tmp_path):
+    t = Trainer(tiny_opts(tmp_path))
+    messages = []
+    t.log = messages.append
+    g_main = t.loss.g_main
+
+    def poisoned(*a, **k):
+        out = g_main(*a, **k)
+        t.G.synthesis.blocks["16"].conv1.weight.grad[0, 0, 0, 0] = float("nan")
+        t.G.mapping.layers[0].bias.grad[0] = float("inf")
+        return out
+    t.loss.g_main = poisoned
+    t.step()
+    assert t.nan_grads == 1
+    assert any("non-finite" in m and "G main" in m for m in messages)
+    assert all(torch.isfinite(p).all() for p in t.G.parameters())
+
+
 def test_resume_continues_exactly(tmp_path):
     opts = tiny_opts(tmp_path)
     torch.manual_seed(11)

@@ -148,8 +148,17 @@ def info(network, as_json):
     click.echo(f"D            arch {d['arch']}, cbase {d['cbase']}, cmax {d['cmax']}, mbstd group {d['mbstd_group']}")
     for name, n in s["networks"].items():
         click.echo(f"params {name:<6}{n:,}")
-    for k, v in s["extra"].items():
-        click.echo(f"{k:<13}{v}")
+    extra = s["extra"]
+    if "kimg" in extra:
+        t = extra.get("training", {})
+        click.echo(f"trained      {extra['kimg']:g} kimg, {t.get('cur_tick', '?')} ticks, gamma {extra.get('gamma', '?')}")
+    opts = extra.get("options")
+    if opts:
+        click.echo(f"options      data {opts.get('data')}, batch {opts.get('batch')}, glr {opts.get('glr')}, "
+                   f"dlr {opts.get('dlr')}, mirror {opts.get('mirror')}, cond {opts.get('cond')}")
+    for k, v in extra.items():
+        if k not in ("kimg", "training", "options", "gamma"):
+            click.echo(f"{k:<13}{v}")
 
 
 @main.command()

@@ -202,8 +202,10 @@ class Trainer:
         self.cur_nimg, self.batch_idx, self.cur_tick = t["cur_nimg"], t["batch_idx"], t["cur_tick"]
         self.nan_grads = t.get("nan_grads", 0)
         self.loader.load_state_dict(t["loader"])
-        if t["world_size"] == self.info.world_size:
-            restore_rng(ckpt)
+        if self.info.world_size == 1 and t["world_size"] == 1:
+            restore_rng(ckpt)  # the exact continuation of a single-process run
+        else:  # the snapshot holds rank 0's RNG; give every process its own stream from here on
+            torch.manual_seed((self.opts.seed * 1_000_003 + self.cur_nimg) * self.info.world_size + self.info.rank)
 
     # ------------------------------------------------------------------ one iteration
     def _finish(self, opt: torch.optim.Optimizer, module: torch.nn.Module, phase: str) -> None:

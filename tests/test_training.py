@@ -249,3 +249,18 @@ def test_two_process_gloo_run(tmp_path):
     assert rows[-1]["kimg"] >= 0.016
     ckpt = read_checkpoint(latest_snapshot(tmp_path / "runs"))
     assert ckpt.extra["training"]["world_size"] == 2
+
+
+def test_cpu_bfloat16_layers_train_with_finite_losses(tmp_path):
+    t = Trainer(tiny_opts(tmp_path, cpu_bf16=True))
+    assert t.config.G.num_fp16_res == 4 and t.config.G.conv_clamp == 256
+    assert t.G.synthesis.cpu_half_dtype == torch.bfloat16
+    for _ in range(2):
+        stats = t.step()
+        assert all(torch.isfinite(v).all() for v in stats.values())
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in t.G.parameters())
+
+
+def test_fp32_option_clears_reduced_precision_and_clamp(tmp_path):
+    t = Trainer(tiny_opts(tmp_path, fp32=True))
+    assert t.config.G.num_fp16_res == 0 and t.config.G.conv_clamp is None and t.config.D.conv_clamp is None

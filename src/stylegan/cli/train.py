@@ -40,6 +40,7 @@ from stylegan.config import D_ARCHS, G_ARCHS, PRESETS
               help="Path-length regularization weight (0 disables it).")
 @click.option("--fp32/--mixed", default=False, show_default=True,
               help="--fp32 disables mixed precision (float16 in the highest resolutions on CUDA).")
+@click.option("--cpu-bf16", is_flag=True, help="On the CPU, run the reduced-precision layers in bfloat16.")
 @click.option("--workers", type=click.IntRange(0), default=2, show_default=True, help="Data-loading processes.")
 @click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True, help="Random seed.")
 @click.option("--resume", default=None, metavar="PATH|latest",

@@ -141,12 +141,15 @@ class Trainer:
                 opts.cfg, resolution=self.dataset.resolution, img_channels=self.dataset.num_channels,
                 c_dim=self.dataset.label_dim if opts.cond else 0, cbase=opts.cbase, cmax=opts.cmax,
                 map_depth=opts.map_depth, g_arch=opts.g_arch, d_arch=opts.d_arch,
-                num_fp16_res=0 if opts.fp32 else None)
+                # --fp32: no reduced-precision layers and no clamp, as in the authors' option
+                num_fp16_res=0 if opts.fp32 else None, conv_clamp=None if opts.fp32 else "keep")
         self._check_data_fits()
         nets = build_networks(self.config, seed=opts.seed)
         self.G, self.G_ema, self.D = (nets[k].to(self.device) for k in ("G", "G_ema", "D"))
         self.G.train()
         self.D.train()
+        if opts.cpu_bf16 and not opts.fp32:  # reduced-precision layers in bfloat16 on the CPU
+            self.G.synthesis.cpu_half_dtype = self.D.cpu_half_dtype = self.G_ema.synthesis.cpu_half_dtype = torch.bfloat16
 
         self.gamma = opts.resolved_gamma(self.config.G.resolution)
         self.loss = StyleGAN2Loss(self.G, self.D, r1_gamma=self.gamma, pl_weight=opts.pl_weight,
@@ -211,7 +214,10 @@ class Trainer:
     def _finish(self, opt: torch.optim.Optimizer, module: torch.nn.Module, phase: str) -> None:
         params = [p for p in module.parameters() if p.requires_grad]
         all_reduce_grads(params, self.info)
-        bad = sum(int((~torch.isfinite(p.grad)).sum()) for p in params if p.grad is not None)
+        grads = [p.grad for p in params if p.grad is not None]
+        # One cheap reduction per tensor; only when a sum is not finite are the bad values counted.
+        finite = bool(torch.isfinite(torch.stack([g.sum() for g in grads])).all()) if grads else True
+        bad = 0 if finite else sum(int((~torch.isfinite(g)).sum()) for g in grads)
         if bad:
             self.nan_grads += 1
             if self.log:

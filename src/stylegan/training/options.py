@@ -26,7 +26,9 @@ class TrainingOptions:
     snapshot (image grid + checkpoint). glr, dlr: Adam learning rates (0.002).
     ema_kimg: half-life of the generator EMA in kimg (None: batch·10/32); ema_rampup: ramp-up ratio (0.05).
     style_mixing: mixing-regularization probability (0.9). pl_weight: path-length weight (2).
-    r1_interval, pl_interval: lazy regularization intervals (16, 4). fp32: disable mixed precision.
+    r1_interval, pl_interval: lazy regularization intervals (16, 4). fp32: disable mixed precision
+    (float16 in the highest resolutions on CUDA, with conv clamp). cpu_bf16: run those layers in bfloat16
+    on the CPU (off by default: see README for when it pays).
     workers: data-loading processes. seed: random seed. resume: checkpoint path, or ``latest`` (newest
     snapshot of the newest run in outdir). dry_run: print the options and networks, train nothing.
     device: auto, cpu, cuda. desc: extra text for the run folder name.
@@ -57,6 +59,7 @@ class TrainingOptions:
     r1_interval: int = 16
     pl_interval: int = 4
     fp32: bool = False
+    cpu_bf16: bool = False
     workers: int = 2
     seed: int = 0
     resume: str | None = None

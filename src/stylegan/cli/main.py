@@ -63,8 +63,10 @@ def main():
 
 @main.command()
 @network_option
-@click.option("--seeds", required=True, callback=_int_list, metavar="LIST",
+@click.option("--seeds", default=None, callback=_int_list, metavar="LIST",
               help="Seeds, as a list of numbers and inclusive ranges: 0-7,12.")
+@click.option("--projected-w", default=None, type=click.Path(dir_okay=False), metavar="NPZ",
+              help="Render the ws of a projection (projected_w.npz from `stylegan project`) instead of seeds.")
 @trunc_option
 @click.option("--trunc-cutoff", type=int, default=None, metavar="INT",
               help="Apply truncation to the first INT style layers only (default: all).")
@@ -74,12 +76,31 @@ def main():
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass.")
 @device_option
 @outdir_option
-def generate(network, seeds, truncation_psi, trunc_cutoff, noise_mode, class_idx, grid, batch_size, device, outdir):
-    """Generate one image per seed (seedNNNN.png), and optionally a grid."""
+def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mode, class_idx, grid, batch_size,
+             device, outdir):
+    """Generate one image per seed (seedNNNN.png), and optionally a grid; or render a projection."""
     from stylegan.images import make_grid, save_png
     from stylegan.tools.generate import generate_images
 
+    if (seeds is None) == (projected_w is None):
+        raise click.UsageError("give exactly one of --seeds and --projected-w")
     G = _load_generator(network, _device(device))
+    if projected_w is not None:
+        import torch
+
+        from stylegan.images import to_uint8
+        from stylegan.tools.projector import load_projected_w
+
+        try:
+            ws = load_projected_w(projected_w, G).to(next(G.parameters()).device)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        with torch.no_grad():
+            images = to_uint8(G.synthesis(ws, noise_mode=noise_mode))
+        for i, img in enumerate(images):
+            save_png(img, Path(outdir) / f"proj{i:02d}.png")
+        click.echo(f"wrote {len(images)} image(s) to {outdir}")
+        return
     try:
         images = generate_images(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff,
                                  noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size, progress=True)
@@ -195,9 +216,20 @@ def init(cfg, resolution, img_channels, cbase, cmax, map_depth, z_dim, w_dim, c_
 
 
 def _register() -> None:
+    from stylegan.cli.metrics import metrics
+    from stylegan.cli.weights import weights
+
+    main.add_command(metrics)
+    main.add_command(weights)
+    from stylegan.cli.convert import convert
     from stylegan.cli.train import train
 
+    main.add_command(convert)
     main.add_command(train)
+    from stylegan.cli.tools import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
     try:
         from stylegan.cli.dataset import dataset
     except ImportError:  # pragma: no cover - the data package is part of the install

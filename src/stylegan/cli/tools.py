@@ -1,0 +1,174 @@
+"""Commands for the editing and analysis tools: project, video, noise-study, resolution-study,
+reprojection-study. Each parses its options and calls stylegan.tools."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from stylegan.cli.main import (_device, _int_list, _load_generator, class_option, device_option, network_option,
+                               noise_option, outdir_option, trunc_option)
+
+
+def _distance(device, name: str):
+    """LPIPS (VGG16) from the metrics package, or a clear error saying how to get its weights."""
+    try:
+        from stylegan.metrics.features import lpips_distance
+    except ImportError as e:  # pragma: no cover - the metrics package is part of the install
+        raise click.ClickException(f"LPIPS is not available: {e}") from None
+    try:
+        return lpips_distance(device)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+@click.command()
+@network_option
+@click.option("--target", "targets", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Image to project (center-cropped and resized to the network's size); repeatable.")
+@click.option("--num-steps", type=click.IntRange(1), default=1000, show_default=True, help="Optimization steps.")
+@click.option("--seed", type=int, default=303, show_default=True, help="Random seed.")
+@click.option("--w-plus", is_flag=True, help="Optimize one w per layer (W+) instead of a single w.")
+@click.option("--save-video", is_flag=True, help="Also write proj.mp4: target beside the optimization, step by step.")
+@click.option("--report", is_flag=True, help="Print the final LPIPS distance of each target (for attribution).")
+@device_option
+@outdir_option
+def project(network, targets, num_steps, seed, w_plus, save_video, report, device, outdir):
+    """Project images into the latent space: writes target.png, proj.png, projected_w.npz and
+    losses.json per target (in DIR, or DIR/<n>/ for several)."""
+    import numpy as np
+
+    from stylegan.images import save_png, to_uint8
+    from stylegan.tools.projector import ProjectionConfig, load_target, project as run, save_projected_w
+    from stylegan.tools.video import write_video
+
+    dev = _device(device)
+    G = _load_generator(network, dev)
+    distance = _distance(dev, "lpips")
+    for n, target_path in enumerate(targets):
+        out = Path(outdir) if len(targets) == 1 else Path(outdir) / f"{n:02d}"
+        try:
+            target = load_target(target_path, G.resolution, G.img_channels)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        proj = run(G, target.to(dev), distance, ProjectionConfig(num_steps=num_steps, w_plus=w_plus, seed=seed),
+                   keep_steps=save_video)
+        out.mkdir(parents=True, exist_ok=True)
+        save_png(to_uint8(target)[0], out / "target.png")
+        save_png(to_uint8(proj.image)[0], out / "proj.png")
+        save_projected_w(out / "projected_w.npz", proj)
+        (out / "losses.json").write_text(json.dumps({"distance": proj.distances, "loss": proj.losses}))
+        if save_video:
+            import torch
+
+            tgt = to_uint8(target)[0]
+
+            def frames():
+                with torch.no_grad():
+                    for w in proj.w_steps:
+                        ws = w.expand(1, G.num_ws, -1) if not w_plus else w
+                        img = to_uint8(G.synthesis(ws, noise_mode="none", noise=proj.noise))[0]
+                        f = np.concatenate([tgt, img], axis=1)
+                        yield np.repeat(f, 3, axis=2) if f.shape[2] == 1 else f
+            write_video(frames(), out / "proj.mp4", fps=60)
+        msg = f"{target_path}: final LPIPS distance {proj.final_distance:.4f} -> {out}"
+        click.echo(msg if report else f"wrote {out}")
+
+
+@click.command()
+@network_option
+@click.option("--seeds", required=True, callback=_int_list, metavar="LIST",
+              help="Seeds, dealt to the grid cells in order (a multiple of the number of cells).")
+@click.option("--grid", default="1x1", show_default=True, metavar="COLSxROWS", help="Grid of simultaneous loops.")
+@click.option("--w-frames", type=click.IntRange(1), default=60, show_default=True,
+              help="Frames between two keyframes.")
+@click.option("--space", type=click.Choice(["w", "z"]), default="w", show_default=True,
+              help="Interpolate in W (lerp) or in Z (slerp).")
+@click.option("--fps", type=click.IntRange(1), default=30, show_default=True, help="Frames per second.")
+@trunc_option
+@noise_option
+@class_option
+@device_option
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="out.mp4 or out.gif.")
+def video(network, seeds, grid, w_frames, space, fps, truncation_psi, noise_mode, class_idx, device, output):
+    """A looping interpolation video between seeds."""
+    from stylegan.tools.video import interpolation_frames, write_video
+
+    try:
+        cols, rows = (int(v) for v in grid.lower().split("x"))
+        assert cols >= 1 and rows >= 1
+    except (ValueError, AssertionError):
+        raise click.BadParameter(f"expected COLSxROWS such as 2x2, got {grid!r}", param_hint="--grid") from None
+    G = _load_generator(network, _device(device))
+    try:
+        frames = interpolation_frames(G, seeds, (cols, rows), w_frames, space, truncation_psi, noise_mode,
+                                      class_idx, progress=True)
+        path = write_video(frames, output, fps=fps)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {path}")
+
+
+@click.command("noise-study")
+@network_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent.")
+@click.option("--realizations", type=click.IntRange(2), default=100, show_default=True,
+              help="Noise realizations for the standard deviation.")
+@click.option("--split", type=int, default=None, help="Highest 'coarse' resolution [lower half of the levels].")
+@trunc_option
+@class_option
+@device_option
+@outdir_option
+def noise_study(network, seed, realizations, split, truncation_psi, class_idx, device, outdir):
+    """The effect of noise: all / none / fine only / coarse only, and the per-pixel std (noise-study.png)."""
+    import numpy as np
+
+    from stylegan.images import save_png
+    from stylegan.tools.noise_study import noise_study as run
+
+    G = _load_generator(network, _device(device))
+    try:
+        study = run(G, seed, truncation_psi, realizations, split, class_idx)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    out = Path(outdir)
+    for name, img in study.images.items():
+        save_png(img, out / f"noise-{name}.png")
+    save_png(study.figure(), out / "noise-study.png")
+    np.save(out / "noise-std.npy", study.std)
+    click.echo(f"wrote {out / 'noise-study.png'} (all | none | fine | coarse | std); mean std {study.std.mean():.4f}")
+
+
+@click.command("resolution-study")
+@click.option("--network", default=None, metavar="PATH", help="One checkpoint.")
+@click.option("--run", "run_dir", default=None, type=click.Path(file_okay=False), help="A training run folder: every snapshot.")
+@click.option("--num", type=click.IntRange(2), default=64, show_default=True, help="Images per measurement.")
+@device_option
+@outdir_option
+def resolution_study(network, run_dir, num, device, outdir):
+    """Contribution of each resolution to the output of a skip generator (StyleGAN2 Fig. 8)."""
+    from stylegan.tools.resolution_study import plot_over_training, relative_std, snapshots_of_run
+
+    if bool(network) == bool(run_dir):
+        raise click.UsageError("give exactly one of --network and --run")
+    dev = _device(device)
+    paths = [(0.0, Path(network))] if network else snapshots_of_run(run_dir)
+    if not paths:
+        raise click.ClickException(f"{run_dir}: no network-snapshot-*.safetensors")
+    rows = []
+    for kimg, p in paths:
+        try:
+            rows.append((kimg, relative_std(_load_generator(str(p), dev), num=num)))
+        except ValueError as e:
+            raise click.ClickException(f"{p}: {e}") from None
+        click.echo(f"{p.name}: " + ", ".join(f"{r}²: {100 * v:.1f}%" for r, v in sorted(rows[-1][1].items())))
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "resolution-study.json").write_text(json.dumps([{"kimg": k, "share": {str(r): v for r, v in s.items()}}
+                                                           for k, s in rows], indent=2))
+    if run_dir:
+        click.echo(f"wrote {plot_over_training(rows, out / 'resolution-study.png')}")
+
+
+COMMANDS = [project, video, noise_study, resolution_study]

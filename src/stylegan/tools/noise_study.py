@@ -1,0 +1,66 @@
+"""The effect of noise inputs (StyleGAN Fig. 5/7): one latent rendered with noise on all layers, on none,
+on the fine layers only and on the coarse layers only, and the per-pixel standard deviation over many noise
+realizations."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stylegan.images import to_uint8
+from stylegan.tools.generate import class_labels, z_from_seed
+
+
+def default_split(resolution: int) -> int:
+    """Highest coarse resolution: the lower half of the resolution levels (32 for a 1024² network)."""
+    levels = int(math.log2(resolution))
+    return 2 ** ((2 + levels + 1) // 2 - 1)
+
+
+@dataclass
+class NoiseStudy:
+    images: dict[str, np.ndarray]  # name -> HWC uint8
+    std: np.ndarray  # HW float: per-pixel standard deviation over noise realizations (mean over channels)
+
+    def figure(self) -> np.ndarray:
+        """One row: all, none, fine, coarse, then the standard deviation as a heat map (brighter = more)."""
+        imgs = [self.images[k] for k in ("all", "none", "fine", "coarse")]
+        h, w, c = imgs[0].shape
+        s = self.std / max(float(self.std.max()), 1e-8)
+        heat = (np.clip(s, 0, 1) * 255).astype(np.uint8)
+        heat = np.stack([heat, heat, heat], -1) if c == 3 else heat[..., None]
+        return np.concatenate([*imgs, heat], axis=1)
+
+
+@torch.no_grad()
+def noise_study(G, seed: int, truncation_psi: float = 1.0, realizations: int = 100, split: int | None = None,
+                class_idx: int | None = None, noise_seed: int = 0) -> NoiseStudy:
+    layers = G.synthesis.noise_layers()
+    if not layers:
+        raise ValueError("this network has no noise inputs")
+    split = split or default_split(G.resolution)
+    device = next(G.parameters()).device
+    ws = G.mapping(z_from_seed(seed, G.z_dim).to(device), class_labels(G, class_idx, 1, device),
+                   truncation_psi=truncation_psi)
+    gen = torch.Generator().manual_seed(noise_seed)
+
+    def render(which: set[str], n: int = 1) -> torch.Tensor:
+        noise = {name: torch.randn(n, 1, r, r, generator=gen).to(device) for name, r in layers.items() if name in which}
+        return G.synthesis(ws.expand(n, -1, -1), noise_mode="none", noise=noise)
+
+    coarse = {k for k, r in layers.items() if r <= split}
+    fine = set(layers) - coarse
+    images = {
+        "all": to_uint8(render(set(layers)))[0],
+        "none": to_uint8(render(set()))[0],
+        "fine": to_uint8(render(fine))[0],
+        "coarse": to_uint8(render(coarse))[0],
+    }
+    samples = []
+    for i in range(0, realizations, 16):
+        samples.append(render(set(layers), min(16, realizations - i)))
+    x = torch.cat(samples)  # [R, C, H, W] in [-1, 1]
+    std = x.std(dim=0, unbiased=False).mean(dim=0).cpu().numpy()
+    return NoiseStudy(images=images, std=std)

@@ -1,0 +1,184 @@
+"""Projection of an image into the latent space (StyleGAN2 §5): optimize w (or W+, one w per layer) and the
+noise maps so that the generator reproduces a target, measured by LPIPS on images downsampled to at most
+256². w starts at w_avg (from 10k samples) with ramped Gaussian noise of std 0.05·σ_w·max(0, 1 − t/0.75)²;
+Adam at lr 0.1 with a 5 % ramp-up and a 25 % cosine ramp-down; the noise maps are regularized at several
+scales (weight 1e5) and renormalized to zero mean and unit variance after every step."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # images in [-1, 1] -> [N] distances
+
+
+@dataclass
+class ProjectionConfig:
+    num_steps: int = 1000
+    w_avg_samples: int = 10000
+    initial_lr: float = 0.1
+    initial_noise_factor: float = 0.05
+    noise_ramp_length: float = 0.75
+    lr_rampup_length: float = 0.05
+    lr_rampdown_length: float = 0.25
+    regularize_noise_weight: float = 1e5
+    w_plus: bool = False
+    seed: int = 303
+
+
+@dataclass
+class Projection:
+    w: torch.Tensor  # [1, num_ws, w_dim], the ws to give G.synthesis
+    noise: dict[str, torch.Tensor]  # optimized noise maps, by layer name
+    image: torch.Tensor  # [1, C, H, W] in [-1, 1]
+    distances: list[float] = field(default_factory=list)  # per step
+    losses: list[float] = field(default_factory=list)
+    w_steps: list[torch.Tensor] = field(default_factory=list)  # w after each step (for videos)
+
+    @property
+    def final_distance(self) -> float:
+        return self.distances[-1]
+
+
+def load_target(path: str | os.PathLike, resolution: int, channels: int) -> torch.Tensor:
+    """A target image, center-cropped to a square and resized to the network's size: [1, C, R, R] in [-1, 1]."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "P"):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(bg, im)
+            im = im.convert("RGB" if channels == 3 else "L")
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"{path}: cannot read the target image ({e})") from None
+    w, h = im.size
+    s = min(w, h)
+    im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    im = im.resize((resolution, resolution), Image.LANCZOS)
+    a = np.asarray(im, dtype=np.float32)
+    a = a[..., None] if a.ndim == 2 else a
+    return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0) / 127.5 - 1
+
+
+def to_lpips_size(img: torch.Tensor) -> torch.Tensor:
+    """Images larger than 256² are area-downsampled to 256² before LPIPS, as in the paper."""
+    if img.shape[2] > 256:
+        img = F.interpolate(img, size=(256, 256), mode="area")
+    return img
+
+
+def noise_regularization(noise: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Σ over maps and scales of the squared autocorrelation at one-pixel shifts (down to 8×8)."""
+    reg = 0.0
+    for v in noise.values():
+        v = v.reshape(1, 1, *v.shape[-2:])
+        while True:
+            reg = reg + (v * torch.roll(v, 1, dims=3)).mean() ** 2 + (v * torch.roll(v, 1, dims=2)).mean() ** 2
+            if v.shape[2] <= 8:
+                break
+            v = F.avg_pool2d(v, 2)
+    return reg
+
+
+def w_statistics(G, samples: int, seed: int) -> tuple[torch.Tensor, float]:
+    device = next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(samples, G.z_dim, generator=gen).to(device)
+    c = None
+    if G.c_dim:
+        c = F.one_hot(torch.randint(G.c_dim, (samples,), generator=gen), G.c_dim).float().to(device)
+    with torch.no_grad():
+        w = torch.cat([G.mapping(z[i:i + 1000], None if c is None else c[i:i + 1000])[:, 0]
+                       for i in range(0, samples, 1000)])
+    w_avg = w.mean(0, keepdim=True)
+    w_std = float(((w - w_avg).square().sum() / samples).sqrt())
+    return w_avg, w_std
+
+
+def project(G, target: torch.Tensor, distance: Distance, cfg: ProjectionConfig = ProjectionConfig(),
+            progress: bool = True, keep_steps: bool = False) -> Projection:
+    """Optimize w (and noise) so that ``G.synthesis`` reproduces ``target`` ([1, C, R, R] in [−1, 1])."""
+    device = next(G.parameters()).device
+    if target.shape[1:] != (G.img_channels, G.resolution, G.resolution):
+        raise ValueError(f"target must be [1, {G.img_channels}, {G.resolution}, {G.resolution}], got {tuple(target.shape)}")
+    if cfg.num_steps < 1:
+        raise ValueError("num_steps must be >= 1")
+    torch.manual_seed(cfg.seed)
+    w_avg, w_std = w_statistics(G, cfg.w_avg_samples, cfg.seed)
+    layers = G.synthesis.noise_layers()
+    noise = {name: torch.randn(1, 1, r, r, device=device, requires_grad=True) for name, r in layers.items()}
+    w_opt = (w_avg.unsqueeze(1).repeat(1, G.num_ws, 1) if cfg.w_plus else w_avg.unsqueeze(1)).clone()
+    w_opt.requires_grad_(True)
+    opt = torch.optim.Adam([w_opt, *noise.values()], betas=(0.9, 0.999), lr=cfg.initial_lr)
+    target = target.to(device)
+    target_small = to_lpips_size(target)
+    G.requires_grad_(False)
+
+    result = Projection(w=w_opt.detach(), noise={}, image=target)
+    steps = tqdm(range(cfg.num_steps), desc="project", disable=not progress)
+    for step in steps:
+        t = step / cfg.num_steps
+        w_noise_scale = w_std * cfg.initial_noise_factor * max(0.0, 1.0 - t / cfg.noise_ramp_length) ** 2
+        lr_ramp = min(1.0, (1.0 - t) / cfg.lr_rampdown_length)
+        lr_ramp = 0.5 - 0.5 * math.cos(lr_ramp * math.pi)
+        lr_ramp = lr_ramp * min(1.0, t / cfg.lr_rampup_length)
+        for g in opt.param_groups:
+            g["lr"] = cfg.initial_lr * lr_ramp
+
+        ws = w_opt + torch.randn_like(w_opt) * w_noise_scale
+        ws = ws.expand(1, G.num_ws, -1) if not cfg.w_plus else ws
+        img = G.synthesis(ws, noise_mode="none", noise=noise)
+        dist = distance(to_lpips_size(img), target_small).sum()
+        reg = noise_regularization(noise)
+        loss = dist + reg * cfg.regularize_noise_weight
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for v in noise.values():
+                v -= v.mean()
+                v *= v.square().mean().rsqrt()
+        result.distances.append(float(dist.detach()))
+        result.losses.append(float(loss.detach()))
+        if keep_steps:
+            result.w_steps.append(w_opt.detach().clone())
+        steps.set_postfix_str(f"dist {float(dist):.4f} loss {float(loss):.4f}")
+
+    with torch.no_grad():
+        w_final = w_opt.detach().expand(1, G.num_ws, -1).clone() if not cfg.w_plus else w_opt.detach().clone()
+        noise_final = {k: v.detach().clone() for k, v in noise.items()}
+        image = G.synthesis(w_final, noise_mode="none", noise=noise_final)
+        final = float(distance(to_lpips_size(image), target_small).sum())
+    result.distances.append(final)
+    result.w, result.noise, result.image = w_final, noise_final, image
+    return result
+
+
+def save_projected_w(path: str | os.PathLike, proj: Projection) -> Path:
+    """``projected_w.npz`` with ``w`` [1, num_ws, w_dim] (what ``stylegan generate --projected-w`` reads)."""
+    path = Path(path)
+    np.savez(path, w=proj.w.cpu().numpy())
+    return path
+
+
+def load_projected_w(path: str | os.PathLike, G) -> torch.Tensor:
+    """ws [N, num_ws, w_dim] from a ``projected_w.npz``, checked against the network."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            w = torch.from_numpy(np.asarray(data["w"], dtype=np.float32))
+    except (OSError, KeyError, ValueError) as e:
+        raise ValueError(f"{path}: not a projected_w.npz with a 'w' array ({e})") from None
+    if w.ndim == 2:
+        w = w.unsqueeze(0)
+    if w.ndim != 3 or w.shape[1:] != (G.num_ws, G.w_dim):
+        raise ValueError(f"{path}: w has shape {tuple(w.shape)}, the network needs [N, {G.num_ws}, {G.w_dim}]")
+    return w

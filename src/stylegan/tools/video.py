@@ -1,0 +1,116 @@
+"""Interpolation videos: a grid of cells, each looping through its own seeds, interpolating in W (lerp) or
+in Z (slerp, then mapped), with truncation. MP4 through imageio-ffmpeg (which ships its own ffmpeg
+binary), GIF through Pillow as a fallback."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from stylegan.images import make_grid, to_uint8
+from stylegan.tools.generate import class_labels, z_from_seed
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation of vectors along the last dimension (norm interpolated linearly)."""
+    na, nb = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
+    ua, ub = a / na, b / nb
+    omega = torch.acos((ua * ub).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    u = (torch.sin((1 - t) * omega) / so) * ua + (torch.sin(t * omega) / so) * ub
+    return u * (na + t * (nb - na))
+
+
+def keyframe_latents(seeds: Sequence[int], cells: int, z_dim: int) -> torch.Tensor:
+    """[cells, keyframes, z_dim]: seeds dealt to the grid cells in order (len(seeds) divisible by cells)."""
+    if len(seeds) % cells:
+        raise ValueError(f"{len(seeds)} seeds cannot be split evenly over {cells} grid cells")
+    z = torch.cat([z_from_seed(s, z_dim) for s in seeds])
+    return z.reshape(len(seeds) // cells, cells, z_dim).transpose(0, 1)
+
+
+def num_frames(num_seeds: int, cells: int, w_frames: int) -> int:
+    """Frames of a loop: every keyframe of a cell is followed by ``w_frames`` frames towards the next."""
+    return (num_seeds // cells) * w_frames
+
+
+@torch.no_grad()
+def interpolation_frames(
+    G,
+    seeds: Sequence[int],
+    grid: tuple[int, int] = (1, 1),
+    w_frames: int = 60,
+    space: str = "w",
+    truncation_psi: float = 1.0,
+    noise_mode: str = "const",
+    class_idx: int | None = None,
+    progress: bool = False,
+) -> Iterator[np.ndarray]:
+    """Yield HWC uint8 frames of a seamless loop (the frame after the last is the first)."""
+    if space not in ("w", "z"):
+        raise ValueError(f"space must be 'w' or 'z', got {space!r}")
+    if w_frames < 1:
+        raise ValueError("w_frames must be >= 1")
+    cols, rows = grid
+    cells = cols * rows
+    device = next(G.parameters()).device
+    zk = keyframe_latents(seeds, cells, G.z_dim).to(device)  # [cells, K, z]
+    k = zk.shape[1]
+    c = class_labels(G, class_idx, cells, device)
+    wk = None
+    if space == "w":
+        wk = torch.stack([G.mapping(zk[:, i], c, truncation_psi=truncation_psi) for i in range(k)], dim=1)
+    total = k * w_frames
+    frames = range(total)
+    if progress:
+        frames = tqdm(frames, desc="video", unit="frame")
+    for f in frames:
+        i, t = divmod(f, w_frames)
+        t /= w_frames
+        j = (i + 1) % k
+        if space == "w":
+            ws = wk[:, i].lerp(wk[:, j], t)
+        else:
+            ws = G.mapping(slerp(zk[:, i], zk[:, j], t), c, truncation_psi=truncation_psi)
+        img = to_uint8(G.synthesis(ws, noise_mode=noise_mode))
+        frame = make_grid(img, cols=cols)
+        yield np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame
+
+
+def write_video(frames: Iterator[np.ndarray], output: str | os.PathLike, fps: int = 30) -> Path:
+    """Write frames to ``.mp4`` (H.264 via imageio-ffmpeg) or ``.gif`` (Pillow)."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    suffix = output.suffix.lower()
+    if suffix == ".gif":
+        images = [Image.fromarray(f) for f in frames]
+        if not images:
+            raise ValueError("no frames")
+        images[0].save(output, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+        return output
+    if suffix != ".mp4":
+        raise ValueError(f"unsupported video format {suffix!r}: use .mp4 or .gif")
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise ValueError("MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg); or write a .gif") from None
+    writer = None
+    try:
+        for f in frames:
+            if writer is None:
+                h, w = f.shape[:2]
+                writer = imageio_ffmpeg.write_frames(str(output), (w, h), fps=fps, codec="libx264",
+                                                     pix_fmt_out="yuv420p", quality=8, macro_block_size=1)
+                writer.send(None)
+            writer.send(np.ascontiguousarray(f))
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise ValueError("no frames")
+    return output

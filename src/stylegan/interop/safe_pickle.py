@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import pickletools
 import struct
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -369,8 +370,9 @@ def _build_allowlist(load_nested: Callable[[bytes], Any]) -> dict[str, _Safe]:
     add("torch.Size", _torch_size)
     add("torch.storage._load_from_bytes", load_nested)
     for name, dt in _STORAGE_DTYPES.items():
-        allowed[f"torch.{name}"] = _Safe(f"torch.{name}")
-        allowed[f"torch.{name}"].storage_type = _StorageType(name, dt)  # type: ignore[attr-defined]
+        for mod in ("torch", "torch.cuda"):  # storages saved from a GPU: the bytes are the same
+            allowed[f"{mod}.{name}"] = _Safe(f"{mod}.{name}")
+            allowed[f"{mod}.{name}"].storage_type = _StorageType(name, dt)  # type: ignore[attr-defined]
     for np_core in ("numpy.core", "numpy._core"):
         add(f"{np_core}.multiarray._reconstruct", _np_reconstruct)
         add(f"{np_core}.multiarray.scalar", _np_scalar)
@@ -427,6 +429,11 @@ class SafeUnpickler:
 
     def load(self, pos: int = 0) -> tuple[Any, int]:
         """The object and the position just after its STOP opcode."""
+        with warnings.catch_warnings():  # pickletools warns about odd escapes in protocol-0 strings
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return self._load(pos)
+
+    def _load(self, pos: int) -> tuple[Any, int]:
         f = io.BytesIO(self.data)
         f.seek(pos)
         stack: list = []
@@ -650,7 +657,7 @@ def _load_zip(data: bytes, what: str, nesting: int):
         if info.compress_type != zipfile.ZIP_STORED or info.file_size > len(data):
             raise InteropError(f"{what}: archive member {name} is compressed or larger than the archive")
         with zf.open(info) as fh:
-            return fh.read(info.file_size + 1)[: info.file_size + 1]
+            return fh.read()
 
     byteorder = read(prefix + "byteorder").decode("ascii", "replace") if prefix + "byteorder" in infos else "little"
     if byteorder not in ("little", "big"):

@@ -8,51 +8,10 @@ from pathlib import Path
 import click
 
 from stylegan.config import D_ARCHS, G_ARCHS, PRESETS, ConfigError
-from stylegan.nn.noise import NOISE_MODES
 
 
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise click.BadParameter("CUDA is not available on this machine", param_hint="--device")
-    return torch.device(name)
-
-
-def _int_list(ctx, param, value):
-    from stylegan.tools.generate import parse_range
-
-    if value is None:
-        return None
-    try:
-        return parse_range(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-
-
-def _load_generator(path: str, device):
-    from stylegan.checkpoint import CheckpointError, load
-
-    try:
-        return load(path, device=device)
-    except CheckpointError as e:
-        raise click.ClickException(str(e)) from None
-
-
-network_option = click.option("--network", "network", required=True, metavar="PATH",
-                              help="Checkpoint file (.safetensors) written by this package.")
-trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
-                            help="Truncation psi: 1 = none, 0 = the average image; 0.5-0.7 trades variety for quality.")
-noise_option = click.option("--noise-mode", type=click.Choice(NOISE_MODES), default="const", show_default=True,
-                            help="Noise inputs: const (fixed, deterministic), random (new each image), none.")
-class_option = click.option("--class", "class_idx", type=int, default=None, metavar="INT",
-                            help="Class index, for a conditional network.")
-device_option = click.option("--device", default="auto", show_default=True,
-                             help="Device to run on: auto, cpu, cuda, cuda:N.")
-outdir_option = click.option("--outdir", required=True, type=click.Path(file_okay=False), metavar="DIR",
-                             help="Folder for the outputs (created if needed).")
+from stylegan.cli.common import (_device, _int_list, _load_generator, class_option, device_option,  # noqa: E402
+                                 network_option, noise_option, outdir_option, trunc_option)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -223,6 +182,7 @@ COMMAND_MODULES = [
     ("stylegan.cli.metrics", "metrics"),
     ("stylegan.cli.weights", "weights"),
     ("stylegan.cli.convert", "convert"),
+    ("stylegan.cli.serve", "serve"),
 ]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stylegan.cli.main import (_device, _int_list, _load_generator, class_option, device_option, network_option,
+from stylegan.cli.common import (_device, _int_list, _load_generator, class_option, device_option, network_option,
                                noise_option, outdir_option, trunc_option)
 
 

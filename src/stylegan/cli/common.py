@@ -1,0 +1,51 @@
+"""Option definitions and small helpers shared by the command modules (imported by all of them; it imports
+none of them, so any command module can be run as ``python -m``)."""
+from __future__ import annotations
+
+import click
+
+from stylegan.nn.noise import NOISE_MODES
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available on this machine", param_hint="--device")
+    return torch.device(name)
+
+
+def _int_list(ctx, param, value):
+    from stylegan.tools.generate import parse_range
+
+    if value is None:
+        return None
+    try:
+        return parse_range(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _load_generator(path: str, device):
+    from stylegan.checkpoint import CheckpointError, load
+
+    try:
+        return load(path, device=device)
+    except CheckpointError as e:
+        raise click.ClickException(str(e)) from None
+
+
+network_option = click.option("--network", "network", required=True, metavar="PATH",
+                              help="Checkpoint file (.safetensors) written by this package.")
+trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
+                            help="Truncation psi: 1 = none, 0 = the average image; 0.5-0.7 trades variety for quality.")
+noise_option = click.option("--noise-mode", type=click.Choice(NOISE_MODES), default="const", show_default=True,
+                            help="Noise inputs: const (fixed, deterministic), random (new each image), none.")
+class_option = click.option("--class", "class_idx", type=int, default=None, metavar="INT",
+                            help="Class index, for a conditional network.")
+device_option = click.option("--device", default="auto", show_default=True,
+                             help="Device to run on: auto, cpu, cuda, cuda:N.")
+outdir_option = click.option("--outdir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+                             help="Folder for the outputs (created if needed).")

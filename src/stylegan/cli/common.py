@@ -30,9 +30,10 @@ def _int_list(ctx, param, value):
 
 def _load_generator(path: str, device):
     from stylegan.checkpoint import CheckpointError, load
+    from stylegan.pretrained import resolve_network
 
     try:
-        return load(path, device=device)
+        return load(resolve_network(path), device=device)  # a path, or a pretrained name (stylegan.pretrained)
     except CheckpointError as e:
         raise click.ClickException(str(e)) from None
 

@@ -1,0 +1,70 @@
+"""``stylegan serve``: the "This X Does Not Exist" page and its API, with uvicorn."""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import click
+
+from stylegan.cli.common import _device, _load_generator, device_option
+
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("--network", "network", default=None, metavar="PATH|NAME",
+              help="Checkpoint file, or the name of a pretrained network (default: the packaged mnist32).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. The default serves this machine only; 0.0.0.0 exposes the service.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
+@click.option("--max-queue", type=click.IntRange(1, 10000), default=16, show_default=True,
+              help="Requests that may wait for the network; more are refused with 503 until the queue drains.")
+@click.option("--max-steps", type=click.IntRange(2, 256), default=16, show_default=True,
+              help="Largest number of images in an interpolation strip.")
+@click.option("--psi", "default_psi", type=click.FloatRange(-2, 2), default=0.7, show_default=True,
+              help="Truncation psi the page starts with.")
+@click.option("--title", default=None, help="Page title [This <Subject> Does Not Exist].")
+@click.option("--card", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
+              help="Model card (Markdown) to show for a network given by path.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads [torch's default].")
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
+              show_default=True, help="uvicorn log level.")
+@device_option
+def serve(network, host, port, max_queue, max_steps, default_psi, title, card, threads, log_level, device):
+    """Serve a generator on a web page: a new image on each visit, truncation, style mixing, interpolation,
+    and a PNG/JSON API (/api/image, /api/mix, /api/interp, /api/info; schema at /openapi.json)."""
+    try:
+        import uvicorn
+
+        from stylegan.serve import create_app
+    except ModuleNotFoundError as e:
+        raise click.ClickException(f"serving needs fastapi and uvicorn ({e}); pip install fastapi uvicorn") from None
+    from stylegan import pretrained
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    network = network or pretrained.DEFAULT_NETWORK
+    G = _load_generator(network, _device(device))
+    is_name = network in pretrained.PRETRAINED and not Path(network).is_file()
+    name = network if is_name else Path(network).stem
+    card_text = Path(card).read_text(encoding="utf-8") if card else pretrained.model_card(name) if is_name else None
+    title = title or f"This {pretrained.SUBJECTS.get(name, 'Image') if is_name else 'Image'} Does Not Exist"
+    loopback = _is_loopback(host)
+    app = create_app(G, name=name, title=title, card=card_text, max_queue=max_queue, max_steps=max_steps,
+                     default_psi=default_psi, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    if not loopback:
+        click.echo(f"warning: binding to {host}: the service is reachable from other machines", err=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"serving {name} ({G.resolution}x{G.resolution}) at http://{shown}:{port}/  (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, access_log=log_level == "debug")

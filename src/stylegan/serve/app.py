@@ -1,0 +1,397 @@
+"""The web service: a page (``/``), its static files, and the JSON/PNG API behind it.
+
+``create_app(G)`` builds a FastAPI application around a loaded generator; ``stylegan serve`` runs it with
+uvicorn. Tests use it directly with Starlette's TestClient (no port needed).
+
+What holds it up under load:
+
+- The network is loaded once, by the caller. All inference runs on one worker thread
+  (:class:`~stylegan.serve.worker.InferenceWorker`) with a bounded queue; a request that finds the queue
+  full gets a 503 with a JSON body and ``Retry-After`` at once.
+- Every parameter is validated before anything is queued (seed in [0, 2^32), ψ finite in [−2, 2], noise
+  mode, crossover in [0, num_ws], steps in [2, max_steps], class only for conditional networks, no unknown
+  parameters); errors are 422 with a readable ``message``. The image size is the network's; nothing asks
+  for another.
+- Nothing from a request reaches the file system: the static files are read into memory at start-up and
+  looked up by name in a dict.
+- Images that are deterministic (noise ``const`` or ``none``) carry ``Cache-Control: public`` and an ETag
+  (a conditional request is answered 304 without touching the network); ``random`` noise is ``no-store``.
+"""
+
+import asyncio
+import hashlib
+import html
+import json
+import logging
+import math
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stylegan.nn.noise import NOISE_MODES
+from stylegan.serve.render import Renderer
+from stylegan.serve.worker import InferenceWorker, QueueFull, WorkerStopped
+
+log = logging.getLogger("stylegan.serve")
+
+SEED_MAX = 2 ** 32
+PSI_MIN, PSI_MAX = -2.0, 2.0
+#: Files served from ``stylegan/serve/static``, by suffix; anything else in the folder is not served.
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+                ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+#: Deterministic images may be cached this long (s). URLs from the page carry the model id (``v``), so a
+#: server restarted with another network never shows cached images of the old one.
+CACHE_MAX_AGE = 86400
+CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
+
+NoiseMode = Literal["const", "random", "none"]
+assert set(NoiseMode.__args__) == set(NOISE_MODES)  # type: ignore[attr-defined]
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a short machine-readable code and a message for people."""
+
+    error: str = Field(description="Error code: invalid_parameter, busy, not_found, internal, ...")
+    message: str = Field(description="What is wrong, in words.")
+    detail: list[dict[str, Any]] | None = Field(None, description="Per-parameter problems, for invalid_parameter.")
+
+
+class Info(BaseModel):
+    """The served network and the service's limits."""
+
+    name: str = Field(description="Model name (a pretrained name or the checkpoint's file name).")
+    title: str = Field(description="Title of the page.")
+    model_id: str = Field(description="Digest of the network's tensors; changes when the network changes.")
+    card: str | None = Field(description="Model card (Markdown), when one is known.")
+    resolution: int = Field(description="Image width and height in pixels (fixed by the network).")
+    channels: int = Field(description="Image channels: 1 (grayscale) or 3 (RGB).")
+    num_ws: int = Field(description="Number of style inputs (w vectors); crossover is in [0, num_ws].")
+    conditional: bool = Field(description="Whether the network takes a class; then `class` is required.")
+    c_dim: int = Field(description="Number of classes (0 when unconditional).")
+    z_dim: int = Field(description="Size of the latent z.")
+    w_dim: int = Field(description="Size of the intermediate latent w.")
+    noise_modes: list[str] = Field(description="Accepted values of `noise`.")
+    psi_min: float = Field(description="Smallest accepted truncation ψ.")
+    psi_max: float = Field(description="Largest accepted truncation ψ.")
+    default_psi: float = Field(description="ψ the page starts with.")
+    seed_max: int = Field(description="Seeds are integers in [0, seed_max).")
+    max_steps: int = Field(description="Largest `steps` of /api/interp.")
+    max_queue: int = Field(description="Requests that may wait for the network before new ones get 503.")
+
+
+class Health(BaseModel):
+    status: str = Field(description="'ok' while the worker runs.")
+    queued: int = Field(description="Requests waiting for the network.")
+    running: bool = Field(description="Whether a request is being computed now.")
+    max_queue: int = Field(description="Queue bound.")
+    served: int = Field(description="Requests computed since start-up.")
+    failed: int = Field(description="Requests whose computation raised.")
+    rejected: int = Field(description="Requests refused with 503 because the queue was full.")
+    busy_seconds: float = Field(description="Total time spent computing.")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.error, self.message, self.headers = status, error, message, headers or {}
+
+
+def _error(status: int, error: str, message: str, detail=None, headers=None) -> JSONResponse:
+    body = {"error": error, "message": message}
+    if detail is not None:
+        body["detail"] = detail
+    h = {"Cache-Control": "no-store"}
+    h.update(headers or {})
+    return JSONResponse(status_code=status, content=body, headers=h)
+
+
+def _describe(err: dict) -> dict:
+    loc = [str(x) for x in err.get("loc", ()) if x not in ("query", "path")]
+    param = ".".join(loc) or "request"
+    if err.get("type") == "missing":
+        msg = "required parameter is missing"
+    else:
+        msg = err.get("msg", "invalid value")
+        if "input" in err and isinstance(err["input"], (str, int, float)):
+            msg += f" (got {str(err['input'])[:40]!r})"
+    return {"parameter": param, "message": msg}
+
+
+class _Headers:
+    """Pure ASGI middleware: security headers on every response (the page may load nothing from elsewhere)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                h = MutableHeaders(scope=message)
+                h.setdefault("X-Content-Type-Options", "nosniff")
+                h.setdefault("Referrer-Policy", "no-referrer")
+                h.setdefault("Content-Security-Policy", CSP)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def load_static() -> dict[str, tuple[bytes, str]]:
+    """The page's files, read once: name → (content, media type)."""
+    out: dict[str, tuple[bytes, str]] = {}
+    folder = resources.files("stylegan.serve") / "static"
+    for entry in folder.iterdir():
+        suffix = "." + entry.name.rsplit(".", 1)[-1] if "." in entry.name else ""
+        if entry.is_file() and suffix in STATIC_TYPES:
+            out[entry.name] = (entry.read_bytes(), STATIC_TYPES[suffix])
+    if "index.html" not in out:
+        raise RuntimeError("stylegan/serve/static/index.html is missing from the installation")
+    return out
+
+
+def network_digest(G) -> str:
+    """A short digest of the generator's tensors (identifies the model in cache keys)."""
+    try:
+        from stylegan.checkpoint import tensors_digest
+
+        return tensors_digest(G.state_dict())[:16]
+    except Exception:  # a stand-in without state_dict
+        return hashlib.sha256(repr(type(G)).encode()).hexdigest()[:16]
+
+
+def create_app(
+    G,
+    *,
+    name: str = "network",
+    title: str = "This Image Does Not Exist",
+    card: str | None = None,
+    max_queue: int = 16,
+    max_steps: int = 16,
+    default_psi: float = 0.7,
+    model_id: str | None = None,
+    allowed_hosts: list[str] | None = None,
+    worker: InferenceWorker | None = None,
+) -> FastAPI:
+    """The application serving generator ``G`` (eval mode, no grads; see :func:`stylegan.load`).
+
+    ``max_queue`` bounds the requests waiting for the network (more get 503); ``max_steps`` bounds the
+    interpolation strip; ``allowed_hosts`` (e.g. ``["127.0.0.1", "localhost"]``) refuses other Host headers
+    (against DNS rebinding when bound to loopback)."""
+    if max_steps < 2:
+        raise ValueError("max_steps must be at least 2")
+    if not (PSI_MIN <= default_psi <= PSI_MAX):
+        raise ValueError(f"default_psi must be in [{PSI_MIN}, {PSI_MAX}]")
+    renderer = Renderer(G)
+    worker = worker or InferenceWorker(max_queue=max_queue)
+    model_id = model_id or network_digest(G)
+    num_ws, c_dim, res = int(G.num_ws), int(G.c_dim), int(G.resolution)
+    static = load_static()
+    index_html = static["index.html"][0].replace(b"{{TITLE}}", html.escape(title).encode())
+    info = Info(name=name, title=title, model_id=model_id, card=card, resolution=res,
+                channels=int(G.img_channels), num_ws=num_ws, conditional=c_dim > 0, c_dim=c_dim,
+                z_dim=int(G.z_dim), w_dim=int(G.w_dim), noise_modes=list(NOISE_MODES), psi_min=PSI_MIN,
+                psi_max=PSI_MAX, default_psi=default_psi, seed_max=SEED_MAX, max_steps=max_steps,
+                max_queue=worker.max_queue)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        worker.start()
+        yield
+        worker.stop()
+
+    app = FastAPI(
+        title=title,
+        version=_version(),
+        description=(f"Images from the generator **{name}** ({res}×{res}, {num_ws} style inputs, "
+                     f"{'conditional, ' + str(c_dim) + ' classes' if c_dim else 'unconditional'}). "
+                     "PNG endpoints are deterministic for noise `const` and `none` (cacheable); "
+                     f"at most {worker.max_queue} requests wait for the network, more get 503."),
+        docs_url=None, redoc_url=None,  # their pages load scripts from a CDN; /openapi.json is the schema
+        lifespan=lifespan,
+    )
+    app.state.worker, app.state.renderer, app.state.info = worker, renderer, info
+    app.add_middleware(_Headers)
+    if allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+
+    # -- errors ------------------------------------------------------------------------------------------------
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        detail = [_describe(e) for e in exc.errors()]
+        msg = "; ".join(f"{d['parameter']}: {d['message']}" for d in detail)
+        return _error(422, "invalid_parameter", msg, detail)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return _error(exc.status, exc.error, exc.message, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    # -- parameters -----------------------------------------------------------------------------------------
+    def only(*allowed: str):
+        """Refuse unknown query parameters (a typo must not silently fall back to a default)."""
+        allowed_set = set(allowed) | {"v"}
+
+        def check(request: Request):
+            unknown = sorted(set(request.query_params) - allowed_set)
+            if unknown:
+                hint = (" (this network is unconditional)" if "class" in unknown and c_dim == 0 else "")
+                raise ApiError(422, "invalid_parameter",
+                               f"unknown parameter(s) {', '.join(map(repr, unknown))}{hint}; this endpoint takes "
+                               f"{', '.join(sorted(allowed_set))}")
+        return Depends(check)
+
+    seed_doc = "Seed: an integer in [0, 2^32). Names the latent z = RandomState(seed).randn(z_dim)."
+    Seed = Annotated[int, Query(ge=0, lt=SEED_MAX, description=seed_doc, examples=[42])]
+    SeedA = Annotated[int, Query(ge=0, lt=SEED_MAX, description="Seed of image A, in [0, 2^32).", examples=[1])]
+    SeedB = Annotated[int, Query(ge=0, lt=SEED_MAX, description="Seed of image B, in [0, 2^32).", examples=[2])]
+    Psi = Annotated[float, Query(ge=PSI_MIN, le=PSI_MAX, allow_inf_nan=False,
+                                 description="Truncation ψ, finite, in [-2, 2]: 1 = none, 0 = the average image; "
+                                             "0.5-0.7 trades variety for quality.")]
+    Noise = Annotated[NoiseMode, Query(description="Noise inputs: `const` (fixed, deterministic), `random` (new "
+                                                   "each request, not cached), `none`.")]
+    class_doc = (f"Class index in [0, {c_dim}); required, the network is conditional." if c_dim else
+                 "Class index, for conditional networks only: this network is unconditional, so not accepted.")
+    Class = Annotated[int | None, Query(alias="class", ge=0, description=class_doc)]
+    Crossover = Annotated[int, Query(ge=0, le=num_ws,
+                                     description=f"Style layers [0, crossover) come from A (coarse: pose, shape), "
+                                                 f"the rest from B (fine: texture, colour); in [0, {num_ws}].")]
+    Steps = Annotated[int, Query(ge=2, le=max_steps,
+                                 description=f"Number of images in the strip, endpoints included; in [2, {max_steps}].")]
+    V = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$",
+                                    description="Cache key, not used to compute: the page passes the model id so "
+                                                "that browser caches never mix the images of two networks.")]
+
+    def check_class(class_idx: int | None) -> int | None:
+        if c_dim == 0 and class_idx is not None:
+            raise ApiError(422, "invalid_parameter", "class: this network is unconditional; do not give a class")
+        if c_dim > 0 and class_idx is None:
+            raise ApiError(422, "invalid_parameter",
+                           f"class: this network is conditional ({c_dim} classes); give class in [0, {c_dim})")
+        if c_dim > 0 and class_idx >= c_dim:
+            raise ApiError(422, "invalid_parameter", f"class: must be in [0, {c_dim}), got {class_idx}")
+        return class_idx
+
+    png_responses: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"image/png": {}}, "description": "A PNG image."},
+        304: {"description": "Not modified (the ETag given in If-None-Match matches)."},
+        422: {"model": ErrorBody, "description": "A parameter is missing, malformed or out of range."},
+        503: {"model": ErrorBody, "description": "The queue is full; retry after `Retry-After` seconds."},
+    }
+
+    async def render(request: Request, kind: str, params: dict, filename: str, fn, *args) -> Response:
+        deterministic = params.get("noise") != "random"
+        key = json.dumps({"kind": kind, "model": model_id, **params}, sort_keys=True)
+        etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+        cache = {"Cache-Control": f"public, max-age={CACHE_MAX_AGE}", "ETag": etag} if deterministic else \
+            {"Cache-Control": "no-store"}
+        if deterministic:
+            inm = request.headers.get("if-none-match", "")
+            if etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
+                return Response(status_code=304, headers=cache)
+        try:
+            fut = worker.submit(fn, *args)
+        except QueueFull:
+            raise ApiError(503, "busy", f"The server is busy: {worker.max_queue} requests are already waiting "
+                                        "for the network. Try again in a moment.", {"Retry-After": "1"}) from None
+        except WorkerStopped as e:
+            raise ApiError(503, "shutting_down", str(e), {"Retry-After": "5"}) from None
+        try:
+            png = await asyncio.wrap_future(fut)
+        except ValueError as e:
+            raise ApiError(422, "invalid_parameter", str(e)) from None
+        except Exception as e:  # noqa: BLE001 - reported, the server keeps serving
+            log.exception("rendering %s failed", kind)
+            raise ApiError(500, "internal", f"rendering failed ({type(e).__name__}); see the server log") from None
+        headers = dict(cache)
+        headers["Content-Disposition"] = f'inline; filename="{filename}"'
+        return Response(content=png, media_type="image/png", headers=headers)
+
+    def fmt_psi(psi: float) -> str:
+        return f"{psi:.2f}".rstrip("0").rstrip(".") if math.isfinite(psi) else "x"
+
+    # -- API ----------------------------------------------------------------------------------------------------
+    @app.get("/api/image", tags=["images"], response_class=Response, responses=png_responses,
+             dependencies=[only("seed", "psi", "noise", "class")], summary="One image from a seed")
+    async def api_image(request: Request, seed: Seed, psi: Psi = 1.0, noise: Noise = "const",
+                        class_idx: Class = None, v: V = None) -> Response:
+        """The image of `seed` at truncation `psi`, as a PNG of the network's size."""
+        class_idx = check_class(class_idx)
+        params = {"seed": seed, "psi": psi, "noise": noise, "class": class_idx}
+        return await render(request, "image", params, f"{name}-seed{seed}-psi{fmt_psi(psi)}.png",
+                            renderer.image, seed, psi, noise, class_idx)
+
+    @app.get("/api/mix", tags=["images"], response_class=Response, responses=png_responses,
+             dependencies=[only("seed_a", "seed_b", "crossover", "psi", "noise", "class")],
+             summary="Style mixing of two seeds")
+    async def api_mix(request: Request, seed_a: SeedA, seed_b: SeedB, crossover: Crossover = num_ws // 2,
+                      psi: Psi = 1.0, noise: Noise = "const", class_idx: Class = None, v: V = None) -> Response:
+        """Styles [0, crossover) of `seed_a`, the rest of `seed_b`: crossover 0 gives B, num_ws gives A."""
+        class_idx = check_class(class_idx)
+        params = {"seed_a": seed_a, "seed_b": seed_b, "crossover": crossover, "psi": psi, "noise": noise,
+                  "class": class_idx}
+        return await render(request, "mix", params, f"{name}-mix{seed_a}-{seed_b}-x{crossover}.png",
+                            renderer.mix, seed_a, seed_b, crossover, psi, noise, class_idx)
+
+    @app.get("/api/interp", tags=["images"], response_class=Response, responses=png_responses,
+             dependencies=[only("seed_a", "seed_b", "steps", "psi", "noise", "class")],
+             summary="Interpolation strip between two seeds")
+    async def api_interp(request: Request, seed_a: SeedA, seed_b: SeedB, steps: Steps = min(8, max_steps),
+                         psi: Psi = 1.0, noise: Noise = "const", class_idx: Class = None,
+                         v: V = None) -> Response:
+        """`steps` images from `seed_a` to `seed_b` (linear in W), side by side: a PNG of
+        (steps × resolution) × resolution pixels."""
+        class_idx = check_class(class_idx)
+        params = {"seed_a": seed_a, "seed_b": seed_b, "steps": steps, "psi": psi, "noise": noise,
+                  "class": class_idx}
+        return await render(request, "interp", params, f"{name}-interp{seed_a}-{seed_b}.png",
+                            renderer.interp, seed_a, seed_b, steps, psi, noise, class_idx)
+
+    @app.get("/api/info", tags=["service"], response_model=Info, dependencies=[only()],
+             summary="The served network and the limits")
+    async def api_info() -> Info:
+        """Resolution, channels, number of style inputs, conditioning, model name and card, limits."""
+        return info
+
+    @app.get("/api/health", tags=["service"], response_model=Health, dependencies=[only()],
+             summary="Queue and worker state")
+    async def api_health() -> Response:
+        """Whether the worker runs, and its queue."""
+        s = worker.stats()
+        return JSONResponse({"status": "ok", **s}, headers={"Cache-Control": "no-store"})
+
+    # -- page -----------------------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def page() -> Response:
+        return Response(index_html, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/static/{filename}", include_in_schema=False)
+    async def static_file(filename: str) -> Response:
+        entry = static.get(filename)  # a dict look-up: the name never reaches the file system
+        if entry is None:
+            raise ApiError(404, "not_found", "no such static file")
+        return Response(entry[0], media_type=entry[1], headers={"Cache-Control": "no-cache"})
+
+    return app
+
+
+def _version() -> str:
+    from stylegan import __version__
+
+    return __version__

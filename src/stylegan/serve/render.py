@@ -1,0 +1,86 @@
+"""What the service computes: single images, style mixes and interpolation strips, as PNG bytes.
+
+These functions run on the inference worker's thread only. Every input has been validated by the web layer;
+the checks here are the last line (they raise ValueError, which the web layer reports as a 422).
+"""
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from stylegan.images import array_to_pil, to_uint8
+from stylegan.networks.generator import mix_styles
+from stylegan.nn.noise import check_noise_mode
+from stylegan.tools.generate import z_from_seed
+
+#: Images per synthesis pass. 1 keeps every image bit-identical to the same image requested alone (a batched
+#: convolution rounds differently) and the memory of a request that of one image.
+CHUNK = 1
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    """HWC uint8 → PNG bytes (deterministic for equal pixels)."""
+    buf = io.BytesIO()
+    array_to_pil(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class Renderer:
+    """Wraps a generator (eval mode, no grads) with the three operations the service offers."""
+
+    def __init__(self, G):
+        self.G = G
+        try:
+            self.device = next(G.parameters()).device
+        except (AttributeError, StopIteration):
+            self.device = torch.device("cpu")
+
+    def _labels(self, class_idx: int | None, n: int) -> torch.Tensor | None:
+        c_dim = self.G.c_dim
+        if c_dim == 0:
+            if class_idx is not None:
+                raise ValueError("this network is unconditional: 'class' is not accepted")
+            return None
+        if class_idx is None or not 0 <= class_idx < c_dim:
+            raise ValueError(f"this network is conditional: 'class' must be in [0, {c_dim})")
+        c = torch.zeros(n, c_dim, device=self.device)
+        c[:, class_idx] = 1
+        return c
+
+    def _ws(self, seeds: Sequence[int], psi: float, class_idx: int | None) -> torch.Tensor:
+        """ws [len(seeds), num_ws, w_dim], one mapping pass per seed (see CHUNK)."""
+        c = self._labels(class_idx, 1)
+        return torch.cat([self.G.mapping(z_from_seed(int(s), self.G.z_dim).to(self.device), c, truncation_psi=psi)
+                          for s in seeds])
+
+    def _synth(self, ws: torch.Tensor, noise: str) -> np.ndarray:
+        check_noise_mode(noise)
+        out = [to_uint8(self.G.synthesis(ws[i:i + CHUNK], noise_mode=noise)) for i in range(0, len(ws), CHUNK)]
+        return np.concatenate(out)
+
+    @torch.inference_mode()
+    def image(self, seed: int, psi: float = 1.0, noise: str = "const", class_idx: int | None = None) -> bytes:
+        return png_bytes(self._synth(self._ws([seed], psi, class_idx), noise)[0])
+
+    @torch.inference_mode()
+    def mix(self, seed_a: int, seed_b: int, crossover: int, psi: float = 1.0, noise: str = "const",
+            class_idx: int | None = None) -> bytes:
+        """Style layers [0, crossover) from seed A (coarse), [crossover, num_ws) from seed B (fine)."""
+        ws = self._ws([seed_a, seed_b], psi, class_idx)
+        mixed = mix_styles([ws[:1], ws[1:]], [crossover])
+        return png_bytes(self._synth(mixed, noise)[0])
+
+    @torch.inference_mode()
+    def interp(self, seed_a: int, seed_b: int, steps: int, psi: float = 1.0, noise: str = "const",
+               class_idx: int | None = None) -> bytes:
+        """``steps`` images from seed A to seed B (linear in W, endpoints included and exact), side by side."""
+        if steps < 2:
+            raise ValueError("steps must be at least 2")
+        ws = self._ws([seed_a, seed_b], psi, class_idx)
+        t = torch.linspace(0, 1, steps, device=ws.device).view(-1, 1, 1)
+        ws = torch.lerp(ws[:1].expand(steps, -1, -1), ws[1:].expand(steps, -1, -1), t)
+        images = self._synth(ws, noise)  # [steps, H, W, C]
+        return png_bytes(np.concatenate(list(images), axis=1))

@@ -1,0 +1,294 @@
+// "This X Does Not Exist": the page's logic. Plain JavaScript, no libraries, same-origin requests only.
+"use strict";
+
+(function () {
+  const SEED_MAX = 4294967296;  // seeds are in [0, 2^32)
+  const $ = (id) => document.getElementById(id);
+  const state = { seed: 0, psi: 0.7, noise: "const", cls: null, a: 0, b: 1, x: 0, steps: 8 };
+  let info = null;
+
+  // ---- helpers ---------------------------------------------------------------------------------------------
+  function randomSeed() {
+    const u = new Uint32Array(1);
+    crypto.getRandomValues(u);
+    return u[0];
+  }
+  function parseSeed(text) {
+    if (text === null || !/^\s*\d+\s*$/.test(text)) return null;
+    const n = Number(text);
+    return Number.isSafeInteger(n) && n >= 0 && n < SEED_MAX ? n : null;
+  }
+  function parseIntIn(text, lo, hi) {
+    if (text === null || !/^\s*-?\d+\s*$/.test(text)) return null;
+    const n = Number(text);
+    return n >= lo && n <= hi ? n : null;
+  }
+  function fmtPsi(p) { return (Math.round(p * 100) / 100).toFixed(2); }
+  function setStatus(text, isError) {
+    const s = $("status");
+    s.textContent = text || "\u00a0";
+    s.classList.toggle("error", !!isError);
+  }
+  function debounce(fn, ms) {
+    let t = null;
+    return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
+  }
+
+  // ---- image slots: fetch → blob → object URL, newest request wins, 503 retried ------------------------------
+  class Slot {
+    constructor(imgId, frameId) {
+      this.img = $(imgId);
+      this.frame = $(frameId);
+      this.ctrl = null;
+      this.objectUrl = null;
+      this.gen = 0;
+      this.onload = null;
+    }
+    async load(url, attempt = 0) {
+      const gen = ++this.gen;
+      if (this.ctrl) this.ctrl.abort();
+      const ctrl = (this.ctrl = new AbortController());
+      this.frame.classList.add("loading");
+      try {
+        const r = await fetch(url, { signal: ctrl.signal });
+        if (r.status === 503 && attempt < 6) {
+          const wait = Math.min(5, Number(r.headers.get("Retry-After")) || 1) * 1000 * (1 + attempt / 2);
+          setStatus("The server is busy; retrying\u2026");
+          await new Promise((res) => setTimeout(res, wait));
+          if (gen === this.gen) return this.load(url, attempt + 1);
+          return;
+        }
+        if (!r.ok) {
+          let msg = `HTTP ${r.status}`;
+          try { msg = (await r.json()).message || msg; } catch (e) { /* not JSON */ }
+          throw new Error(msg);
+        }
+        const blob = await r.blob();
+        if (gen !== this.gen) return;  // a newer request was made meanwhile
+        const obj = URL.createObjectURL(blob);
+        await new Promise((res) => {
+          this.img.onload = res;
+          this.img.onerror = res;
+          this.img.src = obj;
+        });
+        if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
+        this.objectUrl = obj;
+        this.img.dataset.src = url;
+        this.img.dataset.bytes = String(blob.size);
+        this.frame.classList.remove("loading");
+        if ($("status").textContent.startsWith("The server is busy")) setStatus("");
+        if (this.onload) this.onload(obj);
+      } catch (e) {
+        if (e.name === "AbortError") return;
+        if (gen === this.gen) {
+          this.frame.classList.remove("loading");
+          setStatus(e.message, true);
+        }
+      }
+    }
+  }
+
+  const slots = {};
+
+  function common() {
+    const p = { psi: fmtPsi(state.psi), noise: state.noise };
+    if (info.conditional) p["class"] = String(state.cls);
+    p.v = info.model_id;
+    return p;
+  }
+  function apiUrl(path, params) {
+    return path + "?" + new URLSearchParams(params).toString();
+  }
+
+  const render = {
+    main() {
+      slots.main.load(apiUrl("/api/image", { seed: state.seed, ...common() }));
+      $("main-caption").textContent = `seed ${state.seed} \u00b7 \u03c8 ${fmtPsi(state.psi)} \u00b7 noise ${state.noise}` +
+        (info.conditional ? ` \u00b7 class ${state.cls}` : "");
+    },
+    a() { slots.a.load(apiUrl("/api/image", { seed: state.a, ...common() })); },
+    b() { slots.b.load(apiUrl("/api/image", { seed: state.b, ...common() })); },
+    mix() {
+      slots.mix.load(apiUrl("/api/mix", { seed_a: state.a, seed_b: state.b, crossover: state.x, ...common() }));
+      const n = info.num_ws;
+      const span = (lo, hi) => lo === hi ? `style ${lo}` : `styles ${lo}\u2013${hi}`;
+      $("mix-caption").textContent = state.x === 0 ? "all styles from B" : state.x === n ? "all styles from A"
+        : `${span(0, state.x - 1)} from A, ${span(state.x, n - 1)} from B`;
+    },
+    interp() {
+      slots.interp.load(apiUrl("/api/interp", { seed_a: state.a, seed_b: state.b, steps: state.steps, ...common() }));
+    },
+  };
+  function renderAll() { render.main(); render.a(); render.b(); render.mix(); render.interp(); }
+
+  // ---- URL (the permalink holds the whole state) ---------------------------------------------------------------
+  function pageQuery() {
+    const p = new URLSearchParams();
+    p.set("seed", state.seed);
+    p.set("psi", fmtPsi(state.psi));
+    if (state.noise !== "const") p.set("noise", state.noise);
+    if (info.conditional) p.set("class", state.cls);
+    p.set("a", state.a);
+    p.set("b", state.b);
+    p.set("x", state.x);
+    p.set("steps", state.steps);
+    return "/?" + p.toString();
+  }
+  function syncUrl(push) {
+    const q = pageQuery();
+    if (q !== location.pathname + location.search) history[push ? "pushState" : "replaceState"](null, "", q);
+    $("permalink").href = q;
+  }
+  function readUrl() {
+    const q = new URLSearchParams(location.search);
+    const seed = parseSeed(q.get("seed"));
+    state.seed = seed === null ? randomSeed() : seed;
+    const psi = q.has("psi") ? Number(q.get("psi")) : NaN;
+    state.psi = Number.isFinite(psi) ? Math.min(info.psi_max, Math.max(info.psi_min, psi)) : info.default_psi;
+    state.noise = info.noise_modes.includes(q.get("noise")) ? q.get("noise") : "const";
+    if (info.conditional) {
+      const c = parseIntIn(q.get("class"), 0, info.c_dim - 1);
+      state.cls = c === null ? state.seed % info.c_dim : c;
+    }
+    const a = parseSeed(q.get("a"));
+    const b = parseSeed(q.get("b"));
+    state.a = a === null ? state.seed : a;
+    state.b = b === null ? randomSeed() : b;
+    const x = parseIntIn(q.get("x"), 0, info.num_ws);
+    state.x = x === null ? Math.floor(info.num_ws / 2) : x;
+    const steps = parseIntIn(q.get("steps"), 2, info.max_steps);
+    state.steps = steps === null ? Math.min(8, info.max_steps) : steps;
+  }
+  function writeControls() {
+    $("seed").value = state.seed;
+    $("psi").value = state.psi;
+    $("psi-out").value = fmtPsi(state.psi);
+    for (const r of document.querySelectorAll("input[name=noise]")) r.checked = r.value === state.noise;
+    if (info.conditional) $("class").value = String(state.cls);
+    $("seed-a").value = state.a;
+    $("seed-b").value = state.b;
+    $("crossover").value = state.x;
+    $("crossover-out").value = state.x;
+    $("steps").value = state.steps;
+    $("steps-out").value = state.steps;
+  }
+
+  // ---- controls --------------------------------------------------------------------------------------------
+  function bindSeedInput(id, key, renders) {
+    const el = $(id);
+    el.addEventListener("change", () => {
+      const s = parseSeed(el.value);
+      if (s === null) {
+        el.setCustomValidity(`an integer in [0, ${SEED_MAX})`);
+        el.reportValidity();
+        return;
+      }
+      el.setCustomValidity("");
+      state[key] = s;
+      syncUrl(false);
+      renders.forEach((f) => f());
+    });
+  }
+
+  function newImage() {
+    state.seed = randomSeed();
+    writeControls();
+    syncUrl(true);
+    render.main();
+  }
+
+  function setup() {
+    document.title = info.title;
+    $("title").textContent = info.title;
+    if (info.resolution < 256) document.body.classList.add("pixelated");
+    $("psi").min = info.psi_min;
+    $("psi").max = info.psi_max;
+    $("crossover").max = info.num_ws;
+    $("steps").max = info.max_steps;
+    if (info.conditional) {
+      const sel = $("class");
+      for (let i = 0; i < info.c_dim; i++) sel.add(new Option(String(i), String(i)));
+      $("class-row").hidden = false;
+    }
+    const facts = [["model", info.name], ["image", `${info.resolution}\u00d7${info.resolution}, ` +
+      `${info.channels === 1 ? "grayscale" : "RGB"}`], ["style inputs", info.num_ws],
+      ["classes", info.conditional ? info.c_dim : "unconditional"], ["model id", info.model_id]];
+    const dl = $("facts");
+    for (const [k, v] of facts) {
+      const dt = document.createElement("dt"); dt.textContent = k;
+      const dd = document.createElement("dd"); dd.textContent = String(v);
+      dl.append(dt, dd);
+    }
+    if (info.card) $("card").textContent = info.card;  // shown as text: never parsed as HTML
+
+    slots.main = new Slot("main-img", "main-frame");
+    slots.a = new Slot("a-img", "a-frame");
+    slots.b = new Slot("b-img", "b-frame");
+    slots.mix = new Slot("mix-img", "mix-frame");
+    slots.interp = new Slot("interp-img", "interp-frame");
+    slots.main.onload = (obj) => {
+      const d = $("download");
+      d.href = obj;  // exactly the pixels shown, also for random noise
+      d.download = `${info.name}-seed${state.seed}-psi${fmtPsi(state.psi)}.png`;
+    };
+
+    $("controls").addEventListener("submit", (e) => e.preventDefault());
+    $("new-btn").addEventListener("click", newImage);
+    bindSeedInput("seed", "seed", [render.main]);
+    bindSeedInput("seed-a", "a", [render.a, render.mix, render.interp]);
+    bindSeedInput("seed-b", "b", [render.b, render.mix, render.interp]);
+    $("shuffle-a").addEventListener("click", () => {
+      state.a = randomSeed(); writeControls(); syncUrl(false); render.a(); render.mix(); render.interp();
+    });
+    $("shuffle-b").addEventListener("click", () => {
+      state.b = randomSeed(); writeControls(); syncUrl(false); render.b(); render.mix(); render.interp();
+    });
+    const psiChanged = debounce(() => { syncUrl(false); renderAll(); }, 150);
+    $("psi").addEventListener("input", () => {
+      state.psi = Number($("psi").value);
+      $("psi-out").value = fmtPsi(state.psi);
+      psiChanged();
+    });
+    for (const r of document.querySelectorAll("input[name=noise]")) {
+      r.addEventListener("change", () => { state.noise = r.value; syncUrl(false); renderAll(); });
+    }
+    $("class").addEventListener("change", () => { state.cls = Number($("class").value); syncUrl(false); renderAll(); });
+    const mixChanged = debounce(() => { syncUrl(false); render.mix(); }, 100);
+    $("crossover").addEventListener("input", () => {
+      state.x = Number($("crossover").value);
+      $("crossover-out").value = state.x;
+      mixChanged();
+    });
+    const stepsChanged = debounce(() => { syncUrl(false); render.interp(); }, 150);
+    $("steps").addEventListener("input", () => {
+      state.steps = Number($("steps").value);
+      $("steps-out").value = state.steps;
+      stepsChanged();
+    });
+    document.addEventListener("keydown", (e) => {
+      const t = e.target;
+      if (e.ctrlKey || e.metaKey || e.altKey || (t && /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName) && t.type !== "range")) return;
+      if (e.key === "n" || e.key === "N") { e.preventDefault(); newImage(); }
+    });
+    window.addEventListener("popstate", () => { readUrl(); writeControls(); $("permalink").href = pageQuery(); renderAll(); });
+
+    readUrl();
+    writeControls();
+    syncUrl(false);
+    renderAll();
+    document.body.dataset.ready = "1";
+  }
+
+  async function start() {
+    try {
+      const r = await fetch("/api/info");
+      if (!r.ok) throw new Error(`cannot read /api/info (HTTP ${r.status})`);
+      info = await r.json();
+    } catch (e) {
+      setStatus(e.message, true);
+      return;
+    }
+    setup();
+  }
+  start();
+})();

@@ -39,7 +39,7 @@ def _load_generator(path: str, device):
 
 
 network_option = click.option("--network", "network", required=True, metavar="PATH",
-                              help="Checkpoint file (.safetensors) written by this package.")
+                              help="A checkpoint (.safetensors), the authors' .pkl, a rosinality .pt, or a pretrained name (mnist32).")
 trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
                             help="Truncation psi: 1 = none, 0 = the average image; 0.5-0.7 trades variety for quality.")
 noise_option = click.option("--noise-mode", type=click.Choice(NOISE_MODES), default="const", show_default=True,

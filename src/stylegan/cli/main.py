@@ -111,8 +111,10 @@ def info(network, as_json):
     """Describe a checkpoint: configuration, parameter counts, resolution."""
     from stylegan.checkpoint import CheckpointError, checkpoint_info
 
+    from stylegan.pretrained import resolve_network
+
     try:
-        s = checkpoint_info(network)
+        s = checkpoint_info(resolve_network(network))
     except CheckpointError as e:
         raise click.ClickException(str(e)) from None
     if as_json:

@@ -264,3 +264,40 @@ def test_cpu_bfloat16_layers_train_with_finite_losses(tmp_path):
 def test_fp32_option_clears_reduced_precision_and_clamp(tmp_path):
     t = Trainer(tiny_opts(tmp_path, fp32=True))
     assert t.config.G.num_fp16_res == 0 and t.config.G.conv_clamp is None and t.config.D.conv_clamp is None
+
+
+@pytest.mark.parametrize("aug", ["noaug", "fixed", "diffaug", "ada"])
+def test_augmentation_modes_train(tmp_path, aug):
+    t = Trainer(tiny_opts(tmp_path, aug=aug, p=0.5))
+    for _ in range(2):
+        stats = t.step()
+        assert all(torch.isfinite(v).all() for v in stats.values())
+    assert (t.loss.augment is None) == (aug == "noaug")
+
+
+def test_ada_strength_moves_is_logged_and_resumes(tmp_path):
+    opts = tiny_opts(tmp_path, aug="ada", ada_kimg=0.01, target=0.99)  # r_t < target: p falls; start at 0.5
+    opts.p = 0.5
+    t = Trainer(opts)
+    for _ in range(8):
+        t.step()
+    assert t.ada.rt is not None and float(t.augment_pipe.p) < 0.5
+    snap = t.save_snapshot(tmp_path / "s.safetensors")
+    t2 = Trainer(tiny_opts(tmp_path, aug="ada", ada_kimg=0.01, target=0.99, resume=str(snap)))
+    assert float(t2.augment_pipe.p) == float(t.augment_pipe.p) and t2.ada.state_dict() == t.ada.state_dict()
+    run = train(tiny_opts(tmp_path, aug="ada", p=0.2, outdir=str(tmp_path / "r2")))
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert all("Progress/augment" in r for r in rows)
+
+
+def test_freezed_blocks_do_not_move(tmp_path):
+    t = Trainer(tiny_opts(tmp_path, freezed=1))
+    before = {n: p.detach().clone() for n, p in t.D.named_parameters()}
+    for _ in range(2):
+        t.step()
+    moved = {n for n, p in t.D.named_parameters() if not torch.equal(p, before[n])}
+    assert t.frozen_D and not (moved & t.frozen_D)
+    assert all(n.startswith("blocks.16.") for n in t.frozen_D)
+    assert moved  # the rest of D trains
+    with pytest.raises(OptionsError, match="freezed"):
+        Trainer(tiny_opts(tmp_path, freezed=9))

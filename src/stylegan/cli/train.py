@@ -38,6 +38,19 @@ from stylegan.config import D_ARCHS, G_ARCHS, PRESETS
               help="Style-mixing regularization probability.")
 @click.option("--pl-weight", type=click.FloatRange(0), default=2.0, show_default=True,
               help="Path-length regularization weight (0 disables it).")
+@click.option("--aug", type=click.Choice(["ada", "fixed", "noaug", "diffaug"]), default="ada", show_default=True,
+              help="Discriminator augmentation: adaptive (ADA), fixed strength --p, none, or DiffAugment.")
+@click.option("--augpipe", type=click.Choice(["blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf",
+                                              "bgcfn", "bgcfnc"]), default="bgc", show_default=True,
+              help="Augmentation pipeline: blit, geom(etric), color, filter, noise, cutout and combinations.")
+@click.option("--p", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Augmentation strength: fixed with --aug fixed, initial with --aug ada.")
+@click.option("--target", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.6, show_default=True,
+              help="ADA target for r_t = E[sign(D(real))].")
+@click.option("--ada-kimg", type=click.FloatRange(0, min_open=True), default=500, show_default=True,
+              help="ADA adjustment speed: kimg for p to move from 0 to 1.")
+@click.option("--freezed", type=click.IntRange(0), default=0, show_default=True,
+              help="Freeze the first N discriminator blocks, from the top resolution (transfer learning).")
 @click.option("--fp32/--mixed", default=False, show_default=True,
               help="--fp32 disables mixed precision (float16 in the highest resolutions on CUDA).")
 @click.option("--cpu-bf16", is_flag=True, help="On the CPU, run the reduced-precision layers in bfloat16.")

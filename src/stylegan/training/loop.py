@@ -152,8 +152,10 @@ class Trainer:
             self.G.synthesis.cpu_half_dtype = self.D.cpu_half_dtype = self.G_ema.synthesis.cpu_half_dtype = torch.bfloat16
 
         self.gamma = opts.resolved_gamma(self.config.G.resolution)
+        self.augment_pipe, self.ada = self._augmentation()
         self.loss = StyleGAN2Loss(self.G, self.D, r1_gamma=self.gamma, pl_weight=opts.pl_weight,
-                                  style_mixing=opts.style_mixing)
+                                  style_mixing=opts.style_mixing, augment=self.augment_pipe)
+        self.frozen_D = self._freeze_names(opts.freezed)
         self.pl_on = opts.pl_weight > 0
         self.r1_on = self.gamma > 0
         self.opt_G = self._adam(self.G, opts.glr, opts.pl_interval if self.pl_on else None)
@@ -182,6 +184,35 @@ class Trainer:
         if self.opts.cond and ds.label_dim != g.c_dim:
             raise OptionsError(f"the dataset has {ds.label_dim} classes, the networks {g.c_dim}")
 
+    def _augmentation(self):
+        """The pipeline every image D sees goes through, and the ADA controller of its strength."""
+        from stylegan.training.augment import AdaController, AugmentPipe
+        from stylegan.training.diffaug import DiffAugment
+
+        opts = self.opts
+        if opts.aug == "noaug":
+            return None, None
+        if opts.aug == "diffaug":
+            return DiffAugment().to(self.device), None
+        pipe = AugmentPipe.from_name(opts.augpipe, p=opts.p).to(self.device)
+        if opts.aug == "fixed":
+            return pipe, None
+        ada = AdaController(pipe, target=opts.target, interval=4, ada_kimg=opts.ada_kimg, p=opts.p,
+                            reduce_fn=(lambda t: all_reduce_sum(t, self.info)) if self.info.enabled else None)
+        return pipe, ada
+
+    def _freeze_names(self, n: int) -> set[str]:
+        """Parameter names of the first ``n`` D blocks from the top resolution (kept frozen in every phase)."""
+        blocks = list(self.D.blocks.keys())
+        if n > len(blocks) + 1:
+            raise OptionsError(f"--freezed {n}: the discriminator has only {len(blocks) + 1} blocks")
+        prefixes = tuple(f"blocks.{b}." for b in blocks[:n]) + (("epilogue.",) if n > len(blocks) else ())
+        return {name for name, _ in self.D.named_parameters() if name.startswith(prefixes)}
+
+    def _set_D_trainable(self, on: bool) -> None:
+        for name, p in self.D.named_parameters():
+            p.requires_grad_(on and name not in self.frozen_D)
+
     @staticmethod
     def _adam(module: torch.nn.Module, lr: float, reg_interval: int | None) -> torch.optim.Adam:
         """Adam (β = 0, 0.99, ε = 1e-8), with lr and β adjusted by c = interval / (interval + 1) for lazy
@@ -205,6 +236,10 @@ class Trainer:
         self.cur_nimg, self.batch_idx, self.cur_tick = t["cur_nimg"], t["batch_idx"], t["cur_tick"]
         self.nan_grads = t.get("nan_grads", 0)
         self.loader.load_state_dict(t["loader"])
+        if self.ada is not None and t.get("ada") is not None:
+            self.ada.load_state_dict(t["ada"])
+        elif self.augment_pipe is not None and t.get("augment_p") is not None and self.opts.aug != "fixed":
+            self.augment_pipe.set_p(t["augment_p"])
         if self.info.world_size == 1 and t["world_size"] == 1:
             restore_rng(ckpt)  # the exact continuation of a single-process run
         else:  # the snapshot holds rank 0's RNG; give every process its own stream from here on
@@ -244,7 +279,7 @@ class Trainer:
         stats: dict[str, torch.Tensor] = {}
 
         self.G.requires_grad_(True)
-        self.D.requires_grad_(False)
+        self._set_D_trainable(False)
         self.opt_G.zero_grad(set_to_none=True)
         stats.update(self.loss.g_main(torch.randn(n, z_dim, device=self.device), self._labels(n)))
         self._finish(self.opt_G, self.G, "G main")
@@ -255,15 +290,17 @@ class Trainer:
             self._finish(self.opt_G, self.G, "G path length")
 
         self.G.requires_grad_(False)
-        self.D.requires_grad_(True)
+        self._set_D_trainable(True)
         self.opt_D.zero_grad(set_to_none=True)
         stats.update(self.loss.d_main(real, real_c, torch.randn(n, z_dim, device=self.device), self._labels(n)))
         self._finish(self.opt_D, self.D, "D main")
+        if self.ada is not None:
+            self.ada.update(stats["Loss/scores/real"])
         if self.r1_on and self.batch_idx % opts.r1_interval == 0:
             self.opt_D.zero_grad(set_to_none=True)
             stats.update(self.loss.d_r1(real, real_c, gain=opts.r1_interval))
             self._finish(self.opt_D, self.D, "D R1")
-        self.D.requires_grad_(False)
+        self._set_D_trainable(False)
 
         update_ema(self.G_ema, self.G, ema_beta(opts.batch, self.cur_nimg, opts.resolved_ema_kimg(), opts.ema_rampup))
         self.cur_nimg += opts.batch
@@ -277,7 +314,9 @@ class Trainer:
         tensors = {**tg, **td, "state.pl_mean": self.loss.pl_mean.detach().cpu(), **rng_state_tensors()}
         meta = {"opt_G": mg, "opt_D": md, "cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx,
                 "cur_tick": self.cur_tick, "nan_grads": self.nan_grads, "loader": self.loader.state_dict(),
-                "world_size": self.info.world_size, "batch": self.opts.batch}
+                "world_size": self.info.world_size, "batch": self.opts.batch,
+                "ada": self.ada.state_dict() if self.ada is not None else None,
+                "augment_p": float(self.augment_pipe.p) if hasattr(self.augment_pipe, "p") else None}
         return tensors, meta
 
     def save_snapshot(self, path: Path) -> Path:
@@ -413,6 +452,10 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
             row = {"tick": trainer.cur_tick, "kimg": trainer.cur_nimg / 1000, "sec_per_tick": tick_sec,
                    "sec_per_kimg": tick_sec / max(kimg_done, 1e-8), "images_per_s": kimg_done * 1000 / max(tick_sec, 1e-8),
                    "cpu_mem_gb": peak_rss_gb(), "nan_grads": trainer.nan_grads, "timestamp": now, **means}
+            if hasattr(trainer.augment_pipe, "p"):
+                row["Progress/augment"] = float(trainer.augment_pipe.p)
+            if trainer.ada is not None and trainer.ada.rt is not None:
+                row["Progress/rt"] = trainer.ada.rt
             if trainer.device.type == "cuda":
                 row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(trainer.device) / 2 ** 30
             log.stats(row)
@@ -421,7 +464,9 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
             log(f"tick {trainer.cur_tick:<5d} kimg {row['kimg']:<8.1f} sec/tick {tick_sec:<7.1f} "
                 f"sec/kimg {row['sec_per_kimg']:<7.2f} img/s {row['images_per_s']:<7.1f} "
                 f"G {fmt('Loss/G/loss')} D {fmt('Loss/D/loss')} r1 {fmt('Loss/r1_penalty')} "
-                f"pl {fmt('Loss/pl_penalty')} mem {row['cpu_mem_gb']:.2f}GB")
+                f"pl {fmt('Loss/pl_penalty')} "
+                + (f"augment {row['Progress/augment']:.3f} " if "Progress/augment" in row else "")
+                + f"mem {row['cpu_mem_gb']:.2f}GB")
             bar.set_postfix_str(f"G {fmt('Loss/G/loss')} D {fmt('Loss/D/loss')}")
             for k, v in means.items():
                 if not math.isfinite(v):

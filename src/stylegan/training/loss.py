@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -68,10 +69,17 @@ class StyleGAN2Loss:
     pl_decay: float = 0.01
     pl_batch_shrink: int = 2
     style_mixing: float = 0.9
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # applied to every image D sees
 
     def __post_init__(self):
         device = next(self.G.parameters()).device
         self.pl_mean = torch.zeros([], device=device)
+
+    def run_D(self, img, c):
+        """D on (augmented) images; R1's gradient is taken w.r.t. the image before augmentation."""
+        if self.augment is not None:
+            img = self.augment(img)
+        return self.D(img, c)
 
     def run_G(self, z, c, update_w_avg=False):
         ws = mixing_ws(self.G, z, c, self.style_mixing, update_w_avg=update_w_avg)
@@ -79,7 +87,7 @@ class StyleGAN2Loss:
 
     def g_main(self, z, c, gain: float = 1.0) -> dict[str, torch.Tensor]:
         img, _ = self.run_G(z, c, update_w_avg=True)
-        logits = self.D(img, c)
+        logits = self.run_D(img, c)
         loss = nonsaturating_g_loss(logits)
         (loss.mean() * gain).backward()
         return {"Loss/G/loss": loss.detach(), "Loss/scores/fake": logits.detach()}
@@ -98,7 +106,7 @@ class StyleGAN2Loss:
         """D on fakes and reals; with ``r1`` also the R1 penalty (StyleGAN2 without lazy regularization)."""
         with torch.no_grad():
             fake, _ = self.run_G(z, c)
-        fake_logits = self.D(fake, c)
+        fake_logits = self.run_D(fake, c)
         (F.softplus(fake_logits).mean() * gain).backward()
         stats = self._d_real(real_img, real_c, gain, main=True, r1_gain=gain if r1 else 0.0)
         stats["Loss/scores/fake"] = fake_logits.detach()
@@ -110,7 +118,7 @@ class StyleGAN2Loss:
 
     def _d_real(self, real_img, real_c, gain, main: bool, r1_gain: float):
         x = real_img.detach().requires_grad_(r1_gain > 0)
-        logits = self.D(x, real_c)
+        logits = self.run_D(x, real_c)
         loss = F.softplus(-logits) * gain if main else logits * 0
         stats = {}
         if main:

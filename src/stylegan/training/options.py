@@ -9,6 +9,10 @@ from typing import Any
 from stylegan.config import D_ARCHS, G_ARCHS, PRESETS
 
 
+AUG_MODES = ("ada", "fixed", "noaug", "diffaug")
+AUG_PIPELINES = ("blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc")
+
+
 class OptionsError(ValueError):
     """A training option is out of range or inconsistent."""
 
@@ -32,6 +36,10 @@ class TrainingOptions:
     workers: data-loading processes. seed: random seed. resume: checkpoint path, or ``latest`` (newest
     snapshot of the newest run in outdir). dry_run: print the options and networks, train nothing.
     device: auto, cpu, cuda. desc: extra text for the run folder name.
+    aug: discriminator augmentation: ``ada`` (adaptive strength), ``fixed`` (strength ``p``), ``noaug``, or
+    ``diffaug`` (DiffAugment: colour, translation, cutout). augpipe: the ADA pipeline (bgc). p: fixed or
+    initial strength. target: ADA's target for r_t = E[sign(D(real))] (0.6). ada_kimg: kimg for p to move
+    by 1 (500). freezed: freeze the first N discriminator blocks, from the top resolution (transfer learning).
     """
 
     outdir: str = "runs"
@@ -58,6 +66,12 @@ class TrainingOptions:
     pl_weight: float = 2.0
     r1_interval: int = 16
     pl_interval: int = 4
+    aug: str = "ada"
+    augpipe: str = "bgc"
+    p: float = 0.0
+    target: float = 0.6
+    ada_kimg: float = 500
+    freezed: int = 0
     fp32: bool = False
     cpu_bf16: bool = False
     workers: int = 2
@@ -86,6 +100,12 @@ class TrainingOptions:
         check(self.pl_weight >= 0, "--pl-weight must be >= 0")
         check(self.r1_interval >= 1 and self.pl_interval >= 1, "regularization intervals must be >= 1")
         check(self.workers >= 0, "--workers must be >= 0")
+        check(self.aug in AUG_MODES, f"--aug must be one of {', '.join(AUG_MODES)}, got {self.aug!r}")
+        check(self.augpipe in AUG_PIPELINES, f"--augpipe must be one of {', '.join(AUG_PIPELINES)}, got {self.augpipe!r}")
+        check(0 <= self.p <= 1, f"--p must be in [0, 1], got {self.p}")
+        check(0 < self.target < 1, f"--target must be in (0, 1), got {self.target}")
+        check(self.ada_kimg > 0, "--ada-kimg must be positive")
+        check(isinstance(self.freezed, int) and self.freezed >= 0, "--freezed must be >= 0")
         check(0 <= self.seed < 2 ** 32, "--seed must be in [0, 2^32)")
         check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
               f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")

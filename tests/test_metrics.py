@@ -21,6 +21,13 @@ from stylegan.metrics.resize import resize_tf1_bilinear, tf1_bilinear_matrix
 from stylegan.metrics.separability import conditional_entropy, linear_separability, separability_from_labels
 from stylegan.metrics.stats import FeatureStats, dataset_feature_stats, dataset_fingerprint
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One thread (after conftest's fixture, which sets 2): these tests run many small tensor operations, which
+    on a busy 2-core machine are dominated by waking a second OpenMP thread."""
+    torch.set_num_threads(1)
+
+
 # --- FID -----------------------------------------------------------------------------------------------
 
 
@@ -521,8 +528,6 @@ class _Nvlabs(nn.Module):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script
 def test_inception_calling_conventions(tmp_path, monkeypatch):
-    from stylegan.metrics.resize import resize_tf1_bilinear
-
     pre, nv = tmp_path / "pre.pt", tmp_path / "nv.pt"
     torch.jit.script(_Prescaled()).save(str(pre))
     torch.jit.script(_Nvlabs()).save(str(nv))

@@ -9,24 +9,26 @@ distribution (and can be negative for one draw).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
-def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     d = x.shape[1]
     return (x @ y.T / d + 1) ** 3
 
 
-def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
-    """Unbiased MMD² of two equal-size samples with the cubic polynomial kernel (float64)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+def mmd2_unbiased(x, y) -> float:
+    """Unbiased MMD² of two equal-size samples with the cubic polynomial kernel (float64; through torch, so
+    that torch's thread setting applies)."""
+    x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    y = torch.as_tensor(np.asarray(y, dtype=np.float64))
     m = x.shape[0]
     if y.shape[0] != m or m < 2:
         raise ValueError(f"need two samples of one size >= 2, got {x.shape[0]} and {y.shape[0]}")
     kxx = polynomial_kernel(x, x)
     kyy = polynomial_kernel(y, y)
     kxy = polynomial_kernel(x, y)
-    within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+    within = (kxx.sum() - kxx.diagonal().sum() + kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
     return float(within - 2 * kxy.mean())
 
 

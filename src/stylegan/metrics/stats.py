@@ -58,9 +58,9 @@ class FeatureStats:
             self._outer = np.zeros((self.dim, self.dim), np.float64)
         elif x.shape[1] != self.dim:
             raise ValueError(f"feature size changed from {self.dim} to {x.shape[1]}")
-        x64 = x.astype(np.float64)
-        self._sum += x64.sum(axis=0)
-        self._outer += x64.T @ x64
+        x64 = torch.from_numpy(x).to(torch.float64)
+        self._sum += x64.sum(dim=0).numpy()
+        self._outer += (x64.T @ x64).numpy()  # torch: its thread setting applies (NumPy's BLAS takes every core)
         self.num_items += x.shape[0]
         if self.capture_all:
             self._all.append(x.copy())
@@ -263,7 +263,9 @@ def generated_images(G, num: int, batch_size: int = 32, seed: int = 0, truncatio
     device = _generator_device(G)
     labels = labels or label_sampler(G, None, seed)
     g = torch.Generator().manual_seed(seed)
-    devices = [device] if device.type == "cuda" else []
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         done = 0

@@ -1,7 +1,7 @@
 """Training speed: seconds per image of each phase and the amortized training throughput (img/s, s/kimg),
 with the share of the machine's measured peak FLOP rate and the peak resident memory.
 
-Phases as in the speed issue: the main step (G main + D main, logistic loss), the R1 step (one D
+Networks only (no augmentation), float32. Phases as in the speed issue: the main step (G main + D main, logistic loss), the R1 step (one D
 regularization pass over the full batch), the path-length step (one G pass over half the batch). With lazy
 intervals 16 (R1) and 4 (PL), one training step costs main + R1/16 + PL/4 (regularization passes plus their
 optimizer steps). Run with `make bench` or `python benchmarks/bench_training.py --settings small`.
@@ -42,7 +42,7 @@ def bench(name: str, reps: int, device: str, peak: float) -> dict:
     s = SETTINGS[name]
     with tempfile.TemporaryDirectory() as tmp:
         opts = TrainingOptions(outdir=tmp, data=str(make_data(Path(tmp), s["resolution"])), cbase=s["cbase"],
-                               cmax=s["cmax"], batch=s["batch"], workers=0, device=device, fp32=True)
+                               cmax=s["cmax"], batch=s["batch"], workers=0, device=device, fp32=True, aug="noaug")
         t = Trainer(opts)
         for _ in range(2):
             t.step()  # warm-up (all phases run at batch index 0)

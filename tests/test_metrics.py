@@ -400,12 +400,15 @@ def test_generated_features_are_shared_between_metrics(tmp_path, tiny, stand_in_
     data = _write_images(tmp_path / "data", 12)
     G = build_networks(tiny(resolution=8, img_channels=1), seed=0)["G"].eval()
     for name in ("kid_t", "fid_t"):
-        registry.register_metric(name, "test")(
+        registry.register_metric(name, "test", needs_vectors=name == "kid_t")(
             lambda opts, name=name: (registry.compute_kid if name == "kid_t" else registry.compute_fid)(
                 opts, name, None, 20))
     try:
+        list(registry.compute_metrics(["fid_t", "kid_t"], G, data, progress=False, batch_size=10))
+        # 2 batches each: the 12 real images once (vectors kept for KID, cached), the 20 generated once (shared)
+        assert stand_in_features.calls == 2 + 2
         list(registry.compute_metrics(["kid_t", "fid_t"], G, data, progress=False, batch_size=10))
-        assert stand_in_features.calls == 2 + 2  # real images once (cached), generated once (shared)
+        assert stand_in_features.calls == 4 + 2  # real from the cache; generated once more (a new call)
     finally:
         del registry.METRICS["kid_t"], registry.METRICS["fid_t"]
 
@@ -558,3 +561,25 @@ def test_labels_for_a_conditional_generator_come_from_the_dataset(tmp_path, tiny
     c = label_sampler(G, None)(300)  # no dataset labels: uniform classes
     assert set(c.argmax(1).tolist()) == {0, 1, 2}
     assert label_sampler(build_networks(tiny(resolution=8), seed=0)["G"], data)(4) is None
+
+
+def test_weights_command(fake_weights, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from stylegan.cli.main import main
+
+    spec, installed = fake_weights
+    optional = weights.WeightsSpec(key="extra", description="optional network", env="STYLEGAN_EXTRA",
+                                   flag="--extra", cache_name="extra.pt", url="https://example.invalid/extra.pt")
+    monkeypatch.setattr(weights, "WEIGHTS", {"fake": spec, "extra": optional})
+    monkeypatch.delenv("STYLEGAN_EXTRA", raising=False)
+    runner = CliRunner()
+    r = runner.invoke(main, ["weights", "--no-install"])
+    assert r.exit_code != 0 and "missing: fake" in r.output and not installed
+    r = runner.invoke(main, ["weights", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {row["name"]: row for row in json.loads(r.output[r.output.index("{"):])["weights"]}
+    assert installed == ["fake-pkg==1.0"]
+    assert rows["fake"]["status"] == "ok" and rows["fake"]["path"] == str(tmp_path / "cache" / "weights" / "fake.bin")
+    assert rows["fake"]["sha256"] == spec.sha256
+    assert rows["extra"]["status"] == "not available (optional)" and "example.invalid" in rows["extra"]["how"]

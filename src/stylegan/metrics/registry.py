@@ -31,17 +31,19 @@ class Metric:
     description: str
     needs_generator: bool = False   # PPL, LS: images from a folder cannot stand in
     needs_data: bool = True
+    needs_vectors: bool = False     # KID, PR: feature vectors, not only their mean and covariance
 
 
 METRICS: dict[str, Metric] = {}
 
 
-def register_metric(name: str, description: str, needs_generator: bool = False, needs_data: bool = True):
+def register_metric(name: str, description: str, needs_generator: bool = False, needs_data: bool = True,
+                    needs_vectors: bool = False):
     """Decorator: add ``fn(opts) -> dict`` to :data:`METRICS` under ``name``."""
     def wrap(fn):
         if name in METRICS:
             raise ValueError(f"metric {name!r} is already registered")
-        METRICS[name] = Metric(name, fn, description, needs_generator, needs_data)
+        METRICS[name] = Metric(name, fn, description, needs_generator, needs_data, needs_vectors)
         return fn
     return wrap
 
@@ -87,6 +89,7 @@ class MetricOptions:
     noise_mode: str = "random"
     truncation_psi: float = 1.0
     shared: dict | None = None  # generated-image statistics shared by the metrics of one compute_metrics call
+    real_vectors: bool = False  # keep real feature vectors even for FID (a later KID/PR in the same call reuses them)
 
     # --- feature networks ----------------------------------------------------------------------------
 
@@ -111,6 +114,7 @@ class MetricOptions:
     def real_stats(self, net: FeatureNetwork, max_items: int | None, capture_all: bool) -> FeatureStats:
         if self.data is None:
             raise MetricError("this metric needs real data (--data PATH or builtin:NAME)")
+        capture_all = capture_all or self.real_vectors
         return dataset_feature_stats(self.data, net, max_items=max_items, capture_all=capture_all,
                                      batch_size=self.batch_size, seed=self.seed, workers=self.workers,
                                      cache=self.cache, cache_dir=self.cache_dir, progress=self.progress)
@@ -118,13 +122,12 @@ class MetricOptions:
     def gen_stats(self, net: FeatureNetwork, num_gen: int, capture_all: bool) -> FeatureStats:
         if self.shared is None:
             return self._gen_stats(net, num_gen, capture_all)
+        # Kept with the vectors (num_gen × dim float32, 400 MB for 50k Inception features), so that FID, KID and
+        # precision/recall in one call use one set of generated images whatever their order.
         key = (id(self.G), self.data2, net.identity, num_gen, self.seed, self.noise_mode, self.truncation_psi)
-        for have_all in ((True,) if capture_all else (True, False)):
-            if key + (have_all,) in self.shared:
-                return self.shared[key + (have_all,)]
-        stats = self._gen_stats(net, num_gen, capture_all)
-        self.shared[key + (capture_all,)] = stats
-        return stats
+        if key not in self.shared:
+            self.shared[key] = self._gen_stats(net, num_gen, capture_all=True)
+        return self.shared[key]
 
     def _gen_stats(self, net: FeatureNetwork, num_gen: int, capture_all: bool) -> FeatureStats:
         if self.data2 is not None:
@@ -229,11 +232,12 @@ def _register_feature_metrics() -> None:
                 lambda opts, name=name, n=n, full=full: compute_fid(opts, name, None if full else n, n))
 
             name = f"kid{tag}{suffix}"
-            register_metric(name, f"Kernel Inception distance, {tag} generated vs {real_desc}")(
+            register_metric(name, f"Kernel Inception distance, {tag} generated vs {real_desc}", needs_vectors=True)(
                 lambda opts, name=name, n=n, full=full: compute_kid(opts, name, _FULL_REAL["kid"] if full else n, n))
 
             name = f"pr{tag}3{suffix}"
-            register_metric(name, f"Precision and recall (k=3), {tag} generated vs {real_desc}")(
+            register_metric(name, f"Precision and recall (k=3), {tag} generated vs {real_desc}",
+                            needs_vectors=True)(
                 lambda opts, name=name, n=n, full=full: compute_pr(opts, name, _FULL_REAL["pr"] if full else n, n))
 
 
@@ -335,6 +339,8 @@ def compute_metric(name: str, G=None, data_path: str | os.PathLike | None = None
 def compute_metrics(names, G=None, data_path=None, device="cpu", **kwargs):
     """Compute several metrics, yielding one record each (as :func:`compute_metric`). Generated images are
     made once per feature network and sample count and shared by the metrics that need the same ones."""
+    names = list(names)
     shared: dict = {}
+    vectors = any(METRICS[n].needs_vectors for n in names if n in METRICS)
     for name in names:
-        yield compute_metric(name, G, data_path, device, shared=shared, **kwargs)
+        yield compute_metric(name, G, data_path, device, shared=shared, real_vectors=vectors, **kwargs)

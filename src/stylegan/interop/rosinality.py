@@ -32,6 +32,7 @@ import torch
 
 from stylegan.config import ConfigError, DiscriminatorConfig, GeneratorConfig, NetworkConfig, channels_at
 from stylegan.interop.errors import InteropError
+from stylegan.interop.channels import channels_to_cbase
 from stylegan.interop.safe_pickle import Namespace
 
 W_AVG_SAMPLES = 4096
@@ -42,16 +43,6 @@ def _blur_kernel(gain: float) -> torch.Tensor:
     k = k[None, :] * k[:, None]
     return k / k.sum() * gain
 
-
-def _channels_to_cbase(channels: dict[int, int], what: str) -> tuple[int, int]:
-    cmax = max(channels.values())
-    below = [r * c for r, c in channels.items() if c < cmax]
-    cbase = min(below) if below else cmax * max(channels)
-    for r, c in channels.items():
-        if min(cbase // r, cmax) != c:
-            raise InteropError(f"{what}: channel counts {dict(sorted(channels.items()))} do not follow "
-                               "min(cbase / resolution, cmax); our networks cannot express them")
-    return cbase, cmax
 
 
 class _State:
@@ -109,7 +100,7 @@ def _g_from_rosinality(sd: dict, what: str) -> tuple[GeneratorConfig, dict[str, 
         if key not in S:
             raise InteropError(f"{what}: {key} is missing")
         channels[8 * 2 ** k] = S.sd[key].shape[1]
-    cbase, cmax = _channels_to_cbase(channels, what)
+    cbase, cmax = channels_to_cbase(channels, what)
     try:
         g = GeneratorConfig(z_dim=int(z_dim), w_dim=int(w_dim), c_dim=0, resolution=resolution,
                             img_channels=int(img_channels), map_depth=depth, map_lr_mul=0.01, cbase=cbase,
@@ -166,7 +157,7 @@ def _d_from_rosinality(sd: dict, what: str) -> tuple[DiscriminatorConfig, dict[s
     channels = {4: c4}
     for j in range(1, n_blocks + 1):
         channels[resolution // 2 ** (j - 1)] = S.sd[f"convs.{j}.conv1.0.weight"].shape[0]
-    cbase, cmax = _channels_to_cbase(channels, what)
+    cbase, cmax = channels_to_cbase(channels, what)
     mbstd_channels = S.sd["final_conv.0.weight"].shape[1] - c4
     if mbstd_channels != 1:
         raise InteropError(f"{what}: final_conv takes {c4 + mbstd_channels} channels; expected {c4} + 1 (mbstd)")

@@ -33,6 +33,7 @@ import torch
 
 from stylegan.config import ConfigError, DiscriminatorConfig, GeneratorConfig, NetworkConfig
 from stylegan.interop.errors import InteropError
+from stylegan.interop.channels import channels_to_cbase
 from stylegan.interop.safe_pickle import TFNetwork, as_numpy
 
 # Build functions we know, and what they are.
@@ -111,17 +112,6 @@ def _dense(w: np.ndarray) -> torch.Tensor:
     return _t(w.T)
 
 
-def _channels_to_cbase(channels: dict[int, int], what: str) -> tuple[int, int]:
-    """cbase, cmax with ``min(cbase // r, cmax) == channels[r]`` for every resolution r, or an error."""
-    cmax = max(channels.values())
-    below = [r * c for r, c in channels.items() if c < cmax]
-    cbase = min(below) if below else cmax * max(channels)
-    for r, c in channels.items():
-        if min(cbase // r, cmax) != c:
-            raise InteropError(f"{what}: channel counts {dict(sorted(channels.items()))} do not follow "
-                               "min(cbase / resolution, cmax); our networks cannot express them")
-    return cbase, cmax
-
 
 class _Vars:
     """Takes variables by name and reports leftovers: every variable of the file must be used."""
@@ -198,7 +188,7 @@ def _g_config_and_state(net: TFNetwork, what: str) -> tuple[GeneratorConfig, dic
                 for r in res_names if (f"synthesis/{r}x{r}/Conv1/weight" if r > 4 else "synthesis/4x4/Conv/weight") in V}
     if len(channels) != len(res_names):
         raise InteropError(f"{what}: synthesis convolution weights are missing")
-    cbase, cmax = _channels_to_cbase(channels, what)
+    cbase, cmax = channels_to_cbase(channels, what)
     if "synthesis/8x8/Skip/weight" in V:
         arch = "resnet"
     elif "synthesis/4x4/ToRGB/weight" in V:
@@ -279,7 +269,7 @@ def _d_config_and_state(net: TFNetwork, what: str, like: GeneratorConfig | None)
     if "4x4/Dense0/weight" in V and V.v["4x4/Dense0/weight"].shape[1] != c4:
         raise InteropError(f"{what}: 4x4/Dense0 has {V.v['4x4/Dense0/weight'].shape[1]} outputs, not the {c4} "
                            "channels at 4x4 (fmap_base too small for fmap_max); not supported")
-    cbase, cmax = _channels_to_cbase(channels, what)
+    cbase, cmax = channels_to_cbase(channels, what)
     if f"{resolution}x{resolution}/Skip/weight" in V:
         arch = "resnet"
     elif "4x4/FromRGB/weight" in V:

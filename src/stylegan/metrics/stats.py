@@ -14,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+from stylegan.checkpoint import atomic_write_bytes
 import torch
 from tqdm import tqdm
 
@@ -92,17 +93,10 @@ class FeatureStats:
                   "meta": np.frombuffer(json.dumps(meta or {}).encode(), dtype=np.uint8)}
         if self.capture_all:
             arrays["features"] = self.features()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            with open(tmp, "wb") as f:
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a path
                 np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return atomic_write_bytes(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureStats:

@@ -301,3 +301,20 @@ def test_freezed_blocks_do_not_move(tmp_path):
     assert moved  # the rest of D trains
     with pytest.raises(OptionsError, match="freezed"):
         Trainer(tiny_opts(tmp_path, freezed=9))
+
+
+def test_metrics_at_snapshots(tmp_path, monkeypatch):
+    import stylegan.metrics.registry as registry
+
+    calls = []
+
+    def fake_compute_metric(name, G, data_path, device, **kw):
+        calls.append((name, data_path))
+        return {"metric": name, "results": {name: 1.5}, "seconds": 0.1}
+    monkeypatch.setattr(registry, "compute_metric", fake_compute_metric)
+    run = train(tiny_opts(tmp_path, metrics="fid1k_full,kid1k_full", kimg=0.016, tick=0.008, snap=1))
+    rows = [json.loads(line) for line in (run / "metric-fid1k_full.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and rows[-1]["results"] == {"fid1k_full": 1.5} and rows[-1]["kimg"] == 0.016
+    assert {c[0] for c in calls} == {"fid1k_full", "kid1k_full"} and calls[0][1] == str(tmp_path / "data")
+    with pytest.raises(OptionsError, match="unknown metric"):
+        tiny_opts(tmp_path, metrics="fid7").validate()

@@ -38,6 +38,8 @@ from stylegan.config import D_ARCHS, G_ARCHS, PRESETS
               help="Style-mixing regularization probability.")
 @click.option("--pl-weight", type=click.FloatRange(0), default=2.0, show_default=True,
               help="Path-length regularization weight (0 disables it).")
+@click.option("--metrics", default="", metavar="LIST",
+              help="Metrics computed on G_ema at every snapshot, e.g. fid10k_full,kid10k_full (none by default).")
 @click.option("--aug", type=click.Choice(["ada", "fixed", "noaug", "diffaug"]), default="ada", show_default=True,
               help="Discriminator augmentation: adaptive (ADA), fixed strength --p, none, or DiffAugment.")
 @click.option("--augpipe", type=click.Choice(["blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf",

@@ -327,6 +327,23 @@ class Trainer:
                                extra_tensors=tensors, extra=extra)
 
 
+# ---------------------------------------------------------------------------------------------- metrics
+
+def snapshot_metrics(trainer: "Trainer", snapshot: Path, run_dir: Path, log) -> None:
+    """``--metrics`` on G_ema at a snapshot: one JSON line per metric in ``metric-<name>.jsonl``."""
+    names = trainer.opts.metric_names()
+    if not names:
+        return
+    from stylegan.metrics.registry import compute_metric
+
+    for name in names:
+        record = compute_metric(name, trainer.G_ema, trainer.dataset.path, trainer.device, progress=False)
+        record = {**record, "snapshot": snapshot.name, "kimg": trainer.cur_nimg / 1000}
+        with open(run_dir / f"metric-{name}.jsonl", "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+        log(f"{name} at kimg {trainer.cur_nimg / 1000:g}: {record.get('results')} ({record.get('seconds', 0):.0f} s)")
+
+
 # ---------------------------------------------------------------------------------------------- image grids
 
 def grid_shape(resolution: int) -> tuple[int, int]:
@@ -479,6 +496,7 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
                     save_png(fake_grid(trainer.G_ema, grid_z, grid_c, cols), run_dir / f"fakes{kimg_tag}.png")
                     path = trainer.save_snapshot(run_dir / f"network-snapshot-{kimg_tag}.safetensors")
                     log(f"wrote {path.name}")
+                    snapshot_metrics(trainer, path, run_dir, log)
             sums.clear()
             counts.clear()
             tick_start_nimg, tick_start_time = trainer.cur_nimg, time.time()

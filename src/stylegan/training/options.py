@@ -36,6 +36,7 @@ class TrainingOptions:
     workers: data-loading processes. seed: random seed. resume: checkpoint path, or ``latest`` (newest
     snapshot of the newest run in outdir). dry_run: print the options and networks, train nothing.
     device: auto, cpu, cuda. desc: extra text for the run folder name.
+    metrics: comma-separated metric names (e.g. fid10k_full) computed on G_ema at every snapshot.
     aug: discriminator augmentation: ``ada`` (adaptive strength), ``fixed`` (strength ``p``), ``noaug``, or
     ``diffaug`` (DiffAugment: colour, translation, cutout). augpipe: the ADA pipeline (bgc). p: fixed or
     initial strength. target: ADA's target for r_t = E[sign(D(real))] (0.6). ada_kimg: kimg for p to move
@@ -66,6 +67,7 @@ class TrainingOptions:
     pl_weight: float = 2.0
     r1_interval: int = 16
     pl_interval: int = 4
+    metrics: str = ""
     aug: str = "ada"
     augpipe: str = "bgc"
     p: float = 0.0
@@ -100,6 +102,11 @@ class TrainingOptions:
         check(self.pl_weight >= 0, "--pl-weight must be >= 0")
         check(self.r1_interval >= 1 and self.pl_interval >= 1, "regularization intervals must be >= 1")
         check(self.workers >= 0, "--workers must be >= 0")
+        if self.metrics:
+            from stylegan.metrics.registry import list_metrics
+
+            unknown = [m for m in self.metric_names() if m not in list_metrics()]
+            check(not unknown, f"--metrics: unknown metric(s) {', '.join(unknown)}; `stylegan metrics --list` names them")
         check(self.aug in AUG_MODES, f"--aug must be one of {', '.join(AUG_MODES)}, got {self.aug!r}")
         check(self.augpipe in AUG_PIPELINES, f"--augpipe must be one of {', '.join(AUG_PIPELINES)}, got {self.augpipe!r}")
         check(0 <= self.p <= 1, f"--p must be in [0, 1], got {self.p}")
@@ -110,6 +117,9 @@ class TrainingOptions:
         check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
               f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         return self
+
+    def metric_names(self) -> list[str]:
+        return [m.strip() for m in self.metrics.split(",") if m.strip()]
 
     def resolved_gamma(self, resolution: int) -> float:
         """The R1 weight: --gamma, or the authors' heuristic 0.0002·res²/batch."""

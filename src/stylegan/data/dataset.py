@@ -114,10 +114,15 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
 def _read_label_file(storage: _Storage) -> dict[str, Any] | None:
     if not storage.exists(LABELS_FILE):
         return None
+    return labels_from_json(storage.read(LABELS_FILE), str(storage.path))
+
+
+def labels_from_json(data: bytes, where: str) -> dict[str, Any] | None:
+    """The labels of a ``dataset.json`` (``{"labels": [[name, label], ...]}`` or null) by image name."""
     try:
-        meta = json.loads(storage.read(LABELS_FILE))
+        meta = json.loads(data)
     except ValueError as e:
-        raise ValueError(f"{storage.path}: {LABELS_FILE} is not valid JSON: {e}") from e
+        raise ValueError(f"{where}: {LABELS_FILE} is not valid JSON: {e}") from e
     labels = meta.get("labels") if isinstance(meta, dict) else None
     if labels is None:
         return None

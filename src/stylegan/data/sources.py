@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import os
 import pickle
 import re
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from stylegan.data.dataset import LABELS_FILE, is_image_name
+from stylegan.data.dataset import LABELS_FILE, is_image_name, labels_from_json
 
 
 @dataclass
@@ -72,16 +71,6 @@ def decode_bytes(data: bytes) -> Image.Image:
     return img
 
 
-def _labels_from_json(data: bytes, where: str) -> dict[str, Any] | None:
-    try:
-        meta = json.loads(data)
-    except ValueError as e:
-        raise ValueError(f"{where}: {LABELS_FILE} is not valid JSON: {e}") from e
-    labels = meta.get("labels") if isinstance(meta, dict) else None
-    if labels is None:
-        return None
-    return {str(k).replace("\\", "/"): v for k, v in labels}
-
 
 # --- folders and zips of images ----------------------------------------------------------------------
 
@@ -97,7 +86,7 @@ class FolderSource(Source):
             names.extend((rel / f).as_posix() for f in filenames if is_image_name(f))
         self.names = sorted(names)
         label_file = self.path / LABELS_FILE
-        self.labels = _labels_from_json(label_file.read_bytes(), str(self.path)) if label_file.is_file() else None
+        self.labels = labels_from_json(label_file.read_bytes(), str(self.path)) if label_file.is_file() else None
         self.has_labels = self.labels is not None
 
     def __len__(self) -> int:
@@ -117,7 +106,7 @@ class ZipSource(Source):
         self._zip = zipfile.ZipFile(self.path)
         self.names = sorted(i.filename for i in self._zip.infolist() if not i.is_dir() and is_image_name(i.filename))
         try:
-            self.labels = _labels_from_json(self._zip.read(LABELS_FILE), str(self.path))
+            self.labels = labels_from_json(self._zip.read(LABELS_FILE), str(self.path))
         except KeyError:
             self.labels = None
         self.has_labels = self.labels is not None

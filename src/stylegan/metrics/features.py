@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylegan.data.sources import RestrictedUnpickler
 from stylegan.metrics.resize import resize_tf1_bilinear
 from stylegan.metrics.weights import WeightsError, WeightsFile, find_weights
 
@@ -33,30 +34,8 @@ INCEPTION_FORMATS = ("auto", "prescaled", "nvlabs")
 # --- reading the LPIPS pickle safely -----------------------------------------------------------------
 
 
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray
-    allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(mod, "_reconstruct")] = multiarray._reconstruct
-    return allowed
-
-
-class NumpyOnlyUnpickler(pickle.Unpickler):
-    """Admits NumPy arrays (and the dicts, lists, strings and numbers around them) and nothing else: a pickle
-    that names any other global (``os.system``, ``builtins.eval``, ...) raises ``UnpicklingError``."""
-
-    _allowed: dict[tuple[str, str], Any] | None = None
-
-    def find_class(self, module: str, name: str) -> Any:
-        if NumpyOnlyUnpickler._allowed is None:
-            NumpyOnlyUnpickler._allowed = _numpy_globals()
-        try:
-            return NumpyOnlyUnpickler._allowed[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only NumPy arrays are allowed") from None
+# The data layer's allow-list unpickler admits NumPy arrays with the dicts and lists around them, nothing else.
+NumpyOnlyUnpickler = RestrictedUnpickler
 
 
 def _check_tree(obj: Any, where: str = "") -> None:

@@ -1,6 +1,9 @@
-"""Typed network configuration, validated up front, saved with every checkpoint, and named presets.
+"""Typed network configuration, validated up front, saved with every checkpoint, and the named
+configurations of the three papers: ProGAN, StyleGAN Table 1 (A–F) and StyleGAN2 Table 1 (A–F).
 
-A :class:`NetworkConfig` alone rebuilds the networks (see :func:`stylegan.networks.build_networks`).
+A :class:`NetworkConfig` alone rebuilds the networks (see :func:`stylegan.networks.build_networks`). A
+:class:`Preset` pairs one with the training recipe of its paper row (:class:`TrainingRecipe`), which the
+flags of :class:`stylegan.training.options.TrainingOptions` override one by one.
 """
 from __future__ import annotations
 
@@ -8,11 +11,19 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 G_ARCHS = ("orig", "skip", "resnet")
 D_ARCHS = ("orig", "skip", "resnet")
-FAMILIES = ("stylegan2",)
+FAMILIES = ("progan", "stylegan", "stylegan2")
+#: How w reaches the synthesis layers: ``none`` (the latent feeds the 4×4 input only; pixel norm after every
+#: conv), ``adain`` (StyleGAN) or ``demod`` (StyleGAN2: modulated convolutions with weight demodulation).
+STYLES = ("none", "adain", "demod")
+#: ``fir``: FIR [1, 3, 3, 1] up- and downsampling (bilinear); ``nearest``: nearest-neighbour up, 2×2
+#: average-pool down (ProGAN).
+RESAMPLES = ("fir", "nearest")
+#: Adversarial losses: non-saturating logistic (StyleGAN, StyleGAN2), WGAN-GP with drift (ProGAN).
+LOSSES = ("nonsaturating", "wgangp")
 
 
 class ConfigError(ValueError):
@@ -50,20 +61,34 @@ def _check_common(name: str, c: "GeneratorConfig | DiscriminatorConfig") -> None
     _check(isinstance(c.num_fp16_res, int) and c.num_fp16_res >= 0,
            f"{name}.num_fp16_res must be >= 0, got {c.num_fp16_res}")
     _check(c.conv_clamp is None or c.conv_clamp > 0, f"{name}.conv_clamp must be positive or None")
+    _check(c.resample in RESAMPLES, f"{name}.resample must be one of {', '.join(RESAMPLES)}, got {c.resample!r}")
+    _check(isinstance(c.growing, bool), f"{name}.growing must be true or false")
+    if c.progressive:
+        _check(c.arch == "orig", f"{name}.arch must be 'orig' for the progressive (ProGAN-style) networks; "
+                                 f"skip and resnet exist for StyleGAN2 E/F, without growing (got {c.arch!r})")
+        _check(c.num_fp16_res == 0, f"{name}.num_fp16_res: reduced precision is implemented for the StyleGAN2 "
+                                    f"E/F networks only; use 0")
 
 
 @dataclass
 class GeneratorConfig:
-    """StyleGAN2 generator: mapping network z (+ c) → w, synthesis network ws → image.
+    """Generator: mapping network z (+ c) → w, synthesis network ws → image.
 
     z_dim, w_dim: latent sizes (512). c_dim: class-label size, 0 for unconditional.
     resolution, img_channels: output image size (power of two 4–1024) and channels (1 or 3).
-    map_depth: mapping layers (8). map_lr_mul: their learning-rate multiplier (0.01).
+    map_depth: mapping layers (8; 0 = no mapping network, the normalized z is the input).
+    map_lr_mul: their learning-rate multiplier (0.01).
     w_avg_beta: decay of the running average of w used by truncation (0.995).
     cbase, cmax: channels at resolution r are min(cbase / r, cmax) (32768, 512 for config F).
     arch: synthesis architecture, ``orig`` | ``skip`` (default) | ``resnet``.
     num_fp16_res: the highest resolutions that run in reduced precision (4); conv_clamp: clamp of conv
     outputs (256) that keeps them in the float16 range.
+
+    The older members of the lineage (built by :mod:`stylegan.networks.progressive`) differ in:
+    style: ``none`` | ``adain`` | ``demod`` (default; see :data:`STYLES`). const_input: a learned 4×4
+    constant (default) or a dense layer from the latent (ProGAN, StyleGAN A–C). noise: per-layer noise
+    inputs. resample: ``fir`` (default) or ``nearest`` (see :data:`RESAMPLES`). growing: progressive
+    growing: a toRGB per resolution, images at the current stage, new stages faded in linearly.
     """
 
     z_dim: int = 512
@@ -79,31 +104,60 @@ class GeneratorConfig:
     arch: str = "skip"
     num_fp16_res: int = 4
     conv_clamp: float | None = 256
+    style: str = "demod"
+    const_input: bool = True
+    noise: bool = True
+    resample: str = "fir"
+    growing: bool = False
 
     @property
     def num_ws(self) -> int:
-        return num_ws_for(self.resolution)
+        """One w per style layer (plus the last toRGB's); without styles, the latent enters once."""
+        return 1 if self.style == "none" else num_ws_for(self.resolution)
+
+    @property
+    def progressive(self) -> bool:
+        """Built by :mod:`stylegan.networks.progressive` (ProGAN, StyleGAN, StyleGAN2 A–D) rather than by the
+        StyleGAN2 E/F synthesis network."""
+        return self.growing or self.style != "demod"
 
     def validate(self) -> "GeneratorConfig":
+        _check(self.style in STYLES, f"G.style must be one of {', '.join(STYLES)}, got {self.style!r}")
         _check_common("G", self)
         _check(isinstance(self.z_dim, int) and self.z_dim >= 0, f"G.z_dim must be >= 0, got {self.z_dim}")
         _check(self.z_dim > 0 or self.c_dim > 0, "G needs z_dim > 0 or c_dim > 0")
         _check(isinstance(self.w_dim, int) and self.w_dim >= 1, f"G.w_dim must be >= 1, got {self.w_dim}")
-        _check(isinstance(self.map_depth, int) and self.map_depth >= 1,
-               f"G.map_depth must be >= 1, got {self.map_depth}")
+        _check(isinstance(self.map_depth, int) and self.map_depth >= 0,
+               f"G.map_depth must be >= 0, got {self.map_depth}")
+        if self.map_depth == 0:
+            _check(self.c_dim == 0, "G.map_depth 0 (no mapping network) takes no class labels; conditional "
+                                    "training needs a configuration with a mapping network")
+            _check(self.w_dim == self.z_dim, f"G.map_depth 0 (no mapping network): the normalized z is the input, "
+                                             f"so w_dim must equal z_dim (got {self.w_dim} and {self.z_dim})")
         _check(self.map_lr_mul > 0, f"G.map_lr_mul must be positive, got {self.map_lr_mul}")
         _check(0 <= self.w_avg_beta <= 1, f"G.w_avg_beta must be in [0, 1], got {self.w_avg_beta}")
         _check(self.arch in G_ARCHS, f"G.arch must be one of {', '.join(G_ARCHS)}, got {self.arch!r}")
+        _check(isinstance(self.const_input, bool) and isinstance(self.noise, bool),
+               "G.const_input and G.noise must be true or false")
+        _check(self.style != "none" or not self.const_input,
+               "G.style 'none' (no styles) needs the latent input: const_input must be false")
+        if self.style == "demod":
+            _check(self.resample == "fir" and self.const_input,
+                   "G.style 'demod' (StyleGAN2) uses FIR resampling and the constant input")
+        if not self.progressive:
+            _check(self.noise, "G.noise false is available for the progressive networks only (style none or "
+                               "adain, or growing)")
         return self
 
 
 @dataclass
 class DiscriminatorConfig:
-    """StyleGAN2 discriminator.
+    """Discriminator (ProGAN-derived).
 
     arch: ``orig`` | ``skip`` | ``resnet`` (default). mbstd_group, mbstd_channels: minibatch standard
     deviation group size (4) and channels (1). cmap_dim: size of the class projection (conditional only;
-    None = channels at 4²). Other fields as in :class:`GeneratorConfig`.
+    None = channels at 4²). resample, growing: as in :class:`GeneratorConfig` (ProGAN's discriminator:
+    a fromRGB per resolution, average-pool down). Other fields as in :class:`GeneratorConfig`.
     """
 
     c_dim: int = 0
@@ -117,6 +171,13 @@ class DiscriminatorConfig:
     cmap_dim: int | None = None
     num_fp16_res: int = 4
     conv_clamp: float | None = 256
+    resample: str = "fir"
+    growing: bool = False
+
+    @property
+    def progressive(self) -> bool:
+        """Built by :mod:`stylegan.networks.progressive` rather than by the StyleGAN2 discriminator."""
+        return self.growing or self.resample != "fir"
 
     def validate(self) -> "DiscriminatorConfig":
         _check_common("D", self)
@@ -148,7 +209,12 @@ class NetworkConfig:
                f"G and D resolutions differ ({self.G.resolution} vs {self.D.resolution})")
         _check(self.G.img_channels == self.D.img_channels, "G and D image channels differ")
         _check(self.G.c_dim == self.D.c_dim, "G and D label sizes (c_dim) differ")
+        _check(self.G.growing == self.D.growing, "G and D grow together: G.growing and D.growing must agree")
         return self
+
+    @property
+    def growing(self) -> bool:
+        return self.G.growing
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -186,17 +252,149 @@ def _strict_kwargs(klass: type, d: Any, where: str, skip: tuple[str, ...] = ()) 
 
 
 # --------------------------------------------------------------------------------------------------------
-# Presets: named configurations. The lineage issue adds ProGAN / StyleGAN / StyleGAN2 A–E here.
+# Training recipes and named configurations (presets).
 
-def _stylegan2_f() -> NetworkConfig:
-    """StyleGAN2 config F: z = w = 512, 8 mapping layers, cbase 32768, cmax 512, skip G, resnet D."""
-    return NetworkConfig(family="stylegan2", cfg="stylegan2-f")
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """How a named configuration is trained in its paper (the defaults of ``stylegan train --cfg NAME``).
+
+    loss: ``nonsaturating`` or ``wgangp`` (λ = 10, drift ε = 0.001). gamma: R1 weight (None: the heuristic
+    0.0002·res²/batch; 0: no R1). r1_interval: R1 every this many minibatches, lazily (1: in every D step,
+    not lazy). pl_weight: path-length weight (0: off); pl_interval: its lazy interval. style_mixing:
+    mixing-regularization probability. glr, dlr: Adam learning rates. start_resolution, fade_kimg,
+    stable_kimg: progressive growing starts at this resolution; each new one fades in over fade_kimg
+    thousand images, then trains stable for stable_kimg.
+    """
+
+    loss: str = "nonsaturating"
+    gamma: float | None = None
+    r1_interval: int = 16
+    pl_weight: float = 2.0
+    pl_interval: int = 4
+    style_mixing: float = 0.9
+    glr: float = 0.002
+    dlr: float = 0.002
+    start_resolution: int = 4
+    fade_kimg: float = 600
+    stable_kimg: float = 600
+
+    def validate(self) -> "TrainingRecipe":
+        _check(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        _check(self.gamma is None or self.gamma >= 0, f"gamma must be >= 0, got {self.gamma}")
+        _check(isinstance(self.r1_interval, int) and self.r1_interval >= 1, "the R1 interval must be >= 1")
+        _check(isinstance(self.pl_interval, int) and self.pl_interval >= 1, "the path-length interval must be >= 1")
+        _check(self.pl_weight >= 0, f"the path-length weight must be >= 0, got {self.pl_weight}")
+        _check(0 <= self.style_mixing <= 1, f"the style-mixing probability must be in [0, 1], got {self.style_mixing}")
+        _check(self.glr > 0 and self.dlr > 0, "learning rates must be positive")
+        _check(_is_pow2(self.start_resolution) and self.start_resolution >= 4,
+               f"the start resolution must be a power of two >= 4, got {self.start_resolution}")
+        _check(self.fade_kimg >= 0 and self.stable_kimg >= 0, "fade and stable phase lengths must be >= 0")
+        return self
 
 
-PRESETS = {
-    "stylegan2": _stylegan2_f,
-    "stylegan2-f": _stylegan2_f,
-}
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration: its networks, its training, one line on what it adds and the paper row."""
+
+    name: str
+    build: Callable[[], NetworkConfig]
+    training: TrainingRecipe
+    adds: str
+    paper: str
+
+
+def _progan() -> NetworkConfig:
+    """ProGAN (seed 002's table): channels min(16384 / res, 512), latent input, pixel norm, nearest-neighbour
+    up and average-pool down, minibatch std, progressive growing."""
+    common = dict(cbase=16384, cmax=512, arch="orig", num_fp16_res=0, conv_clamp=None, resample="nearest",
+                  growing=True)
+    return NetworkConfig(family="progan",
+                         G=GeneratorConfig(map_depth=0, style="none", const_input=False, noise=False, **common),
+                         D=DiscriminatorConfig(**common))
+
+
+def _lineage() -> dict[str, NetworkConfig]:
+    """Each row of the papers' tables, as the previous row plus its one change."""
+    rows: dict[str, NetworkConfig] = {}
+
+    def row(name: str, base: NetworkConfig, family: str, **g: Any) -> NetworkConfig:
+        c = NetworkConfig(family=family, cfg=name, G=dataclasses.replace(base.G, **g), D=dataclasses.replace(base.D))
+        rows[name] = c
+        return c
+
+    a = row("stylegan-a", _progan(), "stylegan")
+    b = row("stylegan-b", a, "stylegan", resample="fir")
+    b.D.resample = "fir"
+    c = row("stylegan-c", b, "stylegan", map_depth=8, style="adain")
+    d = row("stylegan-d", c, "stylegan", const_input=True)
+    e = row("stylegan-e", d, "stylegan", noise=True)
+    f = row("stylegan-f", e, "stylegan")
+    a2 = row("stylegan2-a", f, "stylegan2")
+    b2 = row("stylegan2-b", a2, "stylegan2", style="demod")
+    c2 = row("stylegan2-c", b2, "stylegan2")
+    d2 = row("stylegan2-d", c2, "stylegan2")
+    e2 = row("stylegan2-e", d2, "stylegan2", growing=False, arch="skip", num_fp16_res=4, conv_clamp=256)
+    e2.D = DiscriminatorConfig(cbase=16384, arch="resnet")
+    row("stylegan2-f", e2, "stylegan2", cbase=32768)
+    rows["stylegan2-f"].D.cbase = 32768
+    return rows
+
+
+_PROGAN_TRAINING = TrainingRecipe(loss="wgangp", gamma=0.0, r1_interval=1, pl_weight=0.0, style_mixing=0.0,
+                                  glr=0.001, dlr=0.001, start_resolution=4)
+# StyleGAN B-F: non-saturating loss, R1 in every D step, growing from 8², ProGAN's learning rate.
+_STYLEGAN_TRAINING = TrainingRecipe(r1_interval=1, pl_weight=0.0, style_mixing=0.0, glr=0.001, dlr=0.001,
+                                    start_resolution=8)
+_R = dataclasses.replace
+
+_PRESET_LIST = [
+    Preset("progan", _progan, _PROGAN_TRAINING,
+           "Progressive GAN: latent input, pixel norm, nearest up / average-pool down, minibatch std, "
+           "progressive growing, WGAN-GP + drift",
+           "ProGAN (Karras et al. 2018), Table 2 networks; CelebA-HQ 1024²"),
+    Preset("stylegan-a", lambda: _lineage()["stylegan-a"], _PROGAN_TRAINING,
+           "the Progressive GAN baseline (its networks and WGAN-GP training)",
+           "StyleGAN Table 1 A (FFHQ FID 8.04)"),
+    Preset("stylegan-b", lambda: _lineage()["stylegan-b"], _STYLEGAN_TRAINING,
+           "+ tuning: bilinear (FIR) up/down, non-saturating loss + R1, growing from 8²",
+           "StyleGAN Table 1 B (FFHQ FID 5.25)"),
+    Preset("stylegan-c", lambda: _lineage()["stylegan-c"], _STYLEGAN_TRAINING,
+           "+ mapping network (8 layers) and styles (AdaIN)", "StyleGAN Table 1 C (FFHQ FID 4.85)"),
+    Preset("stylegan-d", lambda: _lineage()["stylegan-d"], _STYLEGAN_TRAINING,
+           "+ learned constant input instead of the latent", "StyleGAN Table 1 D (FFHQ FID 4.88)"),
+    Preset("stylegan-e", lambda: _lineage()["stylegan-e"], _STYLEGAN_TRAINING,
+           "+ per-layer noise inputs", "StyleGAN Table 1 E (FFHQ FID 4.42)"),
+    Preset("stylegan-f", lambda: _lineage()["stylegan-f"], _R(_STYLEGAN_TRAINING, style_mixing=0.9),
+           "+ mixing regularization (90 %)", "StyleGAN Table 1 F (FFHQ FID 4.40)"),
+    Preset("stylegan2-a", lambda: _lineage()["stylegan2-a"],
+           TrainingRecipe(r1_interval=1, pl_weight=0.0, start_resolution=8),
+           "the StyleGAN baseline (config F of StyleGAN, lr 0.002)",
+           "StyleGAN2 Table 1 A (FFHQ 1024² FID 4.40)"),
+    Preset("stylegan2-b", lambda: _lineage()["stylegan2-b"],
+           TrainingRecipe(r1_interval=1, pl_weight=0.0, start_resolution=8),
+           "+ weight demodulation (revised style block: modulated conv, noise and bias outside)",
+           "StyleGAN2 Table 1 B (FID 4.39)"),
+    Preset("stylegan2-c", lambda: _lineage()["stylegan2-c"], TrainingRecipe(pl_weight=0.0, start_resolution=8),
+           "+ lazy regularization (R1 every 16 minibatches)", "StyleGAN2 Table 1 C (FID 4.38)"),
+    Preset("stylegan2-d", lambda: _lineage()["stylegan2-d"], TrainingRecipe(start_resolution=8),
+           "+ path-length regularization (weight 2, every 4 minibatches)", "StyleGAN2 Table 1 D (FID 4.34)"),
+    Preset("stylegan2-e", lambda: _lineage()["stylegan2-e"], TrainingRecipe(),
+           "+ no growing, skip generator, resnet discriminator", "StyleGAN2 Table 1 E (FID 3.31)"),
+    Preset("stylegan2-f", lambda: _lineage()["stylegan2-f"], TrainingRecipe(),
+           "+ large networks (cbase 32768: 512 channels up to 64²)", "StyleGAN2 Table 1 F (FID 2.84)"),
+]
+
+#: Short names for the last row of each paper.
+ALIASES = {"stylegan": "stylegan-f", "stylegan2": "stylegan2-f"}
+#: Every name ``--cfg`` accepts (aliases included) → its preset.
+PRESETS: dict[str, Preset] = {p.name: p for p in _PRESET_LIST}
+PRESETS.update({alias: PRESETS[target] for alias, target in ALIASES.items()})
+
+
+def get_preset(cfg: str) -> Preset:
+    if cfg not in PRESETS:
+        raise ConfigError(f"unknown --cfg {cfg!r}; known: {', '.join(sorted(PRESETS))}")
+    return PRESETS[cfg]
 
 
 def make_config(
@@ -215,10 +413,11 @@ def make_config(
     num_fp16_res: int | None = None,
     conv_clamp: float | None | str = "keep",
 ) -> NetworkConfig:
-    """A preset by name with overrides applied to G and D alike; validated."""
-    if cfg not in PRESETS:
-        raise ConfigError(f"unknown --cfg {cfg!r}; known: {', '.join(sorted(PRESETS))}")
-    c = PRESETS[cfg]()
+    """A preset by name with overrides applied to G and D alike; validated.
+
+    Without a mapping network (``map_depth`` 0) w is the normalized z: a ``z_dim`` override sets ``w_dim``
+    too unless that is given."""
+    c = get_preset(cfg).build()
     c.cfg = cfg
     shared = dict(resolution=resolution, img_channels=img_channels, c_dim=c_dim, cbase=cbase, cmax=cmax,
                   num_fp16_res=num_fp16_res)
@@ -231,6 +430,8 @@ def make_config(
     for k, v in dict(map_depth=map_depth, z_dim=z_dim, w_dim=w_dim, arch=g_arch).items():
         if v is not None:
             setattr(c.G, k, v)
+    if c.G.map_depth == 0 and z_dim is not None and w_dim is None:
+        c.G.w_dim = z_dim
     if d_arch is not None:
         c.D.arch = d_arch
     return c.validate()

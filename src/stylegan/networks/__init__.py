@@ -17,8 +17,13 @@ def build_generator(config: NetworkConfig) -> Generator:
     return Generator(config.G)
 
 
-def build_discriminator(config: NetworkConfig) -> Discriminator:
+def build_discriminator(config: NetworkConfig) -> nn.Module:
+    """StyleGAN2's discriminator, or ProGAN's (growing, or average-pool down) for the older configurations."""
     d = config.D
+    if d.progressive:
+        from stylegan.networks.progressive import ProgressiveDiscriminator
+
+        return ProgressiveDiscriminator(d)
     return Discriminator(d.c_dim, d.resolution, d.img_channels, cbase=d.cbase, cmax=d.cmax, architecture=d.arch,
                          mbstd_group=d.mbstd_group, mbstd_channels=d.mbstd_channels, cmap_dim=d.cmap_dim,
                          num_fp16_res=d.num_fp16_res, conv_clamp=d.conv_clamp)
@@ -43,7 +48,14 @@ def num_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def parameter_counts(config: NetworkConfig) -> dict[str, int]:
+    """``{"G": ..., "D": ...}`` for a configuration, without allocating the weights (built on the meta device)."""
+    config.validate()
+    with torch.device("meta"):
+        return {"G": num_parameters(build_generator(config)), "D": num_parameters(build_discriminator(config))}
+
+
 __all__ = [
     "Discriminator", "Generator", "MappingNetwork", "SynthesisNetwork", "build_discriminator", "build_generator",
-    "build_networks", "mix_styles", "num_parameters", "truncate",
+    "build_networks", "mix_styles", "num_parameters", "parameter_counts", "truncate",
 ]

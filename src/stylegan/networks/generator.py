@@ -28,7 +28,13 @@ def mix_styles(ws_list: Sequence[torch.Tensor], crossovers: Sequence[int]) -> to
 
 
 class Generator(nn.Module):
-    """``G(z, c) → images`` in [−1, 1] (NCHW float32). ``G.mapping`` and ``G.synthesis`` are usable alone."""
+    """``G(z, c) → images`` in [−1, 1] (NCHW float32). ``G.mapping`` and ``G.synthesis`` are usable alone.
+
+    The synthesis network is StyleGAN2's (:mod:`stylegan.networks.synthesis`, configs E/F) or, for ProGAN,
+    StyleGAN and StyleGAN2 A–D, the progressive one (:mod:`stylegan.networks.progressive`). Without a
+    mapping network (``map_depth`` 0) ``G.mapping`` only normalizes z, and there is no w_avg to truncate
+    towards. A growing generator makes images of its current resolution (:attr:`current_resolution`).
+    """
 
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
@@ -36,12 +42,29 @@ class Generator(nn.Module):
         self.cfg = cfg
         self.z_dim, self.c_dim, self.w_dim = cfg.z_dim, cfg.c_dim, cfg.w_dim
         self.resolution, self.img_channels = cfg.resolution, cfg.img_channels
-        self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.resolution, cfg.img_channels, cbase=cfg.cbase,
-                                          cmax=cfg.cmax, architecture=cfg.arch, num_fp16_res=cfg.num_fp16_res,
-                                          conv_clamp=cfg.conv_clamp)
+        if cfg.progressive:
+            from stylegan.networks.progressive import ProgressiveSynthesis
+
+            self.synthesis = ProgressiveSynthesis(cfg)
+        else:
+            self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.resolution, cfg.img_channels, cbase=cfg.cbase,
+                                              cmax=cfg.cmax, architecture=cfg.arch, num_fp16_res=cfg.num_fp16_res,
+                                              conv_clamp=cfg.conv_clamp)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, num_ws=self.num_ws,
-                                      num_layers=cfg.map_depth, lr_mul=cfg.map_lr_mul, w_avg_beta=cfg.w_avg_beta)
+                                      num_layers=cfg.map_depth, lr_mul=cfg.map_lr_mul,
+                                      w_avg_beta=cfg.w_avg_beta if cfg.map_depth > 0 else None)
+
+    @property
+    def current_resolution(self) -> int:
+        """The size of the images G makes now: below :attr:`resolution` while a growing G is still growing."""
+        return self.synthesis.current_resolution if self.cfg.growing else self.resolution
+
+    def set_growth(self, resolution: int, alpha: float) -> None:
+        """Progressive growing: the stage (resolution) and its fade-in α (see :mod:`stylegan.networks.progressive`)."""
+        if not self.cfg.growing:
+            raise ValueError("this generator does not grow progressively")
+        self.synthesis.set_growth(resolution, alpha)
 
     def forward(
         self,
@@ -53,6 +76,9 @@ class Generator(nn.Module):
         update_w_avg: bool = False,
         **synthesis_kwargs,
     ) -> torch.Tensor:
+        if truncation_psi != 1 and self.mapping.w_avg is None:
+            raise ValueError("truncation needs the average w of a mapping network; this generator has none "
+                             "(its latent enters the synthesis directly)")
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           update_w_avg=update_w_avg)
         return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from stylegan.config import D_ARCHS, G_ARCHS, PRESETS
+from stylegan.config import D_ARCHS, G_ARCHS, LOSSES, PRESETS
 
 
 @click.command(context_settings={"max_content_width": 100})
@@ -13,7 +13,9 @@ from stylegan.config import D_ARCHS, G_ARCHS, PRESETS
               help="Prepared dataset (folder or zip from `stylegan dataset`) or a built-in dataset, e.g. builtin:mnist5k.")
 @click.option("--data-resolution", type=int, default=None, help="Resolution of a built-in dataset [its default].")
 @click.option("--cfg", type=click.Choice(sorted(PRESETS)), default="stylegan2", show_default=True,
-              help="Network configuration (stylegan2 = config F).")
+              help="Named configuration: progan, stylegan-a..f, stylegan2-a..f (stylegan = stylegan-f, stylegan2 = "
+                   "stylegan2-f); `stylegan configs` lists them. It sets the networks and the defaults of the "
+                   "training options marked [preset].")
 @click.option("--cbase", type=int, default=None, help="Channel base: channels = min(cbase / res, cmax) [32768].")
 @click.option("--cmax", type=int, default=None, help="Maximum channels per layer [512].")
 @click.option("--map-depth", type=int, default=None, help="Mapping network layers [8].")
@@ -23,21 +25,36 @@ from stylegan.config import D_ARCHS, G_ARCHS, PRESETS
 @click.option("--mirror/--no-mirror", default=False, show_default=True, help="Add x-flipped copies of the images.")
 @click.option("--batch", type=click.IntRange(1), default=32, show_default=True,
               help="Total batch size, split across processes.")
+@click.option("--loss", type=click.Choice(LOSSES), default=None,
+              help="Adversarial loss: non-saturating logistic, or WGAN-GP with drift [preset: nonsaturating; "
+                   "wgangp for progan, stylegan-a].")
 @click.option("--gamma", type=click.FloatRange(0), default=None,
-              help="R1 regularization weight [heuristic 0.0002 * res^2 / batch].")
+              help="R1 regularization weight [preset: heuristic 0.0002 * res^2 / batch; 0 for progan].")
+@click.option("--r1-interval", type=click.IntRange(1), default=None,
+              help="Lazy R1 every N minibatches; 1 = in every D step [preset: 16; 1 for StyleGAN, StyleGAN2 A/B].")
 @click.option("--kimg", type=click.FloatRange(0, min_open=True), default=25000, show_default=True,
               help="Training length in thousands of real images.")
 @click.option("--tick", type=click.FloatRange(0, min_open=True), default=4, show_default=True,
               help="Progress report interval in kimg.")
 @click.option("--snap", type=click.IntRange(1), default=50, show_default=True,
               help="Snapshot (image grid and checkpoint) interval in ticks.")
-@click.option("--glr", type=click.FloatRange(0, min_open=True), default=0.002, show_default=True, help="G learning rate.")
-@click.option("--dlr", type=click.FloatRange(0, min_open=True), default=0.002, show_default=True, help="D learning rate.")
+@click.option("--glr", type=click.FloatRange(0, min_open=True), default=None,
+              help="G learning rate [preset: 0.002; 0.001 for ProGAN and StyleGAN].")
+@click.option("--dlr", type=click.FloatRange(0, min_open=True), default=None,
+              help="D learning rate [preset: 0.002; 0.001 for ProGAN and StyleGAN].")
 @click.option("--ema-kimg", type=click.FloatRange(0), default=None, help="Half-life of the G EMA in kimg [batch * 10 / 32].")
-@click.option("--style-mixing", type=click.FloatRange(0, 1), default=0.9, show_default=True,
-              help="Style-mixing regularization probability.")
-@click.option("--pl-weight", type=click.FloatRange(0), default=2.0, show_default=True,
-              help="Path-length regularization weight (0 disables it).")
+@click.option("--style-mixing", type=click.FloatRange(0, 1), default=None,
+              help="Style-mixing regularization probability, e.g. 0, 0.5, 0.9, 1 [preset: 0.9; 0 for stylegan-a..e].")
+@click.option("--pl-weight", type=click.FloatRange(0), default=None,
+              help="Path-length regularization weight, 0 disables it [preset: 2; 0 before stylegan2-d].")
+@click.option("--pl-interval", type=click.IntRange(1), default=None,
+              help="Lazy path-length regularization every N minibatches; 1 = in every G step [preset: 4].")
+@click.option("--start-res", type=int, default=None,
+              help="Progressive growing: first resolution [preset: 4 for progan, 8 for StyleGAN / StyleGAN2 A-D].")
+@click.option("--fade-kimg", type=click.FloatRange(0), default=None,
+              help="Progressive growing: thousands of images over which a new resolution fades in [preset: 600].")
+@click.option("--stable-kimg", type=click.FloatRange(0), default=None,
+              help="Progressive growing: thousands of images of stable training per resolution [preset: 600].")
 @click.option("--metrics", default="", metavar="LIST",
               help="Metrics computed on G_ema at every snapshot, e.g. fid10k_full,kid10k_full (none by default).")
 @click.option("--aug", type=click.Choice(["ada", "fixed", "noaug", "diffaug"]), default="ada", show_default=True,
@@ -65,7 +82,7 @@ from stylegan.config import D_ARCHS, G_ARCHS, PRESETS
 @click.option("--dry-run", is_flag=True, help="Print the options and networks and exit without training.")
 @click.pass_context
 def train(ctx, **kwargs):
-    """Train a StyleGAN2 generator. Works on one CPU, one GPU, or many under
+    """Train any configuration of the lineage. Works on one CPU, one GPU, or many under
     `torchrun --nproc-per-node N -m stylegan.cli.main train ...`.
 
     When resuming, the options saved in the snapshot are used, with the flags given now on top.

@@ -1,8 +1,10 @@
-"""The StyleGAN2 training loop (SPEC §4): phases G main / G path length / D main / D R1 with lazy
-regularization, EMA generator, ticks with stats and logs, snapshots with full training state, resume, and
-multi-process training under torchrun."""
+"""The training loop of every configuration (SPEC §4): phases G main / G path length / D main / D R1 with lazy
+(or, at interval 1, joint) regularization, progressive growing for the configurations that grow, EMA generator,
+ticks with stats and logs, snapshots with full training state, resume, and multi-process training under
+torchrun."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,12 +20,13 @@ import torch
 from tqdm import tqdm
 
 from stylegan.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
-from stylegan.config import NetworkConfig, make_config
+from stylegan.config import PRESETS, NetworkConfig, make_config
 from stylegan.images import make_grid, save_png, to_uint8
 from stylegan.networks import build_networks, num_parameters
 from stylegan.training.distributed import DistInfo, all_reduce_grads, all_reduce_sum, init_distributed, shutdown
 from stylegan.training.ema import ema_beta, update_ema
-from stylegan.training.loss import StyleGAN2Loss
+from stylegan.training.growing import Growth, GrowthSchedule, apply_growth, images_at
+from stylegan.training.loss import make_loss
 from stylegan.training.options import OptionsError, TrainingOptions
 from stylegan.training.state import optimizer_from_tensors, optimizer_to_tensors, restore_rng, rng_state_tensors
 
@@ -56,8 +59,9 @@ def resume_options(resume: str, outdir: str, overrides: dict[str, Any]) -> Train
     ckpt = read_checkpoint(path)
     saved = ckpt.extra.get("options")
     if saved is None:
-        # A checkpoint without training state (e.g. `stylegan init`): start from defaults + overrides.
-        saved = {}
+        # A checkpoint without training state (e.g. `stylegan init`): start from defaults + overrides, with the
+        # checkpoint's named configuration (for its training recipe).
+        saved = {"cfg": ckpt.config.cfg} if ckpt.config.cfg in PRESETS else {}
     opts = {**saved, **overrides, "resume": str(path), "outdir": overrides.get("outdir", saved.get("outdir", outdir))}
     return TrainingOptions.from_dict(opts).validate()
 
@@ -151,15 +155,26 @@ class Trainer:
         if opts.cpu_bf16 and not opts.fp32:  # reduced-precision layers in bfloat16 on the CPU
             self.G.synthesis.cpu_half_dtype = self.D.cpu_half_dtype = self.G_ema.synthesis.cpu_half_dtype = torch.bfloat16
 
-        self.gamma = opts.resolved_gamma(self.config.G.resolution)
+        # The training recipe of the networks' named configuration, with the options given on top.
+        cfg_name = self.config.cfg if self.config.cfg in PRESETS else opts.cfg
+        self.recipe = recipe = opts.recipe(cfg_name)
+        self.gamma = opts.resolved_gamma(self.config.G.resolution, cfg_name)
+        if recipe.style_mixing > 0 and self.G.num_ws < 2:
+            raise OptionsError(f"--style-mixing {recipe.style_mixing:g}: this generator takes a single latent, "
+                               "there are no styles to mix (use 0)")
         self.augment_pipe, self.ada = self._augmentation()
-        self.loss = StyleGAN2Loss(self.G, self.D, r1_gamma=self.gamma, pl_weight=opts.pl_weight,
-                                  style_mixing=opts.style_mixing, augment=self.augment_pipe)
+        self.loss = make_loss(recipe.loss, self.G, self.D, r1_gamma=self.gamma, pl_weight=recipe.pl_weight,
+                              style_mixing=recipe.style_mixing, augment=self.augment_pipe)
         self.frozen_D = self._freeze_names(opts.freezed)
-        self.pl_on = opts.pl_weight > 0
+        self.pl_on = recipe.pl_weight > 0
         self.r1_on = self.gamma > 0
-        self.opt_G = self._adam(self.G, opts.glr, opts.pl_interval if self.pl_on else None)
-        self.opt_D = self._adam(self.D, opts.dlr, opts.r1_interval if self.r1_on else None)
+        # Interval 1: the penalty joins the main loss in every step, and the optimizer is not adjusted.
+        self.pl_lazy, self.r1_lazy = recipe.pl_interval > 1, recipe.r1_interval > 1
+        self.opt_G = self._adam(self.G, recipe.glr, recipe.pl_interval if self.pl_on and self.pl_lazy else None)
+        self.opt_D = self._adam(self.D, recipe.dlr, recipe.r1_interval if self.r1_on and self.r1_lazy else None)
+        self.schedule = (GrowthSchedule(self.config.G.resolution, recipe.start_resolution, recipe.fade_kimg,
+                                        recipe.stable_kimg) if self.config.growing else None)
+        self.growth: Growth | None = None
 
         self.cur_nimg = 0
         self.batch_idx = 0
@@ -270,11 +285,16 @@ class Trainer:
         return torch.stack([self.dataset.get_label(int(i)) for i in idx]).to(self.device)
 
     def step(self) -> dict[str, torch.Tensor]:
-        """One minibatch: every phase whose interval divides the batch index, then the EMA."""
-        opts, n = self.opts, self.batch_gpu
+        """One minibatch: the growth stage of this image count, every phase whose interval divides the batch
+        index (interval-1 penalties join their main phase), then the EMA."""
+        opts, recipe, n = self.opts, self.recipe, self.batch_gpu
         real, real_c = next(self.loader)
         real = real.to(self.device, torch.float32) / 127.5 - 1
         real_c = real_c.to(self.device) if opts.cond else None
+        if self.schedule is not None:
+            self.growth = self.schedule.at(self.cur_nimg)
+            apply_growth(self.growth, self.G, self.G_ema, self.D)
+            real = images_at(real, self.growth)
         z_dim = self.G.z_dim
         stats: dict[str, torch.Tensor] = {}
 
@@ -282,23 +302,26 @@ class Trainer:
         self._set_D_trainable(False)
         self.opt_G.zero_grad(set_to_none=True)
         stats.update(self.loss.g_main(torch.randn(n, z_dim, device=self.device), self._labels(n)))
+        if self.pl_on and not self.pl_lazy:
+            stats.update(self.loss.g_pl(torch.randn(n, z_dim, device=self.device), self._labels(n), gain=1))
         self._finish(self.opt_G, self.G, "G main")
-        if self.pl_on and self.batch_idx % opts.pl_interval == 0:
+        if self.pl_on and self.pl_lazy and self.batch_idx % recipe.pl_interval == 0:
             self.opt_G.zero_grad(set_to_none=True)
             stats.update(self.loss.g_pl(torch.randn(n, z_dim, device=self.device), self._labels(n),
-                                        gain=opts.pl_interval))
+                                        gain=recipe.pl_interval))
             self._finish(self.opt_G, self.G, "G path length")
 
         self.G.requires_grad_(False)
         self._set_D_trainable(True)
         self.opt_D.zero_grad(set_to_none=True)
-        stats.update(self.loss.d_main(real, real_c, torch.randn(n, z_dim, device=self.device), self._labels(n)))
+        stats.update(self.loss.d_main(real, real_c, torch.randn(n, z_dim, device=self.device), self._labels(n),
+                                      r1=self.r1_on and not self.r1_lazy))
         self._finish(self.opt_D, self.D, "D main")
         if self.ada is not None:
             self.ada.update(stats["Loss/scores/real"])
-        if self.r1_on and self.batch_idx % opts.r1_interval == 0:
+        if self.r1_on and self.r1_lazy and self.batch_idx % recipe.r1_interval == 0:
             self.opt_D.zero_grad(set_to_none=True)
-            stats.update(self.loss.d_r1(real, real_c, gain=opts.r1_interval))
+            stats.update(self.loss.d_r1(real, real_c, gain=recipe.r1_interval))
             self._finish(self.opt_D, self.D, "D R1")
         self._set_D_trainable(False)
 
@@ -319,10 +342,19 @@ class Trainer:
                 "augment_p": float(self.augment_pipe.p) if hasattr(self.augment_pipe, "p") else None}
         return tensors, meta
 
+    def growth_summary(self) -> dict[str, Any] | None:
+        """The networks' current growth stage (None for networks that do not grow)."""
+        if self.schedule is None:
+            return None
+        g = self.growth or self.schedule.at(self.cur_nimg)
+        return {"resolution": g.resolution, "alpha": g.alpha, "phase": g.phase}
+
     def save_snapshot(self, path: Path) -> Path:
         tensors, meta = self.training_state()
         extra = {"kimg": self.cur_nimg / 1000, "options": self.opts.to_dict(), "training": meta,
                  "gamma": self.gamma}
+        if self.schedule is not None:
+            extra["growth"] = self.growth_summary()
         return save_checkpoint(path, self.config, {"G": self.G, "G_ema": self.G_ema, "D": self.D},
                                extra_tensors=tensors, extra=extra)
 
@@ -387,6 +419,7 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
     if opts.dry_run:
         if info.is_main:
             print(json.dumps({"options": opts.to_dict(), "config": config.to_dict(), "gamma": trainer.gamma,
+                              "recipe": dataclasses.asdict(trainer.recipe),
                               "dataset": repr(trainer.dataset),
                               "params": {"G": num_parameters(trainer.G), "D": num_parameters(trainer.D)}}, indent=2))
             print("dry run: nothing trained, nothing written")
@@ -413,6 +446,12 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
     log(f"G: {num_parameters(trainer.G):,} parameters, D: {num_parameters(trainer.D):,} parameters; "
         f"{config.G.resolution}x{config.G.resolution}, batch {opts.batch} ({trainer.batch_gpu} per process x "
         f"{info.world_size}), gamma {trainer.gamma:g}, device {trainer.device}")
+    r = trainer.recipe
+    log(f"recipe ({config.cfg}): loss {r.loss}, R1 {'off' if not trainer.r1_on else f'every {r.r1_interval}'}, "
+        f"path length {'off' if not trainer.pl_on else f'weight {r.pl_weight:g} every {r.pl_interval}'}, "
+        f"style mixing {r.style_mixing:g}, lr G {r.glr:g} D {r.dlr:g}"
+        + (f", growing from {min(r.start_resolution, config.G.resolution)}x{min(r.start_resolution, config.G.resolution)}: "
+           f"fade {r.fade_kimg:g} kimg, stable {r.stable_kimg:g} kimg" if config.growing else ""))
 
     # Fixed latents for the snapshot grids.
     cols, rows = grid_shape(config.G.resolution)
@@ -475,6 +514,8 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
                 row["Progress/rt"] = trainer.ada.rt
             if trainer.device.type == "cuda":
                 row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(trainer.device) / 2 ** 30
+            if trainer.growth is not None:
+                row["Progress/resolution"], row["Progress/alpha"] = trainer.growth.resolution, trainer.growth.alpha
             log.stats(row)
             def fmt(key):  # a penalty whose lazy phase did not run during this tick shows as "-"
                 return f"{means[key]:.4g}" if key in means else "-"
@@ -483,6 +524,7 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
                 f"G {fmt('Loss/G/loss')} D {fmt('Loss/D/loss')} r1 {fmt('Loss/r1_penalty')} "
                 f"pl {fmt('Loss/pl_penalty')} "
                 + (f"augment {row['Progress/augment']:.3f} " if "Progress/augment" in row else "")
+                + (f"res {trainer.growth.describe()} " if trainer.growth is not None else "")
                 + f"mem {row['cpu_mem_gb']:.2f}GB")
             bar.set_postfix_str(f"G {fmt('Loss/G/loss')} D {fmt('Loss/D/loss')}")
             for k, v in means.items():

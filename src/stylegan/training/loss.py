@@ -1,5 +1,6 @@
 """StyleGAN2 losses (SPEC §4): the non-saturating logistic loss, the R1 penalty, path-length regularization,
-and style-mixing regularization in the generator's forward pass.
+and style-mixing regularization in the generator's forward pass. ProGAN's WGAN-GP is in
+:mod:`stylegan.training.wgan`; :func:`make_loss` picks one by name.
 
 Each function returns the per-sample loss to be averaged; callers scale it by the lazy interval (``gain``).
 """
@@ -44,10 +45,12 @@ def path_lengths(img: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
 
 def mixing_ws(G, z: torch.Tensor, c: torch.Tensor | None, prob: float, update_w_avg: bool = False) -> torch.Tensor:
     """Mapping with style-mixing regularization: with probability ``prob`` the batch switches, at a crossover
-    drawn uniformly from [1, num_ws), to the ws of a second latent."""
+    drawn uniformly from [1, num_ws), to the ws of a second latent. A growing generator draws the crossover
+    among the ws its current stage uses; one that takes a single w has nothing to mix."""
     ws = G.mapping(z, c, update_w_avg=update_w_avg)
-    if prob > 0:
-        cutoff = int(torch.randint(1, ws.shape[1], ()).item())
+    num_ws = getattr(G.synthesis, "num_active_ws", ws.shape[1])
+    if prob > 0 and num_ws > 1:
+        cutoff = int(torch.randint(1, num_ws, ()).item())
         if torch.rand(()).item() < prob:
             ws2 = G.mapping(torch.randn_like(z), c)
             ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
@@ -131,3 +134,14 @@ class StyleGAN2Loss:
             stats["Loss/D/reg"] = (penalty * self.r1_gamma / 2).detach()
         loss.mean().backward()
         return stats
+
+
+def make_loss(kind: str, G: torch.nn.Module, D: torch.nn.Module, **kwargs) -> StyleGAN2Loss:
+    """The training phases with the adversarial loss ``kind``: ``nonsaturating`` or ``wgangp``."""
+    if kind == "nonsaturating":
+        return StyleGAN2Loss(G, D, **kwargs)
+    if kind == "wgangp":
+        from stylegan.training.wgan import WGANGPLoss
+
+        return WGANGPLoss(G, D, **kwargs)
+    raise ValueError(f"unknown loss {kind!r}; expected nonsaturating or wgangp")

@@ -6,11 +6,17 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from stylegan.config import D_ARCHS, G_ARCHS, PRESETS
+from stylegan.config import D_ARCHS, G_ARCHS, LOSSES, PRESETS, ConfigError, TrainingRecipe
 
 
 AUG_MODES = ("ada", "fixed", "noaug", "diffaug")
 AUG_PIPELINES = ("blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc")
+
+
+#: Training options that override a field of the configuration's recipe (option name → recipe field).
+RECIPE_OPTIONS = {"loss": "loss", "gamma": "gamma", "r1_interval": "r1_interval", "pl_weight": "pl_weight",
+                  "pl_interval": "pl_interval", "style_mixing": "style_mixing", "glr": "glr", "dlr": "dlr",
+                  "start_res": "start_resolution", "fade_kimg": "fade_kimg", "stable_kimg": "stable_kimg"}
 
 
 class OptionsError(ValueError):
@@ -23,14 +29,19 @@ class TrainingOptions:
 
     outdir: parent folder of run folders ``NNNNN-desc``. data: prepared dataset path or ``builtin:NAME``.
     data_resolution: resolution for a built-in dataset (their default otherwise).
-    cfg: network preset; cbase, cmax, map_depth, g_arch, d_arch override it.
+    cfg: named configuration (``stylegan configs`` lists them); cbase, cmax, map_depth, g_arch, d_arch
+    override its networks. The training options that are None take the configuration's recipe
+    (:class:`stylegan.config.TrainingRecipe`; the values in brackets are StyleGAN2 config F's):
+    loss (nonsaturating | wgangp), gamma: R1 weight (0.0002·res²/batch), r1_interval (16; 1 = R1 in every D
+    step, not lazy), pl_weight: path-length weight (2; 0 = off), pl_interval (4), style_mixing: mixing
+    probability (0.9), glr, dlr: Adam learning rates (0.002), start_res, fade_kimg, stable_kimg:
+    progressive growing's first resolution and phase lengths in kimg (growing configurations only).
     cond: train on the dataset's class labels. mirror: add x-flipped copies of the data.
-    batch: global batch (split across processes). gamma: R1 weight (None: 0.0002·res²/batch).
+    batch: global batch (split across processes).
     kimg: length in thousands of real images shown to D. tick: kimg per progress report; snap: ticks per
-    snapshot (image grid + checkpoint). glr, dlr: Adam learning rates (0.002).
+    snapshot (image grid + checkpoint).
     ema_kimg: half-life of the generator EMA in kimg (None: batch·10/32); ema_rampup: ramp-up ratio (0.05).
-    style_mixing: mixing-regularization probability (0.9). pl_weight: path-length weight (2).
-    r1_interval, pl_interval: lazy regularization intervals (16, 4). fp32: disable mixed precision
+    fp32: disable mixed precision
     (float16 in the highest resolutions on CUDA, with conv clamp). cpu_bf16: run those layers in bfloat16
     on the CPU (off by default: see README for when it pays).
     workers: data-loading processes. seed: random seed. resume: checkpoint path, or ``latest`` (newest
@@ -55,18 +66,22 @@ class TrainingOptions:
     cond: bool = False
     mirror: bool = False
     batch: int = 32
+    loss: str | None = None
     gamma: float | None = None
     kimg: float = 25000
     tick: float = 4
     snap: int = 50
-    glr: float = 0.002
-    dlr: float = 0.002
+    glr: float | None = None
+    dlr: float | None = None
     ema_kimg: float | None = None
     ema_rampup: float | None = 0.05
-    style_mixing: float = 0.9
-    pl_weight: float = 2.0
-    r1_interval: int = 16
-    pl_interval: int = 4
+    style_mixing: float | None = None
+    pl_weight: float | None = None
+    r1_interval: int | None = None
+    pl_interval: int | None = None
+    start_res: int | None = None
+    fade_kimg: float | None = None
+    stable_kimg: float | None = None
     metrics: str = ""
     aug: str = "ada"
     augpipe: str = "bgc"
@@ -92,15 +107,23 @@ class TrainingOptions:
         check(self.g_arch is None or self.g_arch in G_ARCHS, f"--g-arch must be one of {G_ARCHS}")
         check(self.d_arch is None or self.d_arch in D_ARCHS, f"--d-arch must be one of {D_ARCHS}")
         check(isinstance(self.batch, int) and self.batch >= 1, f"--batch must be >= 1, got {self.batch}")
+        check(self.loss is None or self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         check(self.gamma is None or self.gamma >= 0, f"--gamma must be >= 0, got {self.gamma}")
         check(self.kimg > 0, f"--kimg must be positive, got {self.kimg}")
         check(self.tick > 0, f"--tick must be positive, got {self.tick}")
         check(isinstance(self.snap, int) and self.snap >= 1, f"--snap must be >= 1, got {self.snap}")
-        check(self.glr > 0 and self.dlr > 0, "--glr and --dlr must be positive")
+        check((self.glr is None or self.glr > 0) and (self.dlr is None or self.dlr > 0),
+              "--glr and --dlr must be positive")
         check(self.ema_kimg is None or self.ema_kimg >= 0, "--ema-kimg must be >= 0")
-        check(0 <= self.style_mixing <= 1, f"--style-mixing must be in [0, 1], got {self.style_mixing}")
-        check(self.pl_weight >= 0, "--pl-weight must be >= 0")
-        check(self.r1_interval >= 1 and self.pl_interval >= 1, "regularization intervals must be >= 1")
+        check(self.style_mixing is None or 0 <= self.style_mixing <= 1,
+              f"--style-mixing must be in [0, 1], got {self.style_mixing}")
+        check(self.pl_weight is None or self.pl_weight >= 0, "--pl-weight must be >= 0")
+        check(all(v is None or (isinstance(v, int) and v >= 1) for v in (self.r1_interval, self.pl_interval)),
+              "regularization intervals (--r1-interval, --pl-interval) must be integers >= 1")
+        check(self.start_res is None or (self.start_res >= 4 and self.start_res & (self.start_res - 1) == 0),
+              f"--start-res must be a power of two >= 4, got {self.start_res}")
+        check(all(v is None or v >= 0 for v in (self.fade_kimg, self.stable_kimg)),
+              "--fade-kimg and --stable-kimg must be >= 0")
         check(self.workers >= 0, "--workers must be >= 0")
         if self.metrics:
             from stylegan.metrics.registry import list_metrics
@@ -116,14 +139,28 @@ class TrainingOptions:
         check(0 <= self.seed < 2 ** 32, "--seed must be in [0, 2^32)")
         check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
               f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        self.recipe()  # the configuration's recipe with these options on top must be consistent
         return self
 
     def metric_names(self) -> list[str]:
         return [m.strip() for m in self.metrics.split(",") if m.strip()]
 
-    def resolved_gamma(self, resolution: int) -> float:
-        """The R1 weight: --gamma, or the authors' heuristic 0.0002·res²/batch."""
-        return self.gamma if self.gamma is not None else 0.0002 * resolution ** 2 / self.batch
+    def recipe(self, cfg: str | None = None) -> TrainingRecipe:
+        """The training recipe of the configuration ``cfg`` (default: ``self.cfg``) with the options given
+        here on top."""
+        cfg = cfg or self.cfg
+        if cfg not in PRESETS:
+            raise OptionsError(f"unknown --cfg {cfg!r}; known: {', '.join(sorted(PRESETS))}")
+        given = {field: getattr(self, name) for name, field in RECIPE_OPTIONS.items() if getattr(self, name) is not None}
+        try:
+            return dataclasses.replace(PRESETS[cfg].training, **given).validate()
+        except ConfigError as e:
+            raise OptionsError(str(e)) from None
+
+    def resolved_gamma(self, resolution: int, cfg: str | None = None) -> float:
+        """The R1 weight: --gamma, the configuration's, or the authors' heuristic 0.0002·res²/batch."""
+        gamma = self.recipe(cfg).gamma
+        return gamma if gamma is not None else 0.0002 * resolution ** 2 / self.batch
 
     def resolved_ema_kimg(self) -> float:
         return self.ema_kimg if self.ema_kimg is not None else self.batch * 10 / 32

@@ -1,0 +1,87 @@
+"""ProGAN's loss (SPEC §2, §4): WGAN-GP with the drift term.
+
+    D: D(G(z)) − D(x) + λ·(‖∇ D(x̂)‖₂ − 1)² + ε·D(x)²,   x̂ = x + u·(G(z) − x), u ~ U(0, 1) per sample;
+    G: −D(G(z)).
+
+λ = 10, ε = 0.001. Per-sample losses, averaged by the caller, as in :mod:`stylegan.training.loss`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from stylegan.training.loss import StyleGAN2Loss, r1_penalty
+
+WGAN_LAMBDA = 10.0
+WGAN_TARGET = 1.0
+DRIFT_EPSILON = 0.001
+
+
+def wgan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """G: −D(G(z))."""
+    return -fake_logits
+
+
+def wgan_d_loss(fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+    """D, the critic's Wasserstein estimate: D(G(z)) − D(x)."""
+    return fake_logits - real_logits
+
+
+def interpolate(real: torch.Tensor, fake: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+    """x̂ = x + u·(G(z) − x) with one u ~ U(0, 1) per sample (or the given ``u`` [N])."""
+    if u is None:
+        u = torch.rand(real.shape[0], device=real.device, dtype=real.dtype)
+    return torch.lerp(real, fake, u.to(real.dtype).reshape(-1, *([1] * (real.ndim - 1))))
+
+
+def gradient_penalty(mixed: torch.Tensor, mixed_logits: torch.Tensor, target: float = WGAN_TARGET) -> torch.Tensor:
+    """(‖∇ₓ̂ D(x̂)‖₂ − target)² per sample (``mixed`` must require grad); the loss is λ times it."""
+    (grad,) = torch.autograd.grad(mixed_logits.sum(), mixed, create_graph=True, only_inputs=True)
+    return (grad.flatten(1).norm(dim=1) - target).square()
+
+
+def drift(real_logits: torch.Tensor) -> torch.Tensor:
+    """D(x)² per sample, which keeps the critic's output near zero; the loss is ε times it."""
+    return real_logits.square()
+
+
+@dataclass
+class WGANGPLoss(StyleGAN2Loss):
+    """The phases of :class:`StyleGAN2Loss` with WGAN-GP + drift as the adversarial loss. R1 and path length
+    remain available (both off in ProGAN's recipe).
+
+    wgan_lambda: gradient-penalty weight λ (10). wgan_target: the gradient norm it pulls towards (1).
+    drift_epsilon: drift weight ε (0.001).
+    """
+
+    wgan_lambda: float = WGAN_LAMBDA
+    wgan_target: float = WGAN_TARGET
+    drift_epsilon: float = DRIFT_EPSILON
+
+    def g_main(self, z, c, gain: float = 1.0) -> dict[str, torch.Tensor]:
+        img, _ = self.run_G(z, c, update_w_avg=True)
+        logits = self.run_D(img, c)
+        loss = wgan_g_loss(logits)
+        (loss.mean() * gain).backward()
+        return {"Loss/G/loss": loss.detach(), "Loss/scores/fake": logits.detach()}
+
+    def d_main(self, real_img, real_c, z, c, gain: float = 1.0, r1: bool = False) -> dict[str, torch.Tensor]:
+        """Critic loss, gradient penalty and drift in one backward pass; with ``r1`` also the R1 penalty."""
+        with torch.no_grad():
+            fake, _ = self.run_G(z, c)
+        fake_logits = self.run_D(fake, c)
+        real = real_img.detach().requires_grad_(r1)
+        real_logits = self.run_D(real, real_c)
+        mixed = interpolate(real_img.detach(), fake.detach()).requires_grad_(True)
+        gp = gradient_penalty(mixed, self.run_D(mixed, real_c), self.wgan_target)
+        reg = gp.unsqueeze(1) * self.wgan_lambda + drift(real_logits) * self.drift_epsilon
+        loss = wgan_d_loss(fake_logits, real_logits) + reg
+        stats = {"Loss/scores/fake": fake_logits.detach(), "Loss/scores/real": real_logits.detach(),
+                 "Loss/gp_penalty": gp.detach(), "Loss/D/loss": loss.detach(), "Loss/D/reg": reg.detach()}
+        if r1:
+            penalty = r1_penalty(real, real_logits)
+            loss = loss + penalty.unsqueeze(1) * (self.r1_gamma / 2)
+            stats["Loss/r1_penalty"] = penalty.detach()
+        (loss.mean() * gain).backward()
+        return stats

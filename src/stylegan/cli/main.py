@@ -185,6 +185,7 @@ COMMAND_MODULES = [
     ("stylegan.cli.weights", "weights"),
     ("stylegan.cli.convert", "convert"),
     ("stylegan.cli.serve", "serve"),
+    ("stylegan.cli.configs", "configs"),
 ]
 
 

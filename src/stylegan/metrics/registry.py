@@ -9,6 +9,7 @@ sample counts; registering it is one decorator::
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -187,6 +188,21 @@ def compute_pr(opts: MetricOptions, name: str, max_real: int | None, num_gen: in
             "num_gen": gen.num_items, "feature_network": net.describe(), "k": k, "note": note}
 
 
+def compute_fid_mixed(opts: MetricOptions, name: str, num: int, k: int) -> dict:
+    """FID of images whose styles mix ``k`` random latents at random crossovers (StyleGAN Table 2)."""
+    from stylegan.metrics.mixing import MixedLatentGenerator
+
+    if opts.G is None:
+        raise MetricError(f"{name} needs a generator (--network)")
+    try:
+        G = MixedLatentGenerator(opts.G, k)
+    except ValueError as e:
+        raise MetricError(f"{name}: {e}") from None
+    out = compute_fid(dataclasses.replace(opts, G=G, shared=None), name, num, num)
+    out["mixing"] = {"latents": k, "crossovers": "uniform, distinct, per image"}
+    return out
+
+
 def compute_ppl_metric(opts: MetricOptions, name: str, num_samples: int, space: str, sampling: str,
                        crop: bool) -> dict:
     from stylegan.metrics.ppl import perceptual_path_length
@@ -241,6 +257,16 @@ def _register_feature_metrics() -> None:
                 lambda opts, name=name, n=n, full=full: compute_pr(opts, name, _FULL_REAL["pr"] if full else n, n))
 
 
+def _register_mixing_metrics() -> None:
+    for tag, n in _COUNTS.items():
+        for k in range(1, 5):
+            name = f"fid{tag}_mix{k}"
+            register_metric(name, f"FID with the styles of every image mixed from {k} random latent(s) at random "
+                                  f"crossovers (StyleGAN Table 2 stress test), {tag} generated vs {tag} real images",
+                            needs_generator=True)(
+                lambda opts, name=name, n=n, k=k: compute_fid_mixed(opts, name, n, k))
+
+
 _PPL = {  # name: (samples, space, sampling, crop); StyleGAN's ppl_* crop the face region, StyleGAN2's do not
     "ppl_zfull": (100_000, "z", "full", True),
     "ppl_wfull": (100_000, "w", "full", True),
@@ -269,6 +295,7 @@ def _register_ls_metrics() -> None:
 
 
 _register_feature_metrics()
+_register_mixing_metrics()
 _register_ppl_metrics()
 _register_ls_metrics()
 

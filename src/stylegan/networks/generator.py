@@ -60,6 +60,11 @@ class Generator(nn.Module):
         """The size of the images G makes now: below :attr:`resolution` while a growing G is still growing."""
         return self.synthesis.current_resolution if self.cfg.growing else self.resolution
 
+    @property
+    def num_active_ws(self) -> int:
+        """The ws that affect the image now: all of them, except for a growing G below its full resolution."""
+        return self.synthesis.num_active_ws if self.cfg.progressive else self.num_ws
+
     def set_growth(self, resolution: int, alpha: float) -> None:
         """Progressive growing: the stage (resolution) and its fade-in α (see :mod:`stylegan.networks.progressive`)."""
         if not self.cfg.growing:

@@ -48,7 +48,7 @@ def mixing_ws(G, z: torch.Tensor, c: torch.Tensor | None, prob: float, update_w_
     drawn uniformly from [1, num_ws), to the ws of a second latent. A growing generator draws the crossover
     among the ws its current stage uses; one that takes a single w has nothing to mix."""
     ws = G.mapping(z, c, update_w_avg=update_w_avg)
-    num_ws = getattr(G.synthesis, "num_active_ws", ws.shape[1])
+    num_ws = G.num_active_ws
     if prob > 0 and num_ws > 1:
         cutoff = int(torch.randint(1, num_ws, ()).item())
         if torch.rand(()).item() < prob:

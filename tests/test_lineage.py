@@ -555,3 +555,17 @@ def test_style_mixing_stress_metric(monkeypatch):
     progan = tiny_net("progan")["G_ema"]
     with pytest.raises(registry.MetricError, match="style inputs"):
         registry.METRICS["fid1k_mix2"].fn(registry.MetricOptions(G=progan, progress=False))
+
+
+def test_train_command_takes_the_lineage_flags(tmp_path):
+    make_images(tmp_path / "data")
+    r = CliRunner().invoke(main, ["train", "--cfg", "progan", "--data", str(tmp_path / "data"), "--outdir",
+                                  str(tmp_path / "runs"), "--cbase", "256", "--cmax", "32", "--batch", "4",
+                                  "--loss", "nonsaturating", "--r1-interval", "4", "--gamma", "0.5", "--start-res",
+                                  "8", "--fade-kimg", "1", "--stable-kimg", "2", "--workers", "0", "--device", "cpu",
+                                  "--dry-run"])
+    assert r.exit_code == 0, r.output
+    printed = json.loads(r.output[:r.output.rindex("}") + 1])
+    assert printed["recipe"] == {**vars(PRESETS["progan"].training), "loss": "nonsaturating", "r1_interval": 4,
+                                 "gamma": 0.5, "start_resolution": 8, "fade_kimg": 1.0, "stable_kimg": 2.0}
+    assert printed["config"]["family"] == "progan" and printed["config"]["G"]["growing"]

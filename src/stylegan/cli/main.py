@@ -127,6 +127,9 @@ def info(network, as_json):
                f"{'conditional, ' + str(s['c_dim']) + ' classes' if s['c_dim'] else 'unconditional'}")
     click.echo(f"G            arch {g['arch']}, z {g['z_dim']}, w {g['w_dim']}, mapping {g['map_depth']} layers, "
                f"cbase {g['cbase']}, cmax {g['cmax']}, {s['num_ws']} ws")
+    click.echo(f"layers       style {g['style']}, {'constant' if g['const_input'] else 'latent'} input, noise "
+               f"{'on' if g['noise'] else 'off'}, {g['resample']} resampling"
+               + (", progressive growing" if g["growing"] else ""))
     click.echo(f"D            arch {d['arch']}, cbase {d['cbase']}, cmax {d['cmax']}, mbstd group {d['mbstd_group']}")
     for name, n in s["networks"].items():
         click.echo(f"params {name:<6}{n:,}")
@@ -136,8 +139,8 @@ def info(network, as_json):
         click.echo(f"trained      {extra['kimg']:g} kimg, {t.get('cur_tick', '?')} ticks, gamma {extra.get('gamma', '?')}")
     opts = extra.get("options")
     if opts:
-        click.echo(f"options      data {opts.get('data')}, batch {opts.get('batch')}, glr {opts.get('glr')}, "
-                   f"dlr {opts.get('dlr')}, mirror {opts.get('mirror')}, cond {opts.get('cond')}")
+        click.echo(f"options      data {opts.get('data')}, batch {opts.get('batch')}, glr {opts.get('glr') or 'preset'}, "
+                   f"dlr {opts.get('dlr') or 'preset'}, mirror {opts.get('mirror')}, cond {opts.get('cond')}")
     for k, v in extra.items():
         if k not in ("kimg", "training", "options", "gamma"):
             click.echo(f"{k:<13}{v}")

@@ -481,6 +481,12 @@ def test_cli_init_generate_info_for_a_growing_configuration(tmp_path):
     r = runner.invoke(main, ["generate", "--network", str(tmp_path / "p" / "network-init.safetensors"),
                              "--seeds", "0", "--trunc", "0.7", "--outdir", str(tmp_path / "img2")])
     assert r.exit_code != 0 and "truncation" in r.output
+    r = runner.invoke(main, ["generate", "--network", str(tmp_path / "p" / "network-init.safetensors"),
+                             "--seeds", "0", "--noise-mode", "random", "--outdir", str(tmp_path / "img2")])
+    assert r.exit_code != 0 and "no noise inputs" in r.output
+    r = runner.invoke(main, ["generate", "--network", str(tmp_path / "p" / "network-init.safetensors"),
+                             "--seeds", "0", "--outdir", str(tmp_path / "img2")])
+    assert r.exit_code == 0, r.output
     r = runner.invoke(main, ["init", "--cfg", "progan", "--g-arch", "skip", "--outdir", str(tmp_path / "q")])
     assert r.exit_code != 0 and "orig" in r.output
 

@@ -42,8 +42,19 @@ network_option = click.option("--network", "network", required=True, metavar="PA
                               help="A checkpoint (.safetensors), the authors' .pkl, a rosinality .pt, or a pretrained name (mnist32).")
 trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
                             help="Truncation psi: 1 = none, 0 = the average image; 0.5-0.7 trades variety for quality.")
-noise_option = click.option("--noise-mode", type=click.Choice(NOISE_MODES), default="const", show_default=True,
-                            help="Noise inputs: const (fixed, deterministic), random (new each image), none.")
+noise_option = click.option("--noise-mode", type=click.Choice(NOISE_MODES), default=None,
+                            help="Noise inputs: const (fixed, deterministic; the default), random (new each image), "
+                                 "none. Refused for a network without noise inputs (ProGAN, StyleGAN A-D).")
+
+
+def _noise_mode(G, noise_mode: str | None) -> str:
+    """--noise-mode: ``const`` unless given; given for a network without noise inputs, a usage error (every mode
+    would make the same image)."""
+    if noise_mode is None:
+        return "const"
+    if not G.synthesis.noise_layers():
+        raise click.UsageError(f"--noise-mode {noise_mode}: this network has no noise inputs")
+    return noise_mode
 class_option = click.option("--class", "class_idx", type=int, default=None, metavar="INT",
                             help="Class index, for a conditional network.")
 device_option = click.option("--device", default="auto", show_default=True,

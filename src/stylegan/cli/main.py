@@ -10,8 +10,8 @@ import click
 from stylegan.config import D_ARCHS, G_ARCHS, PRESETS, ConfigError
 
 
-from stylegan.cli.common import (_device, _int_list, _load_generator, class_option, device_option,  # noqa: E402
-                                 network_option, noise_option, outdir_option, trunc_option)
+from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mode, class_option,  # noqa: E402
+                                 device_option, network_option, noise_option, outdir_option, trunc_option)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -44,6 +44,7 @@ def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mo
     if (seeds is None) == (projected_w is None):
         raise click.UsageError("give exactly one of --seeds and --projected-w")
     G = _load_generator(network, _device(device))
+    noise_mode = _noise_mode(G, noise_mode)
     if projected_w is not None:
         import torch
 
@@ -92,6 +93,7 @@ def style_mixing(network, row_seeds, col_seeds, col_styles, truncation_psi, nois
     from stylegan.tools.style_mixing import style_mixing_grid
 
     G = _load_generator(network, _device(device))
+    noise_mode = _noise_mode(G, noise_mode)
     try:
         grid, images = style_mixing_grid(G, row_seeds, col_seeds, col_styles, truncation_psi=truncation_psi,
                                          noise_mode=noise_mode, class_idx=class_idx)

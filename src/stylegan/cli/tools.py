@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from stylegan.cli.common import (_device, _int_list, _load_generator, class_option, device_option, network_option,
-                               noise_option, outdir_option, trunc_option)
+from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mode, class_option, device_option,
+                               network_option, noise_option, outdir_option, trunc_option)
 
 
 def _distance(device):
@@ -99,6 +99,7 @@ def video(network, seeds, grid, w_frames, space, fps, truncation_psi, noise_mode
     except (ValueError, AssertionError):
         raise click.BadParameter(f"expected COLSxROWS such as 2x2, got {grid!r}", param_hint="--grid") from None
     G = _load_generator(network, _device(device))
+    noise_mode = _noise_mode(G, noise_mode)
     try:
         frames = interpolation_frames(G, seeds, (cols, rows), w_frames, space, truncation_psi, noise_mode,
                                       class_idx, progress=True)

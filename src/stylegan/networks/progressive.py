@@ -89,8 +89,8 @@ class StyleLayer(nn.Module):
         super().__init__()
         self.nearest_up = up and resample == "nearest"
         self.conv_clamp = conv_clamp
-        self.conv = (EqualizedConv2d(in_channels, out_channels, 3, bias=False, up=2 if up and not self.nearest_up else 1)
-                     if in_channels > 0 else None)
+        fir_up = 2 if up and not self.nearest_up else 1
+        self.conv = EqualizedConv2d(in_channels, out_channels, 3, bias=False, up=fir_up) if in_channels > 0 else None
         self.noise = NoiseInjection(resolution, channels=out_channels) if noise else None
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.adain = AdaIN(out_channels, w_dim) if style == "adain" else None
@@ -129,8 +129,8 @@ class ProgressiveSynthesisBlock(nn.Module):
                                          conv_clamp=cfg.conv_clamp)
             self.torgb = ToRGB(out_channels, cfg.img_channels, cfg.w_dim, conv_clamp=cfg.conv_clamp) if torgb else None
         else:
-            self.conv0 = StyleLayer(in_channels, out_channels, cfg.w_dim, resolution, cfg.style, cfg.noise, up=not first,
-                                    resample=cfg.resample, conv_clamp=cfg.conv_clamp)
+            self.conv0 = StyleLayer(in_channels, out_channels, cfg.w_dim, resolution, cfg.style, cfg.noise,
+                                    up=not first, resample=cfg.resample, conv_clamp=cfg.conv_clamp)
             self.conv1 = StyleLayer(out_channels, out_channels, cfg.w_dim, resolution, cfg.style, cfg.noise,
                                     conv_clamp=cfg.conv_clamp)
             self.torgb = EqualizedConv2d(out_channels, cfg.img_channels, 1) if torgb else None

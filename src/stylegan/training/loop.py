@@ -450,8 +450,8 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
     log(f"recipe ({config.cfg}): loss {r.loss}, R1 {'off' if not trainer.r1_on else f'every {r.r1_interval}'}, "
         f"path length {'off' if not trainer.pl_on else f'weight {r.pl_weight:g} every {r.pl_interval}'}, "
         f"style mixing {r.style_mixing:g}, lr G {r.glr:g} D {r.dlr:g}"
-        + (f", growing from {min(r.start_resolution, config.G.resolution)}x{min(r.start_resolution, config.G.resolution)}: "
-           f"fade {r.fade_kimg:g} kimg, stable {r.stable_kimg:g} kimg" if config.growing else ""))
+        + (f", growing from {trainer.schedule.at(0).describe().split()[0]}: fade {r.fade_kimg:g} kimg, "
+           f"stable {r.stable_kimg:g} kimg" if trainer.schedule is not None else ""))
 
     # Fixed latents for the snapshot grids.
     cols, rows = grid_shape(config.G.resolution)

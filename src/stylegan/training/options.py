@@ -151,7 +151,8 @@ class TrainingOptions:
         cfg = cfg or self.cfg
         if cfg not in PRESETS:
             raise OptionsError(f"unknown --cfg {cfg!r}; known: {', '.join(sorted(PRESETS))}")
-        given = {field: getattr(self, name) for name, field in RECIPE_OPTIONS.items() if getattr(self, name) is not None}
+        given = {field: getattr(self, name) for name, field in RECIPE_OPTIONS.items()
+                 if getattr(self, name) is not None}
         try:
             return dataclasses.replace(PRESETS[cfg].training, **given).validate()
         except ConfigError as e:

@@ -1,6 +1,6 @@
 """ProGAN's loss (SPEC §2, §4): WGAN-GP with the drift term.
 
-    D: D(G(z)) − D(x) + λ·(‖∇ D(x̂)‖₂ − 1)² + ε·D(x)²,   x̂ = x + u·(G(z) − x), u ~ U(0, 1) per sample;
+    D: D(G(z)) − D(x) + λ·(‖∇ D(x̂)‖₂ − 1)² + ε·D(x)²,  with x̂ = x + u·(G(z) − x), u ~ U(0, 1) per sample;
     G: −D(G(z)).
 
 λ = 10, ε = 0.001. Per-sample losses, averaged by the caller, as in :mod:`stylegan.training.loss`.

@@ -343,11 +343,11 @@ class Trainer:
         return tensors, meta
 
     def growth_summary(self) -> dict[str, Any] | None:
-        """The networks' current growth stage (None for networks that do not grow)."""
+        """The stage the networks are at (None for networks that do not grow)."""
         if self.schedule is None:
             return None
-        g = self.growth or self.schedule.at(self.cur_nimg)
-        return {"resolution": g.resolution, "alpha": g.alpha, "phase": g.phase}
+        alpha = self.G_ema.synthesis.current_alpha
+        return {"resolution": self.G_ema.current_resolution, "alpha": alpha, "phase": "fade" if alpha < 1 else "stable"}
 
     def save_snapshot(self, path: Path) -> Path:
         tensors, meta = self.training_state()

@@ -19,6 +19,7 @@ from stylegan.config import channels_at
 from stylegan.networks.mapping import MappingNetwork
 from stylegan.networks.synthesis import half_dtype_for
 from stylegan.nn.equalized import EqualizedConv2d, EqualizedLinear
+from stylegan.nn.layout import to_preferred_layout
 from stylegan.nn.mbstd import MinibatchStd
 from stylegan.nn.rgb import FromRGB
 from stylegan.nn.upfirdn import DEFAULT_FILTER, downsample2d, setup_filter
@@ -154,7 +155,7 @@ class Discriminator(nn.Module):
                              f"got {tuple(img.shape)}")
         n = img.shape[0]
         half = half_dtype_for(img.device, self.cpu_half_dtype)
-        img = img.to(torch.float32)
+        img = to_preferred_layout(img.to(torch.float32))
         x = None
         for block in self.blocks.values():
             x, img = block(x, img, dtype=half if (block.use_fp16 and not force_fp32) else torch.float32)

@@ -14,6 +14,7 @@ from torch import nn
 
 from stylegan.config import channels_at
 from stylegan.nn.equalized import EqualizedConv2d
+from stylegan.nn.layout import to_preferred_layout
 from stylegan.nn.modconv import ModulatedConv2d
 from stylegan.nn.noise import check_noise_mode
 from stylegan.nn.rgb import ToRGB
@@ -83,6 +84,7 @@ class SynthesisBlock(nn.Module):
         w_iter = iter(ws.unbind(dim=1))
         if self.in_channels == 0:
             x = self.const.to(dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
+            x = to_preferred_layout(x)
         else:
             x = x.to(dtype)
         if self.conv0 is None:

@@ -18,21 +18,38 @@ def bias_act(
     gain: float | None = None,
     clamp: float | None = None,
     dim: int = 1,
+    scale: torch.Tensor | None = None,
+    add: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``clamp(act(x + b) * gain)``, with ``b`` broadcast along ``dim``.
+    """``clamp(act(x · scale + add + b) · gain)``, with ``b`` broadcast along ``dim``.
 
     ``gain`` defaults to the activation's own gain (sqrt(2) for ``lrelu``, 1 for ``linear``); ``clamp``
-    limits the output to ``[-clamp, clamp]`` (used with float16 to avoid overflow).
+    limits the output to ``[-clamp, clamp]`` (used with reduced precision to avoid overflow). ``scale``
+    ([N, C], e.g. the demodulation coefficients) and ``add`` (broadcastable to x, e.g. scaled noise) are
+    optional. Both activations are positively homogeneous, so a positive gain is folded into ``scale``,
+    ``add`` and ``b`` and the whole is three passes over x (multiply-add, add, activation) instead of six.
     """
     if act not in DEFAULT_GAIN:
         raise ValueError(f"unknown activation {act!r}; expected one of {sorted(DEFAULT_GAIN)}")
-    if b is not None:
-        shape = [1] * x.ndim
-        shape[dim] = -1
-        x = x + b.to(x.dtype).reshape(shape)
+    gain = DEFAULT_GAIN[act] if gain is None else float(gain)
+    g = 1.0
+    if gain > 0:  # fold: act(v) * gain == act(v * gain) for gain > 0
+        g, gain = gain, 1.0
+    shape = [1] * x.ndim
+    shape[dim] = -1
+    bias = None if b is None else (b.to(x.dtype) * g if g != 1 else b.to(x.dtype)).reshape(shape)
+    if scale is not None:
+        sc = scale.to(x.dtype) * g if g != 1 else scale.to(x.dtype)
+        sc = sc.reshape(*scale.shape, *([1] * (x.ndim - scale.ndim)))
+        x = torch.addcmul(bias, x, sc) if bias is not None else x * sc
+    elif bias is not None:
+        x = torch.add(bias, x, alpha=g) if g != 1 else x + bias
+    elif g != 1:
+        x = x * g
+    if add is not None:
+        x = x + (add.to(x.dtype) * g if g != 1 else add.to(x.dtype))
     if act == "lrelu":
         x = F.leaky_relu(x, LRELU_SLOPE)
-    gain = DEFAULT_GAIN[act] if gain is None else float(gain)
     if gain != 1:
         x = x * gain
     if clamp is not None and clamp >= 0:

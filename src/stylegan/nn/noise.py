@@ -30,9 +30,14 @@ class NoiseInjection(nn.Module):
 
     def forward(self, x: torch.Tensor, mode: str = "random", noise: torch.Tensor | None = None) -> torch.Tensor:
         """``noise`` (broadcastable to [N, 1, H, W]) overrides ``mode`` when given."""
+        add = self.scaled_noise(x, mode, noise)
+        return x if add is None else x + add
+
+    def scaled_noise(self, x: torch.Tensor, mode: str = "random", noise: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The term this layer adds to ``x`` ([N or 1, 1 or C, H, W]), None for ``mode='none'``."""
         if noise is None:
             if check_noise_mode(mode) == "none":
-                return x
+                return None
             if mode == "random":
                 noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
             else:
@@ -40,4 +45,4 @@ class NoiseInjection(nn.Module):
         strength = self.strength.to(x.dtype)
         if strength.ndim == 1:
             strength = strength.reshape(1, -1, 1, 1)
-        return x + noise.to(x.dtype) * strength
+        return noise.to(x.dtype) * strength

@@ -29,6 +29,10 @@ SETTINGS = {
     "small": dict(resolution=32, cbase=8192, cmax=256, batch=8),
     "config-f-256": dict(resolution=256, cbase=32768, cmax=512, batch=4),
 }
+#: The authors' stylegan2-ada-pytorch on this machine kind (2-core AMD EPYC, 2 threads, float32), from the
+#: speed issue: seconds per image of the main, R1 and path-length steps.
+AUTHORS = {"small": dict(main=0.11, r1=0.07, pl=0.06), "config-f-256": dict(main=8.7, r1=5.4, pl=2.5)}
+PRECISIONS = ("fp32", "bf16")
 
 
 def make_data(folder: Path, res: int, n: int = 8) -> Path:
@@ -38,11 +42,23 @@ def make_data(folder: Path, res: int, n: int = 8) -> Path:
     return folder
 
 
-def bench(name: str, reps: int, device: str, peak: float) -> dict:
+def rss_gb() -> float:
+    """Current resident memory (Linux /proc), GB."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2 ** 30
+    except OSError:
+        return float("nan")
+
+
+def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32") -> dict:
+    """``precision``: fp32, or bf16 (the authors' mixed precision: the 4 highest resolutions in bfloat16
+    with conv clamp 256, the rest float32)."""
     s = SETTINGS[name]
     with tempfile.TemporaryDirectory() as tmp:
         opts = TrainingOptions(outdir=tmp, data=str(make_data(Path(tmp), s["resolution"])), cbase=s["cbase"],
-                               cmax=s["cmax"], batch=s["batch"], workers=0, device=device, fp32=True, aug="noaug")
+                               cmax=s["cmax"], batch=s["batch"], workers=0, device=device,
+                               fp32=precision == "fp32", cpu_bf16=precision == "bf16", aug="noaug")
         t = Trainer(opts)
         for _ in range(2):
             t.step()  # warm-up (all phases run at batch index 0)
@@ -67,12 +83,22 @@ def bench(name: str, reps: int, device: str, peak: float) -> dict:
             t.G.requires_grad_(True); t.D.requires_grad_(False)
             t.opt_G.zero_grad(set_to_none=True); t.loss.g_pl(z(), None, gain=4); t.opt_G.step()
 
-        out = {"setting": name, "batch": n}
+        out = {"setting": name, "precision": precision, "batch": n}
+        rss_start = None
         for label, fn in (("main", main_step), ("r1", r1_step), ("pl", pl_step)):
             flops = count_flops(fn)  # None for R1 and PL: the counter cannot follow double backward
+            if label == "main":
+                fn()
+                rss_start = rss_gb()  # after warm-up: later iterations must not grow it
             sec = median_seconds(fn, warmup=1, reps=reps, device=device)
             out[f"{label}_s_per_img"] = sec / n
+            out[f"{label}_gflop_per_img"] = None if flops is None else flops / n / 1e9
+            out[f"{label}_gflops"] = None if flops is None else flops / sec / 1e9
             out[f"{label}_peak_share"] = None if flops is None else flops / sec / peak
+            out[f"{label}_vs_authors"] = AUTHORS[name][label] / (sec / n)
+        for _ in range(reps):
+            main_step()
+        out["rss_growth_gb"] = rss_gb() - rss_start
         step = out["main_s_per_img"] + out["r1_s_per_img"] / 16 + out["pl_s_per_img"] / 4
         out["train_images_per_s"] = 1 / step
         out["train_s_per_kimg"] = 1000 * step
@@ -86,22 +112,29 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--settings", default=",".join(SETTINGS))
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--precision", default="fp32", help="comma-separated: fp32, bf16 (CPU mixed precision)")
+    ap.add_argument("--json", default="bench-training.json", help="also write the results here ('' to skip)")
     args = ap.parse_args()
     setup_threads(args.threads)
     peak = measured_peak_flops(device=args.device)
     print(f"measured peak (float32 GEMM/conv): {peak / 1e9:.1f} GFLOP/s; {args.threads} threads; device {args.device}")
-    print(f"{'setting':<14}{'batch':>6}{'main s/img':>12}{'R1 s/img':>10}{'PL s/img':>10}{'train img/s':>13}"
-          f"{'s/kimg':>9}{'main % peak':>13}{'RSS GB':>8}")
+    print(f"{'setting':<14}{'prec':<6}{'batch':>5}{'main s/img':>11}{'(x auth)':>9}{'R1 s/img':>10}{'(x auth)':>9}"
+          f"{'PL s/img':>10}{'(x auth)':>9}{'img/s':>7}{'s/kimg':>8}{'GFLOP/img':>10}{'GFLOP/s':>8}{'%peak':>7}"
+          f"{'RSS GB':>7}{'growth':>7}")
     rows = []
     for name in args.settings.split(","):
-        r = bench(name, args.reps, args.device, peak)
-        rows.append(r)
-        print(f"{r['setting']:<14}{r['batch']:>6}{r['main_s_per_img']:>12.4f}{r['r1_s_per_img']:>10.4f}"
-              f"{r['pl_s_per_img']:>10.4f}{r['train_images_per_s']:>13.2f}{r['train_s_per_kimg']:>9.0f}"
-              f"{100 * r['main_peak_share']:>12.1f}%{r['peak_rss_gb']:>8.2f}", flush=True)
+        for precision in args.precision.split(","):
+            r = bench(name, args.reps, args.device, peak, precision)
+            rows.append(r)
+            print(f"{r['setting']:<14}{precision:<6}{r['batch']:>5}"
+                  f"{r['main_s_per_img']:>11.4f}{r['main_vs_authors']:>8.2f}x{r['r1_s_per_img']:>10.4f}"
+                  f"{r['r1_vs_authors']:>8.2f}x{r['pl_s_per_img']:>10.4f}{r['pl_vs_authors']:>8.2f}x"
+                  f"{r['train_images_per_s']:>7.2f}{r['train_s_per_kimg']:>8.0f}{r['main_gflop_per_img']:>10.1f}"
+                  f"{r['main_gflops']:>8.1f}{100 * r['main_peak_share']:>6.1f}%{r['peak_rss_gb']:>7.2f}"
+                  f"{r['rss_growth_gb']:>+7.2f}", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(peak_flops=peak, rows=rows), indent=2))
+        Path(args.json).write_text(json.dumps(dict(peak_flops=peak, threads=args.threads, rows=rows), indent=2))
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -455,3 +455,19 @@ def test_serve_command_errors(tmp_path, monkeypatch):
     assert r.exit_code != 0 and "no such network file" in r.output
     r = CliRunner().invoke(main, ["serve", "--help"])
     assert r.exit_code == 0 and "--max-queue" in r.output and "127.0.0.1" in r.output
+
+
+def test_network_without_truncation_pins_psi_to_one():
+    """ProGAN (no mapping network, no w_avg): the page starts at ψ = 1 and cannot move it; ψ ≠ 1 is a 4xx."""
+    from stylegan.config import make_config
+    from stylegan.networks import build_networks
+
+    config = make_config("progan", resolution=16, cbase=256, cmax=32, z_dim=32)
+    G = build_networks(config, seed=0)["G_ema"].eval().requires_grad_(False)
+    with TestClient(create_app(G, name="progan")) as c:
+        info = c.get("/api/info").json()
+        assert (info["psi_min"], info["psi_max"], info["default_psi"]) == (1.0, 1.0, 1.0)
+        r = c.get("/api/image?seed=1&psi=1")
+        assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size[0] == G.current_resolution
+        bad = c.get("/api/image?seed=1&psi=0.5")
+        assert 400 <= bad.status_code < 500 and "truncation" in bad.text

@@ -193,6 +193,11 @@ def create_app(
     if not (PSI_MIN <= default_psi <= PSI_MAX):
         raise ValueError(f"default_psi must be in [{PSI_MIN}, {PSI_MAX}]")
     renderer = Renderer(G)
+    # Networks without a mapping network's w_avg (ProGAN, StyleGAN A/B) cannot truncate: the page pins ψ to 1.
+    can_truncate = getattr(G.mapping, "w_avg", None) is not None
+    psi_min, psi_max = (PSI_MIN, PSI_MAX) if can_truncate else (1.0, 1.0)
+    if not can_truncate:
+        default_psi = 1.0
     worker = worker or InferenceWorker(max_queue=max_queue)
     model_id = model_id or network_digest(G)
     num_ws, c_dim, res = int(G.num_ws), int(G.c_dim), int(G.resolution)
@@ -200,8 +205,8 @@ def create_app(
     index_html = static["index.html"][0].replace(b"{{TITLE}}", html.escape(title).encode())
     info = Info(name=name, title=title, model_id=model_id, card=card, resolution=res,
                 channels=int(G.img_channels), num_ws=num_ws, conditional=c_dim > 0, c_dim=c_dim,
-                z_dim=int(G.z_dim), w_dim=int(G.w_dim), noise_modes=list(NOISE_MODES), psi_min=PSI_MIN,
-                psi_max=PSI_MAX, default_psi=default_psi, seed_max=SEED_MAX, max_steps=max_steps,
+                z_dim=int(G.z_dim), w_dim=int(G.w_dim), noise_modes=list(NOISE_MODES), psi_min=psi_min,
+                psi_max=psi_max, default_psi=default_psi, seed_max=SEED_MAX, max_steps=max_steps,
                 max_queue=worker.max_queue)
 
     @asynccontextmanager

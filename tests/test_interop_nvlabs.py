@@ -75,6 +75,22 @@ def test_convert_command_and_direct_use_by_generate(fixture_pickle, tmp_path):
     assert r.exit_code == 0, r.output
 
 
+def test_convert_keeps_only_the_named_networks(fixture_pickle, tmp_path):
+    """A generator-only file (what the packaged pretrained network is): same images, a fraction of the size."""
+    path, out = fixture_pickle
+    full, small = tmp_path / "full.safetensors", tmp_path / "g.safetensors"
+    assert CliRunner().invoke(main, ["convert", "--source", str(path), "--dest", str(full)]).exit_code == 0
+    r = CliRunner().invoke(main, ["convert", "--source", str(full), "--dest", str(small), "--networks", "G_ema"])
+    assert r.exit_code == 0, r.output
+    _, nets, _ = stylegan.load_networks(small)
+    assert set(nets) == {"G_ema"} and small.stat().st_size < full.stat().st_size / 2
+    with torch.no_grad():
+        assert_reproduced(stylegan.load(small)(out["z"], None, truncation_psi=0.5), out["img_psi0.5"])
+    r = CliRunner().invoke(main, ["convert", "--source", str(full), "--dest", str(tmp_path / "x.safetensors"),
+                                  "--networks", "G_ema,Dx"])
+    assert r.exit_code != 0 and "cannot keep Dx" in r.output
+
+
 CONFIGS = [
     dict(g_arch="skip", d_arch="resnet"),
     dict(g_arch="orig", d_arch="skip", img_channels=1),

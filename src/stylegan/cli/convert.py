@@ -11,7 +11,9 @@ import click
 @click.option("--dest", required=True, type=click.Path(dir_okay=False), metavar="OUT",
               help="Output: OUT.safetensors (this package's checkpoint) or OUT.pt (rosinality's layout, plain "
                    "tensors, loadable with torch.load(weights_only=True)).")
-def convert(source, dest):
+@click.option("--networks", default=None, metavar="LIST",
+              help="Keep only these networks, comma-separated (e.g. G_ema for a generator-only file).")
+def convert(source, dest, networks):
     """Convert a network between formats. Nothing in the source file is executed: pickles are read with an
     allow-list of known globals, and anything else is refused with its name."""
     from stylegan.checkpoint import CheckpointError
@@ -19,7 +21,8 @@ def convert(source, dest):
     from stylegan.interop.formats import FORMAT_NAMES
 
     try:
-        r = run_convert(source, dest)
+        keep = [n.strip() for n in networks.split(",") if n.strip()] if networks else None
+        r = run_convert(source, dest, networks=keep)
     except CheckpointError as e:  # InteropError included
         raise click.ClickException(str(e)) from None
     g = r.config.G

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -138,9 +138,11 @@ class ConvertResult:
     notes: list[str]
 
 
-def convert(source: str | os.PathLike, dest: str | os.PathLike) -> ConvertResult:
+def convert(source: str | os.PathLike, dest: str | os.PathLike,
+            networks: Sequence[str] | None = None) -> ConvertResult:
     """Convert ``source`` (any readable format) to ``dest``: ``.safetensors`` (this package's checkpoint) or
-    ``.pt``/``.pth`` (a rosinality checkpoint of plain tensors)."""
+    ``.pt``/``.pth`` (a rosinality checkpoint of plain tensors). ``networks`` keeps only those (e.g.
+    ``["G_ema"]`` for a generator-only file a quarter of a training snapshot's size)."""
     from stylegan.checkpoint import save_checkpoint
     from stylegan.interop.rosinality import to_rosinality
 
@@ -151,15 +153,20 @@ def convert(source: str | os.PathLike, dest: str | os.PathLike) -> ConvertResult
                            ".pt (rosinality's layout)")
     imported = read_any(source)
     nets = imported.build()  # checks every tensor against the configuration
+    if networks is not None:
+        missing = [n for n in networks if n not in nets]
+        if missing or not networks:
+            raise InteropError(f"{source}: holds {', '.join(nets)}; cannot keep {', '.join(missing) or 'nothing'}")
+        nets = {n: nets[n] for n in networks}
     if suffix == ".safetensors":
         extra = {"converted_from": Path(source).name, "source_format": imported.source_format}
         if imported.notes:
             extra["import_notes"] = imported.notes
         save_checkpoint(dest, imported.config, nets, extra=extra)
-        return ConvertResult(dest, imported.source_format, "stylegan", imported.networks, imported.config,
+        return ConvertResult(dest, imported.source_format, "stylegan", list(nets), imported.config,
                              imported.notes)
     states = {name: {k: v.detach().cpu() for k, v in m.state_dict().items()} for name, m in nets.items()}
     obj, warnings = to_rosinality(imported.config, states)
     atomic_write_bytes(dest, lambda tmp: torch.save(obj, tmp))
-    return ConvertResult(dest, imported.source_format, "rosinality", imported.networks, imported.config,
+    return ConvertResult(dest, imported.source_format, "rosinality", list(nets), imported.config,
                          imported.notes + warnings)

@@ -318,3 +318,24 @@ def test_metrics_at_snapshots(tmp_path, monkeypatch):
     assert {c[0] for c in calls} == {"fid1k_full", "kid1k_full"} and calls[0][1] == str(tmp_path / "data")
     with pytest.raises(OptionsError, match="unknown metric"):
         tiny_opts(tmp_path, metrics="fid7").validate()
+
+
+def test_snapshot_grids_spread_over_the_data_and_rows_follow_classes(tmp_path):
+    """Files sorted by class (as MNIST's are): reals.png must not show only the first class; with --cond,
+    row r of the grids is class r (mod the number of classes)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    labels = []
+    for i in range(32):  # class 0: black images first, then class 1: white ones
+        cls = int(i >= 16)
+        Image.fromarray(np.full((16, 16, 3), 255 * cls, np.uint8)).save(data / f"{i:03d}.png")
+        labels.append([f"{i:03d}.png", cls])
+    (data / "dataset.json").write_text(json.dumps({"labels": labels}))
+    for cond in (False, True):
+        run = train(tiny_opts(tmp_path, data=str(data), cond=cond, kimg=0.004, desc=f"c{int(cond)}"))
+        grid = np.asarray(Image.open(run / "reals.png").convert("L"), dtype=np.float64)
+        cell = 16
+        means = grid.reshape(grid.shape[0] // cell, cell, grid.shape[1] // cell, cell).mean(axis=(1, 3))
+        assert 0 < (means > 127).mean() < 1  # both classes appear
+        if cond:
+            assert (means[0::2] < 1).all() and (means[1::2] > 254).all()

@@ -458,12 +458,22 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
     gen = torch.Generator().manual_seed(opts.seed)
     grid_z = torch.randn(cols * rows, config.G.z_dim, generator=gen).to(trainer.device)
     grid_c = None
+    # Real images spread over the whole dataset (its files are often sorted by class); with labels, row r
+    # shows class r mod c_dim, in the reals and in the fakes alike.
+    n = len(trainer.dataset)
+    idx = torch.randperm(n, generator=gen)[:cols * rows].tolist()
+    idx = [idx[i % len(idx)] for i in range(cols * rows)]
     if opts.cond:
-        idx = torch.randint(len(trainer.dataset), (cols * rows,), generator=gen)
-        grid_c = torch.stack([trainer.dataset.get_label(int(i)) for i in idx]).to(trainer.device)
+        labels = [int(trainer.dataset.get_label(i).argmax()) for i in range(n)]
+        by_class: dict[int, list[int]] = {}
+        for i in torch.randperm(n, generator=gen).tolist():
+            by_class.setdefault(labels[i], []).append(i)
+        classes = sorted(by_class)
+        idx = [by_class[classes[r % len(classes)]][col % len(by_class[classes[r % len(classes)]])]
+               for r in range(rows) for col in range(cols)]
+        grid_c = torch.stack([trainer.dataset.get_label(i) for i in idx]).to(trainer.device)
     if info.is_main and not continuing:
-        reals = np.stack([trainer.dataset[i % len(trainer.dataset)][0].permute(1, 2, 0).numpy()
-                          for i in range(cols * rows)])
+        reals = np.stack([trainer.dataset[i][0].permute(1, 2, 0).numpy() for i in idx])
         save_png(make_grid(reals, cols=cols), run_dir / "reals.png")
         save_png(fake_grid(trainer.G_ema, grid_z, grid_c, cols), run_dir / "fakes_init.png")
 

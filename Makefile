@@ -38,7 +38,8 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_generator.py
-	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_training.py --precision fp32,bf16
+	$(PY) benchmarks/bench_lineage.py
 
 clean:
 	rm -rf $(VENV) out

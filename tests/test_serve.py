@@ -23,7 +23,7 @@ import stylegan  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from PIL import Image  # noqa: E402
 from stylegan import pretrained  # noqa: E402
-from stylegan.checkpoint import save_checkpoint  # noqa: E402
+from stylegan.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
 from stylegan.cli.main import main  # noqa: E402
 from stylegan.serve import InferenceWorker, QueueFull, create_app  # noqa: E402
 from stylegan.serve.background import BackgroundServer  # noqa: E402
@@ -395,9 +395,12 @@ def test_packaged_model_loads():
     if not pretrained.is_available("mnist32"):
         pytest.skip("the packaged mnist32.safetensors is not installed yet (src/stylegan/pretrained/)")
     G = stylegan.load(pretrained.resolve_network("mnist32"))
-    assert G.resolution == 32 and G.img_channels == 1
+    assert G.resolution == 32 and G.img_channels == 1 and G.c_dim == 10  # conditional: one class per digit
     with TestClient(create_app(G, name="mnist32")) as c:
-        png(c.get("/api/image", params={"seed": 0, "psi": 0.7}), (32, 32), "L")
+        png(c.get("/api/image", params={"seed": 0, "psi": 0.7, "class": 3}), (32, 32), "L")
+    # the file is the generator only (a few MB), with its training provenance
+    ckpt = read_checkpoint(pretrained.resolve_network("mnist32"))
+    assert ckpt.networks == ["G_ema"] and pretrained.resolve_network("mnist32").stat().st_size < 8 * 2 ** 20
 
 
 # -- command line ---------------------------------------------------------------------------------------------

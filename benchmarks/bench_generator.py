@@ -49,11 +49,20 @@ def bench_generator(name: str, reps: int, device: str, peak: float) -> list[dict
         flops = count_flops(step)
         sec = median_seconds(step, warmup=1, reps=reps, device=device)
         ips = s["batch"] / sec
+        effect = {}
+        if precision == "bf16":  # the effect on outputs: the same network and latents in float32
+            img = step()
+            G.synthesis.cpu_half_dtype = None
+            ref = step()
+            G.synthesis.cpu_half_dtype = torch.bfloat16
+            d = (img - ref).abs()
+            effect = dict(max_abs_diff_vs_fp32=float(d.max()), mean_abs_diff_vs_fp32=float(d.mean()),
+                          image_range=float(ref.abs().max()))
         rows.append(dict(setting=name, precision=precision,
                          what=f"G forward {precision} ({'grouped' if fused else 'shared-weight'} modconv)",
                          batch=s["batch"], seconds=sec, images_per_s=ips, vs_authors=ips / AUTHORS_IMG_S[name],
                          gflop_per_image=flops / s["batch"] / 1e9, gflops=flops / sec / 1e9,
-                         peak_share=flops / sec / peak))
+                         peak_share=flops / sec / peak, **effect))
     return rows
 
 
@@ -79,6 +88,9 @@ def main() -> None:
             print(f"{r['setting']:<14}{r['what']:<46}{r['batch']:>6}{r['images_per_s']:>9.2f}"
                   f"{r['vs_authors']:>9.2f}x{r['gflop_per_image']:>11.2f}{r['gflops']:>9.1f}"
                   f"{100 * r['peak_share']:>7.1f}%", flush=True)
+            if "mean_abs_diff_vs_fp32" in r:
+                print(f"{'':<14}  bf16 vs fp32 images: mean |diff| {r['mean_abs_diff_vs_fp32']:.4f}, max |diff| "
+                      f"{r['max_abs_diff_vs_fp32']:.4f} (image values within +-{r['image_range']:.2f})")
     if args.json:
         Path(args.json).write_text(json.dumps(dict(peak_flops=peak, threads=args.threads, rows=rows), indent=2))
         print(f"wrote {args.json}")

@@ -25,6 +25,16 @@ from stylegan.nn.rgb import FromRGB
 from stylegan.nn.upfirdn import DEFAULT_FILTER, downsample2d, setup_filter
 
 
+def class_embedding(mapping: MappingNetwork | None, c: torch.Tensor | None, n: int, c_dim: int) -> torch.Tensor | None:
+    """The projection discriminator's embedding of the labels ``c`` [n, c_dim] (None when unconditional)."""
+    if mapping is None:
+        return None
+    if c is None or tuple(c.shape) != (n, c_dim):
+        raise ValueError(f"this discriminator is conditional: c must have shape [{n}, {c_dim}], got "
+                         f"{None if c is None else tuple(c.shape)}")
+    return mapping(None, c)
+
+
 class DiscriminatorBlock(nn.Module):
     """One resolution of D: ``tmp_channels`` at this resolution → ``out_channels`` at half of it.
     ``in_channels == 0`` marks the top block (it reads the image)."""
@@ -159,10 +169,5 @@ class Discriminator(nn.Module):
         x = None
         for block in self.blocks.values():
             x, img = block(x, img, dtype=half if (block.use_fp16 and not force_fp32) else torch.float32)
-        cmap = None
-        if self.mapping is not None:
-            if c is None or tuple(c.shape) != (n, self.c_dim):
-                raise ValueError(f"this discriminator is conditional: c must have shape [{n}, {self.c_dim}], got "
-                                 f"{None if c is None else tuple(c.shape)}")
-            cmap = self.mapping(None, c)
+        cmap = class_embedding(self.mapping, c, n, self.c_dim)
         return self.epilogue(x, img, cmap)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from stylegan.config import DiscriminatorConfig, GeneratorConfig, channels_at
-from stylegan.networks.discriminator import DiscriminatorEpilogue
+from stylegan.networks.discriminator import DiscriminatorEpilogue, class_embedding
 from stylegan.networks.mapping import MappingNetwork
 from stylegan.nn.activation import bias_act
 from stylegan.nn.adain import AdaIN
@@ -299,10 +299,5 @@ class ProgressiveDiscriminator(GrowthBuffers):
             for name, block in self.blocks.items():
                 if block.resolution < stage:
                     x = block(x)
-        cmap = None
-        if self.mapping is not None:
-            if c is None or tuple(c.shape) != (n, self.c_dim):
-                raise ValueError(f"this discriminator is conditional: c must have shape [{n}, {self.c_dim}], got "
-                                 f"{None if c is None else tuple(c.shape)}")
-            cmap = self.mapping(None, c)
+        cmap = class_embedding(self.mapping, c, n, self.c_dim)
         return self.epilogue(x, None, cmap)

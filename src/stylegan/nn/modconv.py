@@ -51,26 +51,9 @@ def modulated_conv2d(
     fused: bool = True,
 ) -> torch.Tensor:
     """Convolve ``x`` [N, I, H, W] with ``weight`` [O, I, k, k] modulated per sample by ``styles`` [N, I]."""
-    n = x.shape[0]
-    out_ch, in_ch, kh, kw = weight.shape
-    if styles.shape != (n, in_ch):
-        raise ValueError(f"styles must have shape {(n, in_ch)}, got {tuple(styles.shape)}")
-    if demodulate and x.dtype in (torch.float16, torch.bfloat16):
-        # Keep the per-sample weights in range in half precision; demodulation removes the scale anyway.
-        weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
-        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
-
-    if fused:
-        w = modulate_weights(weight, styles, demodulate)
-        x = x.reshape(1, n * in_ch, *x.shape[2:])
-        w = w.reshape(n * out_ch, in_ch, kh, kw).to(x.dtype)
-        x = conv2d_resample(x, w, resample_filter, up=up, padding=padding, groups=n)
-        return x.reshape(n, out_ch, *x.shape[2:])
-
-    x = x * styles.to(x.dtype).reshape(n, in_ch, 1, 1)
-    x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
-    if demodulate:
-        x = x * demodulation_coefficients(weight, styles).to(x.dtype).reshape(n, out_ch, 1, 1)
+    x, scale = modulated_conv2d_unscaled(x, weight, styles, demodulate, up, padding, resample_filter, fused)
+    if scale is not None:
+        x = x * scale.to(x.dtype).reshape(*scale.shape, 1, 1)
     return x
 
 
@@ -85,18 +68,27 @@ def modulated_conv2d_unscaled(
     fused: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """:func:`modulated_conv2d` less its last step: returns the convolution and the per-sample,
-    per-output-channel factor [N, O] still to apply (None where there is none), so that the caller can fold
-    it into the bias and activation pass (:func:`stylegan.nn.activation.bias_act`'s ``scale``)."""
-    if fused or not demodulate:
-        return modulated_conv2d(x, weight, styles, demodulate, up, padding, resample_filter, fused), None
-    n, in_ch = x.shape[0], weight.shape[1]
+    per-output-channel demodulation factor [N, O] still to apply (None where there is none), so that a caller
+    can fold it into the bias and activation pass (:func:`stylegan.nn.activation.bias_act`'s ``scale``)."""
+    n = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
     if styles.shape != (n, in_ch):
         raise ValueError(f"styles must have shape {(n, in_ch)}, got {tuple(styles.shape)}")
-    if x.dtype in (torch.float16, torch.bfloat16):
-        return modulated_conv2d(x, weight, styles, demodulate, up, padding, resample_filter, fused), None
+    if demodulate and x.dtype in (torch.float16, torch.bfloat16):
+        # Keep the per-sample weights in range in half precision; demodulation removes the scale anyway.
+        weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+
+    if fused:
+        w = modulate_weights(weight, styles, demodulate)
+        x = x.reshape(1, n * in_ch, *x.shape[2:])
+        w = w.reshape(n * out_ch, in_ch, kh, kw).to(x.dtype)
+        x = conv2d_resample(x, w, resample_filter, up=up, padding=padding, groups=n)
+        return x.reshape(n, out_ch, *x.shape[2:]), None
+
     x = x * styles.to(x.dtype).reshape(n, in_ch, 1, 1)
     x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
-    return x, demodulation_coefficients(weight, styles)
+    return x, (demodulation_coefficients(weight, styles) if demodulate else None)
 
 
 class ModulatedConv2d(nn.Module):

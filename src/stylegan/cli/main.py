@@ -145,7 +145,7 @@ def info(network, as_json):
                    f"dlr {opts.get('dlr') or 'preset'}, mirror {opts.get('mirror')}, cond {opts.get('cond')}")
     for k, v in extra.items():
         if k not in ("kimg", "training", "options", "gamma"):
-            click.echo(f"{k:<13}{v}")
+            click.echo(f"{k:<12} {v}")
 
 
 @main.command()

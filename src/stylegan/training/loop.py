@@ -468,9 +468,8 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
         by_class: dict[int, list[int]] = {}
         for i in torch.randperm(n, generator=gen).tolist():
             by_class.setdefault(labels[i], []).append(i)
-        classes = sorted(by_class)
-        idx = [by_class[classes[r % len(classes)]][col % len(by_class[classes[r % len(classes)]])]
-               for r in range(rows) for col in range(cols)]
+        members = [by_class[k] for k in sorted(by_class)]  # image indices of each class, shuffled
+        idx = [(m := members[r % len(members)])[col % len(m)] for r in range(rows) for col in range(cols)]
         grid_c = torch.stack([trainer.dataset.get_label(i) for i in idx]).to(trainer.device)
     if info.is_main and not continuing:
         reals = np.stack([trainer.dataset[i][0].permute(1, 2, 0).numpy() for i in idx])

@@ -2,7 +2,9 @@
 
 Fast paths: channels-last feature maps on the CPU (vs NCHW), the fused scale + noise + bias + activation pass
 (vs the straightforward sequence of operations), the shared-weight modulated convolution at inference on the
-CPU (vs the grouped one), all checked on random inputs against float64 references where it matters.
+CPU (vs the grouped one), convolutions and leaky ReLU whose higher derivatives are convolutions again (vs
+PyTorch's own autograd, with gradcheck/gradgradcheck in float64), all checked on random inputs against float64
+references where it matters.
 """
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ import pytest
 import torch
 
 from stylegan.networks import build_networks
-from stylegan.nn.activation import LRELU_SLOPE, bias_act
+from stylegan.nn.activation import LRELU_SLOPE, bias_act, leaky_relu
+from stylegan.nn.conv import conv2d, conv_transpose2d, reference_autograd
 from stylegan.nn.layout import memory_format_for, reference_layout
 from stylegan.nn.modconv import ModulatedConv2d
 from stylegan.nn.upfirdn import conv2d_resample, setup_filter
+from stylegan.training.loss import path_lengths, r1_penalty
 
 
 def _plain_bias_act(x, b, act, gain, clamp, scale, add):
@@ -144,3 +148,82 @@ def test_cpu_inference_defaults_to_shared_weight_execution(tiny):
     finally:
         mc.modulated_conv2d_unscaled = orig
     assert len(calls) == 3 + 1 + 1 and not any(calls)  # conv1@4, conv0/conv1@8, toRGB@4 and @8
+
+
+CONV_CASES = [
+    (conv2d, (2, 4, 7, 7), (5, 4, 3, 3), dict(padding=1)),
+    (conv2d, (2, 4, 8, 8), (5, 4, 3, 3), dict(stride=2)),
+    (conv2d, (2, 4, 9, 8), (4, 1, 1, 4), dict(stride=(1, 2), groups=4)),  # the depthwise FIR pass
+    (conv2d, (2, 4, 6, 6), (6, 2, 3, 3), dict(padding=(2, 1), dilation=2, groups=2)),
+    (conv_transpose2d, (2, 4, 5, 5), (4, 3, 3, 3), dict(stride=2)),
+    (conv_transpose2d, (2, 4, 5, 5), (4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    (conv_transpose2d, (2, 4, 5, 5), (4, 1, 3, 3), dict(stride=2, groups=4)),
+]
+
+
+@pytest.mark.parametrize("fn,x_shape,w_shape,kw", CONV_CASES)
+def test_convolution_derivatives_of_every_order(fn, x_shape, w_shape, kw):
+    """First and second derivatives by finite differences (float64), and values, first and second
+    derivatives equal to PyTorch's own convolution."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(x_shape, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(w_shape, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def f(x, w):
+        return fn(x, w, **kw)
+
+    assert torch.autograd.gradcheck(f, (x, w))
+    assert torch.autograd.gradgradcheck(f, (x, w))
+    results = []
+    for ref in (False, True):
+        with (reference_autograd() if ref else contextlib.nullcontext()):
+            y = f(x, w)
+            (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+            gg = torch.autograd.grad(gx.square().sum(), (x, w))
+        results.append((y, gx, *gg))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_leaky_relu_derivative_is_a_constant_mask():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(leaky_relu(x), torch.where(x >= 0, x, x * LRELU_SLOPE), rtol=0, atol=0)
+    assert torch.autograd.gradcheck(leaky_relu, (x,))
+    (gx,) = torch.autograd.grad(leaky_relu(x).sum(), x, create_graph=True)
+    torch.testing.assert_close(gx, torch.where(x > 0, torch.ones_like(x), torch.full_like(x, LRELU_SLOPE)), rtol=0, atol=0)
+    # the second derivative is zero (a.e.) and the graph says so: nothing flows back to x
+    assert not gx.requires_grad or torch.autograd.grad(gx.sum(), x, allow_unused=True)[0] is None
+
+
+@pytest.mark.parametrize("g_arch,d_arch", [("skip", "resnet"), ("orig", "orig"), ("resnet", "skip")])
+def test_r1_and_path_length_gradients_equal_pytorch_autograd(tiny, g_arch, d_arch):
+    """The two double-backward phases: the R1 penalty's gradient w.r.t. every D parameter and the path-length
+    penalty's w.r.t. every G parameter, fast derivatives vs PyTorch's own (plain layout; the operations
+    themselves are compared in float64 above)."""
+    config = tiny(resolution=16, g_arch=g_arch, d_arch=d_arch)
+    results = []
+    for ref in (False, True):
+        nets = build_networks(config, seed=3)
+        G, D = nets["G"].train(), nets["D"].train()
+        g = torch.Generator().manual_seed(1)
+        z = torch.randn(4, G.z_dim, generator=g)
+        real = torch.randn(4, 3, 16, 16, generator=g).requires_grad_()
+        noise = {k: torch.randn(4, 1, r, r, generator=g)
+                 for k, r in G.synthesis.noise_layers().items()}
+        torch.manual_seed(5)  # the path-length direction y
+        with reference_layout(), (reference_autograd() if ref else contextlib.nullcontext()):
+            r1_penalty(real, D(real)).sum().backward()
+            ws = G.mapping(z, None)
+            path_lengths(G.synthesis(ws, noise=noise), ws).sum().backward()
+        results.append((_grads(G), _grads(D)))
+    (gG_f, gD_f), (gG_r, gD_r) = results
+    assert len(gG_f) > 10 and len(gD_f) > 10
+    # Parameters that reach the penalty only through leaky ReLU's derivative (the last biases) get no gradient
+    # on the fast path and an exact zero from PyTorch's formula.
+    for fast, ref, name in ((gG_f, gG_r, "G"), (gD_f, gD_r, "D")):
+        assert fast.keys() <= ref.keys()
+        for k in ref:
+            want = ref[k]
+            got = fast.get(k, torch.zeros_like(want))
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5, msg=f"{name} grad {k}")

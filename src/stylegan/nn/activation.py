@@ -6,9 +6,34 @@ import math
 import torch
 import torch.nn.functional as F
 
+from stylegan.nn.conv import fast_autograd_enabled
+
 #: Default gain of each activation: leaky ReLU keeps unit variance with sqrt(2).
 DEFAULT_GAIN = {"linear": 1.0, "lrelu": math.sqrt(2.0)}
 LRELU_SLOPE = 0.2
+
+
+class _LeakyReLU(torch.autograd.Function):
+    """Leaky ReLU whose derivative is a constant mask, so that second derivatives (R1, path length) do not
+    flow back through the forward activations: its derivative with respect to x is 0 almost everywhere, but
+    PyTorch's own formula still sends a tensor of zeros through every layer before it, a full backward pass
+    of convolutions on zeros. The output is saved (its sign is the input's), so no extra memory is kept."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = F.leaky_relu(x, LRELU_SLOPE)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.leaky_relu_backward(gy, y.detach(), LRELU_SLOPE, True)
+
+
+def leaky_relu(x: torch.Tensor) -> torch.Tensor:
+    """``F.leaky_relu(x, 0.2)``; under :func:`stylegan.nn.conv.reference_autograd` PyTorch's own."""
+    return _LeakyReLU.apply(x) if fast_autograd_enabled() else F.leaky_relu(x, LRELU_SLOPE)
 
 
 def bias_act(
@@ -49,7 +74,7 @@ def bias_act(
     if add is not None:
         x = x + (add.to(x.dtype) * g if g != 1 else add.to(x.dtype))
     if act == "lrelu":
-        x = F.leaky_relu(x, LRELU_SLOPE)
+        x = leaky_relu(x)
     if gain != 1:
         x = x * gain
     if clamp is not None and clamp >= 0:

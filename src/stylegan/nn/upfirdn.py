@@ -11,6 +11,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from stylegan.nn.conv import conv2d, conv_transpose2d
+
 DEFAULT_FILTER = (1, 3, 3, 1)
 
 
@@ -56,8 +58,8 @@ def upfirdn2d(
         return x[:, :, ::down, ::down] * gain if (down > 1 or gain != 1) else x
     taps = (f * (gain ** 0.5)).to(x.dtype).flip(0)  # true convolution; gain split between the two passes
     k = taps.numel()
-    x = F.conv2d(x, taps.reshape(1, 1, 1, k).expand(c, 1, 1, k), stride=(1, down), groups=c)
-    x = F.conv2d(x, taps.reshape(1, 1, k, 1).expand(c, 1, k, 1), stride=(down, 1), groups=c)
+    x = conv2d(x, taps.reshape(1, 1, 1, k).expand(c, 1, 1, k), stride=(1, down), groups=c)
+    x = conv2d(x, taps.reshape(1, 1, k, 1).expand(c, 1, k, 1), stride=(down, 1), groups=c)
     return x
 
 
@@ -108,13 +110,13 @@ def conv2d_resample(
 
     if kh == 1 and kw == 1 and down > 1:
         x = upfirdn2d(x, f, down=down, padding=(p0, p1, p0, p1))
-        return F.conv2d(x, w, groups=groups)
+        return conv2d(x, w, groups=groups)
     if kh == 1 and kw == 1 and up > 1:
-        x = F.conv2d(x, w, groups=groups)
+        x = conv2d(x, w, groups=groups)
         return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up * up)
     if down > 1:
         x = upfirdn2d(x, f, padding=(p0, p1, p0, p1))
-        return F.conv2d(x, w, stride=down, groups=groups)
+        return conv2d(x, w, stride=down, groups=groups)
     if up > 1:
         # [out, in/g, k, k] -> [in, out/g, k, k] per group, the layout conv_transpose2d expects.
         wt = w.reshape(groups, out_ch // groups, in_per_group, kh, kw).transpose(1, 2)
@@ -122,8 +124,8 @@ def conv2d_resample(
         p0 -= kw - 1
         p1 -= kw - up
         pt = max(min(-p0, -p1), 0)
-        x = F.conv_transpose2d(x, wt, stride=up, padding=pt, groups=groups)
+        x = conv_transpose2d(x, wt, stride=up, padding=pt, groups=groups)
         return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=up * up)
     if p0 == p1:
-        return F.conv2d(x, w, padding=p0, groups=groups)
-    return F.conv2d(F.pad(x, [p0, p1, p0, p1]), w, groups=groups)
+        return conv2d(x, w, padding=p0, groups=groups)
+    return conv2d(F.pad(x, [p0, p1, p0, p1]), w, groups=groups)

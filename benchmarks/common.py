@@ -10,6 +10,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def setup_threads(n: int) -> None:
+    from stylegan.cpu_memory import keep_freed_memory
+
+    keep_freed_memory()  # as the trainer and the command line do
     torch.set_num_threads(n)
     torch.set_num_interop_threads(1) if hasattr(torch, "set_num_interop_threads") else None
 

@@ -18,6 +18,9 @@ from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mod
 @click.version_option(package_name="stylegan")
 def main():
     """The StyleGAN family: ProGAN, StyleGAN and StyleGAN2 networks, and tools that use them."""
+    from stylegan.cpu_memory import keep_freed_memory
+
+    keep_freed_memory()
 
 
 @main.command()

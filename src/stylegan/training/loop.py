@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from stylegan.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
 from stylegan.config import PRESETS, NetworkConfig, make_config
+from stylegan.cpu_memory import keep_freed_memory
 from stylegan.images import make_grid, save_png, to_uint8
 from stylegan.networks import build_networks, num_parameters
 from stylegan.training.distributed import DistInfo, all_reduce_grads, all_reduce_sum, init_distributed, shutdown
@@ -122,6 +123,8 @@ class Trainer:
         self.opts = opts.validate()
         self.info = info or init_distributed(opts.device)
         self.device = self.info.device
+        if self.device.type == "cpu":
+            keep_freed_memory()
         if opts.batch % self.info.world_size:
             raise OptionsError(f"--batch {opts.batch} is not divisible by the {self.info.world_size} processes")
         self.batch_gpu = opts.batch // self.info.world_size

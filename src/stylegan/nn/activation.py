@@ -33,7 +33,9 @@ class _LeakyReLU(torch.autograd.Function):
 
 def leaky_relu(x: torch.Tensor) -> torch.Tensor:
     """``F.leaky_relu(x, 0.2)``; under :func:`stylegan.nn.conv.reference_autograd` PyTorch's own."""
-    return _LeakyReLU.apply(x) if fast_autograd_enabled() else F.leaky_relu(x, LRELU_SLOPE)
+    if fast_autograd_enabled() and torch.is_grad_enabled() and x.requires_grad:
+        return _LeakyReLU.apply(x)
+    return F.leaky_relu(x, LRELU_SLOPE)
 
 
 def bias_act(

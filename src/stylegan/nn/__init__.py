@@ -2,6 +2,7 @@
 
 - :mod:`stylegan.nn.activation`  bias + leaky ReLU with gain and optional clamp
 - :mod:`stylegan.nn.equalized`   equalized-learning-rate linear and conv layers
+- :mod:`stylegan.nn.conv`        convolutions whose derivatives of every order are convolutions (R1, PL)
 - :mod:`stylegan.nn.upfirdn`     FIR resampling (upfirdn2d) and resampling convolutions
 - :mod:`stylegan.nn.noise`       noise injection (random / const / none)
 - :mod:`stylegan.nn.modconv`     modulated convolution with weight demodulation

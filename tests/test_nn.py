@@ -38,6 +38,8 @@ def naive_upfirdn2d(x, f2d, up, down, pad, gain):
     (1, 2, (1, 1, 1, 1), (1, 3, 3, 1)),
     (1, 1, (2, 0, -1, 1), (1, 2, 5)),  # asymmetric filter, negative (cropping) pad
     (3, 2, (1, 2, 0, 3), (1, 2, 5)),
+    (1, 2, (2, 2, 0, 0), (1, 2, 5)),  # symmetric per axis: padding done by the convolutions
+    (1, 1, (0, 0, 3, 3), (1, 2, 5)),
 ])
 def test_upfirdn2d_matches_float64_definition(up, down, pad, taps):
     torch.manual_seed(0)

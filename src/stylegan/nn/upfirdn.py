@@ -49,6 +49,12 @@ def upfirdn2d(
     then keep every ``down``-th sample. ``x`` is NCHW."""
     n, c, h, w = x.shape
     px0, px1, py0, py1 = _pad4(padding)
+    if f is not None and up == 1 and px0 == px1 >= 0 and py0 == py1 >= 0:
+        # Symmetric zero padding is the convolutions' own: no padded copy of x (a fill and a copy pass).
+        taps = (f * (gain ** 0.5)).to(x.dtype).flip(0)
+        k = taps.numel()
+        x = conv2d(x, taps.reshape(1, 1, 1, k).expand(c, 1, 1, k), stride=(1, down), padding=(0, px0), groups=c)
+        return conv2d(x, taps.reshape(1, 1, k, 1).expand(c, 1, k, 1), stride=(down, 1), padding=(py0, 0), groups=c)
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])

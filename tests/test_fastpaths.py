@@ -191,7 +191,8 @@ def test_leaky_relu_derivative_is_a_constant_mask():
     torch.testing.assert_close(leaky_relu(x), torch.where(x >= 0, x, x * LRELU_SLOPE), rtol=0, atol=0)
     assert torch.autograd.gradcheck(leaky_relu, (x,))
     (gx,) = torch.autograd.grad(leaky_relu(x).sum(), x, create_graph=True)
-    torch.testing.assert_close(gx, torch.where(x > 0, torch.ones_like(x), torch.full_like(x, LRELU_SLOPE)), rtol=0, atol=0)
+    mask = torch.where(x > 0, torch.ones_like(x), torch.full_like(x, LRELU_SLOPE))
+    torch.testing.assert_close(gx, mask, rtol=0, atol=0)
     # the second derivative is zero (a.e.) and the graph says so: nothing flows back to x
     assert not gx.requires_grad or torch.autograd.grad(gx.sum(), x, allow_unused=True)[0] is None
 

@@ -40,6 +40,7 @@ def naive_upfirdn2d(x, f2d, up, down, pad, gain):
     (3, 2, (1, 2, 0, 3), (1, 2, 5)),
     (1, 2, (2, 2, 0, 0), (1, 2, 5)),  # symmetric per axis: padding done by the convolutions
     (1, 1, (0, 0, 3, 3), (1, 2, 5)),
+    (2, 1, (1, 1, 1, 1), (1, 3, 3, 1)),  # zero insertion, then padding by the convolutions
 ])
 def test_upfirdn2d_matches_float64_definition(up, down, pad, taps):
     torch.manual_seed(0)

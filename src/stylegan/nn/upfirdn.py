@@ -49,24 +49,23 @@ def upfirdn2d(
     then keep every ``down``-th sample. ``x`` is NCHW."""
     n, c, h, w = x.shape
     px0, px1, py0, py1 = _pad4(padding)
-    if f is not None and up == 1 and px0 == px1 >= 0 and py0 == py1 >= 0:
-        # Symmetric zero padding is the convolutions' own: no padded copy of x (a fill and a copy pass).
-        taps = (f * (gain ** 0.5)).to(x.dtype).flip(0)
-        k = taps.numel()
-        x = conv2d(x, taps.reshape(1, 1, 1, k).expand(c, 1, 1, k), stride=(1, down), padding=(0, px0), groups=c)
-        return conv2d(x, taps.reshape(1, 1, k, 1).expand(c, 1, k, 1), stride=(down, 1), padding=(py0, 0), groups=c)
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
-    x = F.pad(x, [px0, px1, py0, py1])  # negative pads crop
+    # Symmetric zero padding is done by the filter's convolutions themselves (no padded copy of x: a fill and
+    # a copy pass saved); other padding, and cropping, by F.pad.
+    by_conv = f is not None and px0 == px1 >= 0 and py0 == py1 >= 0
+    if not by_conv:
+        x = F.pad(x, [px0, px1, py0, py1])  # negative pads crop
     if f is None:
         return x[:, :, ::down, ::down] * gain if (down > 1 or gain != 1) else x
     taps = (f * (gain ** 0.5)).to(x.dtype).flip(0)  # true convolution; gain split between the two passes
     k = taps.numel()
-    x = conv2d(x, taps.reshape(1, 1, 1, k).expand(c, 1, 1, k), stride=(1, down), groups=c)
-    x = conv2d(x, taps.reshape(1, 1, k, 1).expand(c, 1, k, 1), stride=(down, 1), groups=c)
-    return x
+    x = conv2d(x, taps.reshape(1, 1, 1, k).expand(c, 1, 1, k), stride=(1, down), padding=(0, px0 if by_conv else 0),
+               groups=c)
+    return conv2d(x, taps.reshape(1, 1, k, 1).expand(c, 1, k, 1), stride=(down, 1),
+                  padding=(py0 if by_conv else 0, 0), groups=c)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:

@@ -6,7 +6,8 @@ import time
 from typing import Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 
 def setup_threads(n: int) -> None:
@@ -49,15 +50,30 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def count_flops(fn: Callable[[], object]) -> int | None:
-    """FLOPs (2 per multiply-add) of one call, as counted by torch's FLOP counter (convs and matmuls);
-    None where the counter cannot follow the computation (it does not support ``autograd.grad``)."""
-    try:
-        with FlopCounterMode(display=False) as counter:
-            fn()
-    except RuntimeError:
-        return None
-    return counter.get_total_flops()
+class _FlopCount(TorchDispatchMode):
+    """Counts the FLOPs of every dispatched operation that torch's FLOP formulas know (convolutions, their
+    backward, matrix products), at the dispatcher: unlike ``FlopCounterMode`` it needs no module hooks, so it
+    also follows ``torch.autograd.grad(..., create_graph=True)`` (R1, path length)."""
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += int(formula(*args, **kwargs, out_val=out))
+        return out
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs (2 per multiply-add) of one call of ``fn``: convolutions (forward and every derivative) and
+    matrix products, as torch's FLOP formulas count them."""
+    with _FlopCount() as counter:
+        fn()
+    return counter.total
 
 
 def median_seconds(fn: Callable[[], object], warmup: int = 1, reps: int = 5, device="cpu") -> float:

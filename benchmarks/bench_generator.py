@@ -29,20 +29,25 @@ SETTINGS = {
 AUTHORS_IMG_S = {"small": 33.0, "config-f-256": 1.5}
 
 
-def bench_generator(name: str, reps: int, device: str, peak: float) -> list[dict]:
+def bench_generator(name: str, reps: int, device: str, peak: float, batch: int | None = None) -> list[dict]:
     """G forward without gradients in three variants: float32 with each modulated-convolution execution, and
-    bfloat16 mixed precision (the 4 highest resolutions in bfloat16 with conv clamp 256; CPU only)."""
-    s = SETTINGS[name]
-    variants = [("fp32", True), ("fp32", False)] + ([("bf16", False)] if device == "cpu" else [])
+    the authors' mixed precision (the 4 highest resolutions in reduced precision with conv clamp 256): bfloat16
+    with the shared-weight execution on the CPU, float16 with the grouped one on CUDA. ``batch`` overrides the
+    setting's (the GPU figure of the speed issue is at batch 64)."""
+    s = dict(SETTINGS[name])
+    s["batch"] = batch or s["batch"]
+    cpu = torch.device(device).type == "cpu"
+    variants = [("fp32", True), ("fp32", False)] + ([("bf16", False)] if cpu else [("fp16", True)])
     rows = []
+    reference = None  # float32 images of the same network and latents, for the effect of reduced precision
     for precision, fused in variants:
         config = make_config("stylegan2", resolution=s["resolution"], cbase=s["cbase"], cmax=s["cmax"],
                              num_fp16_res=0 if precision == "fp32" else 4,
                              conv_clamp=None if precision == "fp32" else "keep")
-        G = build_networks(config, seed=0)["G_ema"].to(device).eval()
+        G = build_networks(config, seed=0)["G_ema"].to(device).eval()  # the same weights in every variant
         if precision == "bf16":
             G.synthesis.cpu_half_dtype = torch.bfloat16
-        z = torch.randn(s["batch"], G.z_dim, device=device)
+        z = torch.randn(s["batch"], G.z_dim, generator=torch.Generator().manual_seed(0)).to(device)  # same in all
 
         def step():
             with torch.no_grad():
@@ -51,21 +56,21 @@ def bench_generator(name: str, reps: int, device: str, peak: float) -> list[dict
         sec = median_seconds(step, warmup=1, reps=reps, device=device)
         ips = s["batch"] / sec
         effect = {}
-        if precision == "bf16":  # the effect on outputs: the same network and latents in float32
-            img = step()
-            G.synthesis.cpu_half_dtype = None
-            ref = step()
-            G.synthesis.cpu_half_dtype = torch.bfloat16
-            d = (img - ref).abs()
+        if precision == "fp32" and reference is None:
+            reference = step().float()
+        elif precision != "fp32":  # the effect on outputs: the same network and latents in float32
+            d = (step().float() - reference).abs()
             effect = dict(max_abs_diff_vs_fp32=float(d.max()), mean_abs_diff_vs_fp32=float(d.mean()),
-                          image_range=float(ref.abs().max()))
+                          image_range=float(reference.abs().max()))
+        authors = AUTHORS_IMG_S[name] if cpu else None  # the authors' figures are for this CPU machine kind
         rows.append(dict(setting=name, precision=precision,
                          what=f"G forward {precision} ({'grouped' if fused else 'shared-weight'} modconv)",
-                         batch=s["batch"], seconds=sec, images_per_s=ips, vs_authors=ips / AUTHORS_IMG_S[name],
+                         batch=s["batch"], seconds=sec, images_per_s=ips, vs_authors=ips / authors if authors else None,
                          gflop_per_image=flops / s["batch"] / 1e9, gflops=flops / sec / 1e9,
                          peak_share=flops / sec / peak,
                          # the share of the measured peak that twice the authors' images/s would take
-                         two_x_authors_peak_share=flops / s["batch"] * 2 * AUTHORS_IMG_S[name] / peak, **effect))
+                         two_x_authors_peak_share=flops / s["batch"] * 2 * authors / peak if authors else None,
+                         **effect))
     return rows
 
 
@@ -75,6 +80,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--batch", type=int, default=None, help="override the settings' batch (e.g. 64 on a GPU)")
     ap.add_argument("--json", default="bench-generator.json", help="also write the results here ('' to skip)")
     args = ap.parse_args()
     setup_threads(args.threads)
@@ -86,13 +92,14 @@ def main() -> None:
     print(f"{'setting':<14}{'what':<46}{'batch':>6}{'img/s':>9}{'x authors':>10}{'GFLOP/img':>11}{'GFLOP/s':>9}"
           f"{'% peak':>8}{'2x needs':>9}")
     for name in args.settings.split(","):
-        for r in bench_generator(name, args.reps, args.device, peak):
+        for r in bench_generator(name, args.reps, args.device, peak, args.batch):
             rows.append(r)
+            vs, need = r["vs_authors"], r["two_x_authors_peak_share"]
             print(f"{r['setting']:<14}{r['what']:<46}{r['batch']:>6}{r['images_per_s']:>9.2f}"
-                  f"{r['vs_authors']:>9.2f}x{r['gflop_per_image']:>11.2f}{r['gflops']:>9.1f}"
-                  f"{100 * r['peak_share']:>7.1f}%{100 * r['two_x_authors_peak_share']:>8.0f}%", flush=True)
+                  + (f"{vs:>9.2f}x" if vs else f"{'-':>10}") + f"{r['gflop_per_image']:>11.2f}{r['gflops']:>9.1f}"
+                  f"{100 * r['peak_share']:>7.1f}%" + (f"{100 * need:>8.0f}%" if need else f"{'-':>9}"), flush=True)
             if "mean_abs_diff_vs_fp32" in r:
-                print(f"{'':<14}  bf16 vs fp32 images: mean |diff| {r['mean_abs_diff_vs_fp32']:.4f}, max |diff| "
+                print(f"{'':<14}  {r['precision']} vs fp32 images: mean |diff| {r['mean_abs_diff_vs_fp32']:.4f}, max |diff| "
                       f"{r['max_abs_diff_vs_fp32']:.4f} (image values within +-{r['image_range']:.2f})")
     if args.json:
         Path(args.json).write_text(json.dumps(dict(peak_flops=peak, threads=args.threads, rows=rows), indent=2))

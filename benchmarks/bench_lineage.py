@@ -16,8 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_training import make_data  # noqa: E402
 from common import setup_threads  # noqa: E402

@@ -37,7 +37,7 @@ SETTINGS = {
 #: The authors' stylegan2-ada-pytorch on this machine kind (2-core AMD EPYC, 2 threads, float32), from the
 #: speed issue: seconds per image of the main, R1 and path-length steps.
 AUTHORS = {"small": dict(main=0.11, r1=0.07, pl=0.06), "config-f-256": dict(main=8.7, r1=5.4, pl=2.5)}
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def make_data(folder: Path, res: int, n: int = 8) -> Path:
@@ -56,20 +56,26 @@ def rss_gb() -> float:
         return float("nan")
 
 
-def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32") -> dict:
-    """``precision``: fp32, or bf16 (the authors' mixed precision: the 4 highest resolutions in bfloat16
-    with conv clamp 256, the rest float32)."""
+def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32", batch: int | None = None) -> dict:
+    """``precision``: fp32, or the authors' mixed precision (the 4 highest resolutions in reduced precision
+    with conv clamp 256, the rest float32): bf16 on the CPU, fp16 on CUDA. ``batch`` overrides the
+    setting's (the GPU figures of the speed issue are at batch 32)."""
     s = SETTINGS[name]
+    if precision not in PRECISIONS:
+        raise SystemExit(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    if (precision == "bf16") != (torch.device(device).type == "cpu") and precision != "fp32":
+        raise SystemExit(f"precision {precision}: mixed precision is bf16 on the CPU and fp16 on CUDA")
+    n = batch or s["batch"]
     with tempfile.TemporaryDirectory() as tmp:
-        opts = TrainingOptions(outdir=tmp, data=str(make_data(Path(tmp), s["resolution"])), cbase=s["cbase"],
-                               cmax=s["cmax"], batch=s["batch"], workers=0, device=device,
+        opts = TrainingOptions(outdir=tmp, data=str(make_data(Path(tmp), s["resolution"], n)), cbase=s["cbase"],
+                               cmax=s["cmax"], batch=n, workers=0, device=device,
                                fp32=precision == "fp32", cpu_bf16=precision == "bf16", aug="noaug")
         t = Trainer(opts)
         for _ in range(2):
             t.step()  # warm-up (all phases run at batch index 0)
         real, _ = next(t.loader)
         real = real.to(t.device, torch.float32) / 127.5 - 1
-        n, zd = s["batch"], t.G.z_dim
+        zd = t.G.z_dim
 
         def z():
             return torch.randn(n, zd, device=t.device)
@@ -89,27 +95,36 @@ def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32
             t.opt_G.zero_grad(set_to_none=True); t.loss.g_pl(z(), None, gain=4); t.opt_G.step()
 
         out = {"setting": name, "precision": precision, "batch": n}
-        rss_start = None
         for label, fn in (("main", main_step), ("r1", r1_step), ("pl", pl_step)):
             flops = count_flops(fn)
-            if label == "main":
-                fn()
-                rss_start = rss_gb()  # after warm-up: later iterations must not grow it
             sec = median_seconds(fn, warmup=1, reps=reps, device=device)
             out[f"{label}_s_per_img"] = sec / n
             out[f"{label}_gflop_per_img"] = flops / n / 1e9
             out[f"{label}_gflops"] = flops / sec / 1e9
             out[f"{label}_peak_share"] = flops / sec / peak
-            out[f"{label}_vs_authors"] = AUTHORS[name][label] / (sec / n)
+            # The authors' figures are for this CPU machine kind; none are compared on another device.
+            authors = AUTHORS[name][label] if torch.device(device).type == "cpu" else None
+            out[f"{label}_vs_authors"] = authors / (sec / n) if authors else None
             # The share of the measured peak that twice the authors' speed would take with these FLOPs.
-            out[f"{label}_2x_authors_peak_share"] = flops / n / (AUTHORS[name][label] / 2) / peak
-        for _ in range(reps):
-            main_step()
+            out[f"{label}_2x_authors_peak_share"] = flops / n / (authors / 2) / peak if authors else None
+        # Memory growth across iterations: resident memory after a round of training steps (every phase, as
+        # in the loop's first minibatch) against after another such round. Freed memory is kept for reuse
+        # (cpu_memory.py), so the first rounds raise it to the largest phase's peak; a leak would grow it.
+        def training_round():
+            for _ in range(reps):
+                main_step()
+            r1_step()
+            pl_step()
+        training_round()
+        rss_start = rss_gb()
+        training_round()
         out["rss_growth_gb"] = rss_gb() - rss_start
         step = out["main_s_per_img"] + out["r1_s_per_img"] / 16 + out["pl_s_per_img"] / 4
         out["train_images_per_s"] = 1 / step
         out["train_s_per_kimg"] = 1000 * step
         out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+        if torch.device(device).type == "cuda":
+            out["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
         return out
 
 
@@ -119,7 +134,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--settings", default=",".join(SETTINGS))
-    ap.add_argument("--precision", default="fp32", help="comma-separated: fp32, bf16 (CPU mixed precision)")
+    ap.add_argument("--precision", default="fp32",
+                    help="comma-separated: fp32, bf16 (CPU mixed precision), fp16 (CUDA mixed precision)")
+    ap.add_argument("--batch", type=int, default=None, help="override the settings' batch (e.g. 32 on a GPU)")
     ap.add_argument("--json", default="bench-training.json", help="also write the results here ('' to skip)")
     args = ap.parse_args()
     setup_threads(args.threads)
@@ -130,15 +147,19 @@ def main() -> None:
     rows = []
     for name in args.settings.split(","):
         for precision in args.precision.split(","):
-            r = bench(name, args.reps, args.device, peak, precision)
+            r = bench(name, args.reps, args.device, peak, precision, args.batch)
             rows.append(r)
             for ph in ("main", "r1", "pl"):
-                print(f"{name:<14}{precision:<6}{ph:<6}{r[ph + '_s_per_img']:>9.4f}{r[ph + '_vs_authors']:>9.2f}x"
-                      f"{r[ph + '_gflop_per_img']:>10.2f}{r[ph + '_gflops']:>9.1f}{100 * r[ph + '_peak_share']:>6.1f}%"
-                      f"{100 * r[ph + '_2x_authors_peak_share']:>8.0f}%")
+                vs, need = r[ph + "_vs_authors"], r[ph + "_2x_authors_peak_share"]
+                print(f"{name:<14}{precision:<6}{ph:<6}{r[ph + '_s_per_img']:>9.4f}"
+                      + (f"{vs:>9.2f}x" if vs else f"{'-':>10}")
+                      + f"{r[ph + '_gflop_per_img']:>10.2f}{r[ph + '_gflops']:>9.1f}{100 * r[ph + '_peak_share']:>6.1f}%"
+                      + (f"{100 * need:>8.0f}%" if need else f"{'-':>9}"))
             print(f"{'':<14}{precision:<6}training {r['train_images_per_s']:.2f} img/s, {r['train_s_per_kimg']:.0f} s/kimg "
-                  f"(batch {r['batch']}); peak RSS {r['peak_rss_gb']:.2f} GB, growth after warm-up "
-                  f"{r['rss_growth_gb']:+.2f} GB", flush=True)
+                  f"(batch {r['batch']}); peak RSS {r['peak_rss_gb']:.2f} GB, growth over a round of steps "
+                  f"{r['rss_growth_gb']:+.2f} GB"
+                  + (f"; peak GPU memory {r['peak_gpu_memory_gb']:.2f} GB" if "peak_gpu_memory_gb" in r else ""),
+                  flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(dict(peak_flops=peak, threads=args.threads, rows=rows), indent=2))
         print(f"wrote {args.json}")

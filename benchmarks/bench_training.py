@@ -107,17 +107,17 @@ def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32
             out[f"{label}_vs_authors"] = authors / (sec / n) if authors else None
             # The share of the measured peak that twice the authors' speed would take with these FLOPs.
             out[f"{label}_2x_authors_peak_share"] = flops / n / (authors / 2) / peak if authors else None
-        # Memory growth across iterations: resident memory after a round of training steps (every phase, as
-        # in the loop's first minibatch) against after another such round. Freed memory is kept for reuse
-        # (cpu_memory.py), so the first rounds raise it to the largest phase's peak; a leak would grow it.
-        def training_round():
-            for _ in range(reps):
+        # Memory growth across iterations: resident memory after two rounds of every phase against after two
+        # more. Freed memory is kept for reuse (cpu_memory.py), so the first rounds raise it to its steady
+        # level (config F: reached in the second round); a leak would keep growing it.
+        def training_rounds(k=2):
+            for _ in range(k):
                 main_step()
-            r1_step()
-            pl_step()
-        training_round()
+                r1_step()
+                pl_step()
+        training_rounds()
         rss_start = rss_gb()
-        training_round()
+        training_rounds()
         out["rss_growth_gb"] = rss_gb() - rss_start
         step = out["main_s_per_img"] + out["r1_s_per_img"] / 16 + out["pl_s_per_img"] / 4
         out["train_images_per_s"] = 1 / step

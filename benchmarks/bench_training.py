@@ -1,10 +1,11 @@
 """Training speed: seconds per image of each phase and the amortized training throughput (img/s, s/kimg),
 with the share of the machine's measured peak FLOP rate and the peak resident memory.
 
-Networks only (no augmentation), float32. Phases as in the speed issue: the main step (G main + D main, logistic loss), the R1 step (one D
-regularization pass over the full batch), the path-length step (one G pass over half the batch). With lazy
-intervals 16 (R1) and 4 (PL), one training step costs main + R1/16 + PL/4 (regularization passes plus their
-optimizer steps). Run with `make bench` or `python benchmarks/bench_training.py --settings small`.
+Networks only (no augmentation), float32 or mixed precision. Phases as in the speed issue: the main step
+(G main + D main, logistic loss), the R1 step (one D regularization pass over the full batch), the path-length
+step (one G pass over half the batch). With lazy intervals 16 (R1) and 4 (PL), one training step costs
+main + R1/16 + PL/4 (regularization passes plus their optimizer steps). Run with
+`make bench` or `python benchmarks/bench_training.py --settings small`.
 
 Per phase it prints the FLOPs per image it counted (convolutions, every derivative of them, matrix products,
 also through R1's and path length's double backward), the achieved rate, its share of the measured peak, and
@@ -156,7 +157,7 @@ def main() -> None:
                       + f"{r[ph + '_gflop_per_img']:>10.2f}{r[ph + '_gflops']:>9.1f}{100 * r[ph + '_peak_share']:>6.1f}%"
                       + (f"{100 * need:>8.0f}%" if need else f"{'-':>9}"))
             print(f"{'':<14}{precision:<6}training {r['train_images_per_s']:.2f} img/s, {r['train_s_per_kimg']:.0f} s/kimg "
-                  f"(batch {r['batch']}); peak RSS {r['peak_rss_gb']:.2f} GB, growth over a round of steps "
+                  f"(batch {r['batch']}); peak RSS {r['peak_rss_gb']:.2f} GB, growth over two rounds of phases "
                   f"{r['rss_growth_gb']:+.2f} GB"
                   + (f"; peak GPU memory {r['peak_gpu_memory_gb']:.2f} GB" if "peak_gpu_memory_gb" in r else ""),
                   flush=True)

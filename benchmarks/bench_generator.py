@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import count_flops, measured_peak_flops, median_seconds, setup_threads  # noqa: E402
+from common import (count_flops, fmt_ratio, fmt_share, measured_peak_flops, median_seconds,  # noqa: E402
+                    setup_threads)
 
 from stylegan.config import make_config  # noqa: E402
 from stylegan.networks import build_networks  # noqa: E402
@@ -94,10 +95,9 @@ def main() -> None:
     for name in args.settings.split(","):
         for r in bench_generator(name, args.reps, args.device, peak, args.batch):
             rows.append(r)
-            vs, need = r["vs_authors"], r["two_x_authors_peak_share"]
             print(f"{r['setting']:<14}{r['what']:<46}{r['batch']:>6}{r['images_per_s']:>9.2f}"
-                  + (f"{vs:>9.2f}x" if vs else f"{'-':>10}") + f"{r['gflop_per_image']:>11.2f}{r['gflops']:>9.1f}"
-                  f"{100 * r['peak_share']:>7.1f}%" + (f"{100 * need:>8.0f}%" if need else f"{'-':>9}"), flush=True)
+                  f"{fmt_ratio(r['vs_authors'])}{r['gflop_per_image']:>11.2f}{r['gflops']:>9.1f}"
+                  f"{100 * r['peak_share']:>7.1f}%{fmt_share(r['two_x_authors_peak_share'])}", flush=True)
             if "mean_abs_diff_vs_fp32" in r:
                 print(f"{'':<14}  {r['precision']} vs fp32 images: mean |diff| {r['mean_abs_diff_vs_fp32']:.4f}, max |diff| "
                       f"{r['max_abs_diff_vs_fp32']:.4f} (image values within +-{r['image_range']:.2f})")

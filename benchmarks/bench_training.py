@@ -26,7 +26,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import count_flops, measured_peak_flops, median_seconds, setup_threads  # noqa: E402
+from common import (count_flops, fmt_ratio, fmt_share, measured_peak_flops, median_seconds,  # noqa: E402
+                    setup_threads)
 
 from stylegan.training.loop import Trainer  # noqa: E402
 from stylegan.training.options import TrainingOptions  # noqa: E402
@@ -151,11 +152,9 @@ def main() -> None:
             r = bench(name, args.reps, args.device, peak, precision, args.batch)
             rows.append(r)
             for ph in ("main", "r1", "pl"):
-                vs, need = r[ph + "_vs_authors"], r[ph + "_2x_authors_peak_share"]
-                print(f"{name:<14}{precision:<6}{ph:<6}{r[ph + '_s_per_img']:>9.4f}"
-                      + (f"{vs:>9.2f}x" if vs else f"{'-':>10}")
-                      + f"{r[ph + '_gflop_per_img']:>10.2f}{r[ph + '_gflops']:>9.1f}{100 * r[ph + '_peak_share']:>6.1f}%"
-                      + (f"{100 * need:>8.0f}%" if need else f"{'-':>9}"))
+                print(f"{name:<14}{precision:<6}{ph:<6}{r[ph + '_s_per_img']:>9.4f}{fmt_ratio(r[ph + '_vs_authors'])}"
+                      f"{r[ph + '_gflop_per_img']:>10.2f}{r[ph + '_gflops']:>9.1f}{100 * r[ph + '_peak_share']:>6.1f}%"
+                      f"{fmt_share(r[ph + '_2x_authors_peak_share'])}")
             print(f"{'':<14}{precision:<6}training {r['train_images_per_s']:.2f} img/s, {r['train_s_per_kimg']:.0f} s/kimg "
                   f"(batch {r['batch']}); peak RSS {r['peak_rss_gb']:.2f} GB, growth over two rounds of phases "
                   f"{r['rss_growth_gb']:+.2f} GB"

@@ -87,3 +87,14 @@ def median_seconds(fn: Callable[[], object], warmup: int = 1, reps: int = 5, dev
         _sync(device)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+
+def fmt_ratio(ratio: float | None) -> str:
+    """The "x authors" column (a dash where there is no authors' figure for the device)."""
+    return f"{ratio:>9.2f}x" if ratio else f"{'-':>10}"
+
+
+def fmt_share(share: float | None) -> str:
+    """The "2x needs" column (a dash where there is no authors' figure for the device)."""
+    return f"{100 * share:>8.0f}%" if share else f"{'-':>9}"

@@ -82,11 +82,13 @@ def _input_grad(gy: torch.Tensor, w: torch.Tensor, p: _Params, x_shape: Sequence
     return _conv(gy, w, _input_grad_params(p, x_shape, gy.shape, w.shape[2:]))
 
 
-def _weight_grad_native(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, p: _Params) -> torch.Tensor:
+def _native_backward(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, p: _Params, need_x: bool, need_w: bool):
+    """PyTorch's fused (first-order) convolution backward: (∂L/∂x, ∂L/∂w), None where not needed."""
     transposed, stride, padding, output_padding, dilation, groups = p
-    return torch.ops.aten.convolution_backward(gy, x, w, None, list(stride), list(padding), list(dilation),
-                                               transposed, list(output_padding), groups,
-                                               [False, True, False])[1]
+    gx, gw, _ = torch.ops.aten.convolution_backward(gy, x, w, None, list(stride), list(padding), list(dilation),
+                                                    transposed, list(output_padding), groups,
+                                                    [need_x, need_w, False])
+    return gx, gw
 
 
 def _grad_node(t: torch.Tensor):
@@ -117,11 +119,7 @@ class _Conv(torch.autograd.Function):
         p = ctx.p
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not torch.is_grad_enabled():  # first-order backward: PyTorch's fused kernel
-            transposed, stride, padding, output_padding, dilation, groups = p
-            gx, gw, _ = torch.ops.aten.convolution_backward(
-                gy, x, w, None, list(stride), list(padding), list(dilation), transposed, list(output_padding),
-                groups, [need_x, need_w, False])
-            return gx, gw, None, None
+            return (*_native_backward(gy, x, w, p, need_x, need_w), None, None)
         # Differentiable backward (create_graph): compute only what this backward pass will use.
         gx = _input_grad(gy, w, p, x.shape) if need_x and _will_run(ctx.nodes[0]) else None
         gw = _WeightGrad.apply(gy, x, w, p) if need_w and _will_run(ctx.nodes[1]) else None
@@ -141,7 +139,7 @@ class _WeightGrad(torch.autograd.Function):
     def forward(ctx, gy, x, w, p):
         ctx.p = p
         ctx.save_for_backward(gy, x, w)
-        return _weight_grad_native(gy, x, w, p)
+        return _native_backward(gy, x, w, p, need_x=False, need_w=True)[1]
 
     @staticmethod
     def backward(ctx, h):

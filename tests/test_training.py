@@ -339,3 +339,52 @@ def test_snapshot_grids_spread_over_the_data_and_rows_follow_classes(tmp_path):
         assert 0 < (means > 127).mean() < 1  # both classes appear
         if cond:
             assert (means[0::2] < 1).all() and (means[1::2] > 254).all()
+
+
+def test_minutes_budget_stops_the_run_and_counts_across_resumes(tmp_path):
+    run = train(tiny_opts(tmp_path, kimg=1000, minutes=0.002))  # 0.12 s of training steps
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    spent = rows[-1]["train_minutes"]
+    assert 0.002 <= spent < 0.2 and rows[-1]["kimg"] < 1000
+    snap = latest_snapshot(tmp_path / "runs")
+    assert read_checkpoint(snap).extra["training"]["train_seconds"] == pytest.approx(spent * 60)
+    t = Trainer(tiny_opts(tmp_path, kimg=1000, minutes=0.002, resume=str(snap)))
+    assert t.budget_spent()  # the budget is the run's, not the process's
+    t = Trainer(tiny_opts(tmp_path, kimg=1000, minutes=1, resume=str(snap)))
+    assert not t.budget_spent() and t.train_seconds == pytest.approx(spent * 60)
+    t.step()
+    assert t.train_seconds > spent * 60
+    with pytest.raises(OptionsError, match="minutes"):
+        tiny_opts(tmp_path, minutes=0).validate()
+
+
+def test_small_recipe_builds_and_trains(tmp_path):
+    from stylegan.config import PRESETS
+
+    opts = tiny_opts(tmp_path, cfg="small", cbase=None, cmax=None, map_depth=None, batch=None).validate()
+    recipe = PRESETS["small"].training
+    assert opts.batch == recipe.batch and opts.aug == recipe.aug  # taken from the recipe when not given
+    t = Trainer(opts)
+    assert not t.pl_on and t.recipe.style_mixing == 0 and t.config.cfg == "small"
+    assert t.config.D.mbstd_group == PRESETS["small"].build().D.mbstd_group
+    assert t.ema_kimg == opts.resolved_ema_kimg("small")
+    before = [p.detach().clone() for p in t.G.parameters()]
+    for _ in range(3):
+        stats = t.step()
+        assert all(torch.isfinite(v).all() for v in stats.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.G.parameters()))
+    # Flags given on top of the recipe win; the papers' rows keep their own defaults.
+    assert tiny_opts(tmp_path, cfg="small", batch=8, aug="ada").validate().batch == 8
+    assert tiny_opts(tmp_path, batch=None, aug=None).validate().batch == 32
+    assert tiny_opts(tmp_path, batch=None, aug=None).validate().aug == "ada"
+
+
+def test_procs_option_trains_one_run_in_two_processes(tmp_path):
+    r = subprocess.run(_cli(tmp_path, "--kimg", "0.016", "--procs", "2"), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and "gpus2" in runs[0].name
+    assert read_checkpoint(latest_snapshot(tmp_path / "runs")).extra["training"]["world_size"] == 2
+    bad = subprocess.run(_cli(tmp_path, "--kimg", "0.016", "--procs", "3"), capture_output=True, text=True)
+    assert bad.returncode != 0 and "not divisible by --procs 3" in bad.stderr and "Traceback" not in bad.stderr

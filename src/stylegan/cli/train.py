@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from stylegan.config import D_ARCHS, G_ARCHS, LOSSES, PRESETS
+from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS
 
 
 @click.command(context_settings={"max_content_width": 100})
@@ -21,10 +21,12 @@ from stylegan.config import D_ARCHS, G_ARCHS, LOSSES, PRESETS
 @click.option("--map-depth", type=int, default=None, help="Mapping network layers [8].")
 @click.option("--g-arch", type=click.Choice(G_ARCHS), default=None, help="Generator architecture [skip].")
 @click.option("--d-arch", type=click.Choice(D_ARCHS), default=None, help="Discriminator architecture [resnet].")
+@click.option("--mbstd-group", type=click.IntRange(1), default=None,
+              help="Minibatch-std group size of the discriminator [4].")
 @click.option("--cond/--no-cond", default=False, show_default=True, help="Train on the dataset's class labels.")
 @click.option("--mirror/--no-mirror", default=False, show_default=True, help="Add x-flipped copies of the images.")
-@click.option("--batch", type=click.IntRange(1), default=32, show_default=True,
-              help="Total batch size, split across processes.")
+@click.option("--batch", type=click.IntRange(1), default=None,
+              help="Total batch size, split across processes [preset: 32; 64 for small].")
 @click.option("--loss", type=click.Choice(LOSSES), default=None,
               help="Adversarial loss: non-saturating logistic, or WGAN-GP with drift [preset: nonsaturating; "
                    "wgangp for progan, stylegan-a].")
@@ -34,6 +36,9 @@ from stylegan.config import D_ARCHS, G_ARCHS, LOSSES, PRESETS
               help="Lazy R1 every N minibatches; 1 = in every D step [preset: 16; 1 for StyleGAN, StyleGAN2 A/B].")
 @click.option("--kimg", type=click.FloatRange(0, min_open=True), default=25000, show_default=True,
               help="Training length in thousands of real images.")
+@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
+              help="Budget of training time (training steps only, counted across resumes); stops at --kimg or "
+                   "--minutes, whichever comes first.")
 @click.option("--tick", type=click.FloatRange(0, min_open=True), default=4, show_default=True,
               help="Progress report interval in kimg.")
 @click.option("--snap", type=click.IntRange(1), default=50, show_default=True,
@@ -42,7 +47,8 @@ from stylegan.config import D_ARCHS, G_ARCHS, LOSSES, PRESETS
               help="G learning rate [preset: 0.002; 0.001 for ProGAN and StyleGAN].")
 @click.option("--dlr", type=click.FloatRange(0, min_open=True), default=None,
               help="D learning rate [preset: 0.002; 0.001 for ProGAN and StyleGAN].")
-@click.option("--ema-kimg", type=click.FloatRange(0), default=None, help="Half-life of the G EMA in kimg [batch * 10 / 32].")
+@click.option("--ema-kimg", type=click.FloatRange(0), default=None,
+              help="Half-life of the G EMA in kimg [preset: batch * 10 / 32].")
 @click.option("--style-mixing", type=click.FloatRange(0, 1), default=None,
               help="Style-mixing regularization probability, e.g. 0, 0.5, 0.9, 1 [preset: 0.9; 0 for stylegan-a..e].")
 @click.option("--pl-weight", type=click.FloatRange(0), default=None,
@@ -57,8 +63,9 @@ from stylegan.config import D_ARCHS, G_ARCHS, LOSSES, PRESETS
               help="Progressive growing: thousands of images of stable training per resolution [preset: 600].")
 @click.option("--metrics", default="", metavar="LIST",
               help="Metrics computed on G_ema at every snapshot, e.g. fid10k_full,kid10k_full (none by default).")
-@click.option("--aug", type=click.Choice(["ada", "fixed", "noaug", "diffaug"]), default="ada", show_default=True,
-              help="Discriminator augmentation: adaptive (ADA), fixed strength --p, none, or DiffAugment.")
+@click.option("--aug", type=click.Choice(AUG_MODES), default=None,
+              help="Discriminator augmentation: adaptive (ADA), fixed strength --p, none, or DiffAugment "
+                   "[preset: ada].")
 @click.option("--augpipe", type=click.Choice(["blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf",
                                               "bgcfn", "bgcfnc"]), default="bgc", show_default=True,
               help="Augmentation pipeline: blit, geom(etric), color, filter, noise, cutout and combinations.")
@@ -74,6 +81,9 @@ from stylegan.config import D_ARCHS, G_ARCHS, LOSSES, PRESETS
               help="--fp32 disables mixed precision (float16 in the highest resolutions on CUDA).")
 @click.option("--cpu-bf16", is_flag=True, help="On the CPU, run the reduced-precision layers in bfloat16.")
 @click.option("--workers", type=click.IntRange(0), default=2, show_default=True, help="Data-loading processes.")
+@click.option("--procs", type=click.IntRange(1), default=1, show_default=True,
+              help="Training processes on this machine, sharing its cores and splitting the batch (2 uses both "
+                   "cores of a 2-core CPU better than 2 threads for small networks).")
 @click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True, help="Random seed.")
 @click.option("--resume", default=None, metavar="PATH|latest",
               help="Continue from a snapshot, or from the newest snapshot in --outdir ('latest').")
@@ -99,7 +109,14 @@ def train(ctx, **kwargs):
             opts = resume_options(kwargs["resume"], kwargs["outdir"], given)
         else:
             opts = TrainingOptions(**{**kwargs, "data": kwargs["data"] or ""}).validate()
-        run_training(opts)
+        import os
+
+        from stylegan.training.distributed import launch_local
+
+        if opts.procs > 1 and "WORLD_SIZE" not in os.environ:
+            launch_local(run_training, (opts,), opts.procs)
+        else:
+            run_training(opts)
     except (OptionsError, CheckpointError) as e:
         raise click.UsageError(str(e)) from None
     except ValueError as e:  # dataset problems and the like, already phrased for users

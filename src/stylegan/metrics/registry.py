@@ -233,7 +233,7 @@ def compute_ls(opts: MetricOptions, name: str, num_samples: int, num_keep: int) 
 # --- registered names --------------------------------------------------------------------------------
 # The authors' names and sample counts, plus smaller variants for quick checks.
 
-_COUNTS = {"50k": 50_000, "10k": 10_000, "1k": 1_000}
+_COUNTS = {"50k": 50_000, "10k": 10_000, "2k": 2_000, "1k": 1_000}
 _FULL_REAL = {"fid": None, "kid": 1_000_000, "pr": 200_000}  # "_full": all real images (capped as the authors did)
 
 
@@ -294,7 +294,27 @@ def _register_ls_metrics() -> None:
             lambda opts, name=name, n=n: compute_ls(opts, name, n, n // 2))
 
 
+def compute_coverage(opts: MetricOptions, name: str, num: int) -> dict:
+    from stylegan.metrics.coverage import class_coverage
+
+    out = class_coverage(opts.G, num=num, batch_size=max(opts.batch_size, 100), seed=opts.seed,
+                         truncation_psi=opts.truncation_psi, noise_mode=opts.noise_mode, progress=opts.progress)
+    results = {f"{name}_{k}": out.pop(k) for k in ("classes_covered", "class_kl", "within_class_std",
+                                                    "class_accuracy", "min_class_accuracy") if k in out}
+    return {"results": results, "num_gen": out.pop("num_gen"), **out}
+
+
+def _register_coverage_metrics() -> None:
+    for tag, n in (("10k", 10_000), ("1k", 1_000)):
+        name = f"coverage{tag}"
+        register_metric(name, f"Class coverage of digits, {n:,} samples read by the shipped digit classifier: "
+                              "classes covered, KL from uniform, within-class spread; accuracy of requested "
+                              "classes for conditional generators", needs_generator=True, needs_data=False)(
+            lambda opts, name=name, n=n: compute_coverage(opts, name, n))
+
+
 _register_feature_metrics()
+_register_coverage_metrics()
 _register_mixing_metrics()
 _register_ppl_metrics()
 _register_ls_metrics()

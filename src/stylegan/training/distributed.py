@@ -9,6 +9,7 @@ averaging is done explicitly, bucketed into one flat tensor per network).
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -83,3 +84,51 @@ def barrier(info: DistInfo) -> None:
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _local_worker(rank: int, procs: int, port: int, threads: int, fn, args) -> None:
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "LOCAL_RANK": str(rank), "WORLD_SIZE": str(procs), "LOCAL_WORLD_SIZE": str(procs)})
+    torch.set_num_threads(threads)
+    try:
+        fn(*args)
+    except (ValueError, OSError) as e:  # options, data and checkpoint errors are already phrased for users
+        if rank == 0:
+            print(f"Error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def launch_local(fn, args: tuple, procs: int) -> None:
+    """Run ``fn(*args)`` in ``procs`` local processes that form one process group (gloo on the CPU), as torchrun
+    would, each with an equal share of the CPU's cores. At small sizes a training step is dominated by the
+    overhead of many small operations, which a second thread barely shortens; a second process does half
+    of the batch in the same time."""
+    import torch.multiprocessing as mp
+
+    import signal
+
+    threads = max(1, (os.cpu_count() or procs) // procs)
+    ctx = mp.start_processes(_local_worker, args=(procs, free_port(), threads, fn, args), nprocs=procs,
+                             join=False, start_method="spawn")
+
+    def forward(signum, frame):  # every worker stops cleanly after its step (the same step: they agree)
+        for p in ctx.processes:
+            if p.is_alive():
+                os.kill(p.pid, signum)
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not ctx.join():
+            pass
+    except mp.ProcessExitedException as e:
+        raise SystemExit(e.exit_code or 1) from None
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

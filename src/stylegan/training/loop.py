@@ -147,7 +147,7 @@ class Trainer:
             self.config = make_config(
                 opts.cfg, resolution=self.dataset.resolution, img_channels=self.dataset.num_channels,
                 c_dim=self.dataset.label_dim if opts.cond else 0, cbase=opts.cbase, cmax=opts.cmax,
-                map_depth=opts.map_depth, g_arch=opts.g_arch, d_arch=opts.d_arch,
+                map_depth=opts.map_depth, g_arch=opts.g_arch, d_arch=opts.d_arch, mbstd_group=opts.mbstd_group,
                 # --fp32: no reduced-precision layers and no clamp, as in the authors' option
                 num_fp16_res=0 if opts.fp32 else None, conv_clamp=None if opts.fp32 else "keep")
         self._check_data_fits()
@@ -162,6 +162,7 @@ class Trainer:
         cfg_name = self.config.cfg if self.config.cfg in PRESETS else opts.cfg
         self.recipe = recipe = opts.recipe(cfg_name)
         self.gamma = opts.resolved_gamma(self.config.G.resolution, cfg_name)
+        self.ema_kimg = opts.resolved_ema_kimg(cfg_name)
         if recipe.style_mixing > 0 and self.G.num_ws < 2:
             raise OptionsError(f"--style-mixing {recipe.style_mixing:g}: this generator takes a single latent, "
                                "there are no styles to mix (use 0)")
@@ -183,6 +184,7 @@ class Trainer:
         self.batch_idx = 0
         self.cur_tick = 0
         self.nan_grads = 0
+        self.train_seconds = 0.0  # time spent in training steps, across resumes (the --minutes budget)
         self.loader = infinite_loader(self.dataset, self.batch_gpu, seed=opts.seed, rank=self.info.rank,
                                       world_size=self.info.world_size, num_workers=opts.workers,
                                       # the loader's worker seeds come from its own generator, not the global RNG
@@ -253,6 +255,7 @@ class Trainer:
         self.loss.pl_mean.copy_(ckpt.tensors["state.pl_mean"].to(self.device))
         self.cur_nimg, self.batch_idx, self.cur_tick = t["cur_nimg"], t["batch_idx"], t["cur_tick"]
         self.nan_grads = t.get("nan_grads", 0)
+        self.train_seconds = float(t.get("train_seconds", 0.0))
         self.loader.load_state_dict(t["loader"])
         if self.ada is not None and t.get("ada") is not None:
             self.ada.load_state_dict(t["ada"])
@@ -289,7 +292,18 @@ class Trainer:
 
     def step(self) -> dict[str, torch.Tensor]:
         """One minibatch: the growth stage of this image count, every phase whose interval divides the batch
-        index (interval-1 penalties join their main phase), then the EMA."""
+        index (interval-1 penalties join their main phase), then the EMA. Its time counts towards ``--minutes``."""
+        start = time.perf_counter()
+        try:
+            return self._step()
+        finally:
+            self.train_seconds += time.perf_counter() - start
+
+    def budget_spent(self) -> bool:
+        """True when the run has trained for ``--minutes`` (training steps only)."""
+        return self.opts.minutes is not None and self.train_seconds >= self.opts.minutes * 60
+
+    def _step(self) -> dict[str, torch.Tensor]:
         opts, recipe, n = self.opts, self.recipe, self.batch_gpu
         real, real_c = next(self.loader)
         real = real.to(self.device, torch.float32) / 127.5 - 1
@@ -328,7 +342,7 @@ class Trainer:
             self._finish(self.opt_D, self.D, "D R1")
         self._set_D_trainable(False)
 
-        update_ema(self.G_ema, self.G, ema_beta(opts.batch, self.cur_nimg, opts.resolved_ema_kimg(), opts.ema_rampup))
+        update_ema(self.G_ema, self.G, ema_beta(opts.batch, self.cur_nimg, self.ema_kimg, opts.ema_rampup))
         self.cur_nimg += opts.batch
         self.batch_idx += 1
         return stats
@@ -339,7 +353,7 @@ class Trainer:
         td, md = optimizer_to_tensors(self.opt_D, "opt_D")
         tensors = {**tg, **td, "state.pl_mean": self.loss.pl_mean.detach().cpu(), **rng_state_tensors()}
         meta = {"opt_G": mg, "opt_D": md, "cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx,
-                "cur_tick": self.cur_tick, "nan_grads": self.nan_grads, "loader": self.loader.state_dict(),
+                "cur_tick": self.cur_tick, "nan_grads": self.nan_grads, "train_seconds": self.train_seconds, "loader": self.loader.state_dict(),
                 "world_size": self.info.world_size, "batch": self.opts.batch,
                 "ada": self.ada.state_dict() if self.ada is not None else None,
                 "augment_p": float(self.augment_pipe.p) if hasattr(self.augment_pipe, "p") else None}
@@ -487,8 +501,12 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
 
     total_nimg = int(opts.kimg * 1000)
     tick_nimg = int(opts.tick * 1000)
-    bar = tqdm(total=opts.kimg, initial=trainer.cur_nimg / 1000, unit="kimg", disable=not info.is_main,
-               dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}]{postfix}")
+    # The bar follows whichever limit comes first at the current speed: kimg, or the --minutes budget.
+    by_time = opts.minutes is not None
+    bar = tqdm(total=opts.minutes if by_time else opts.kimg, unit="min" if by_time else "kimg",
+               initial=trainer.train_seconds / 60 if by_time else trainer.cur_nimg / 1000, disable=not info.is_main,
+               dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} "
+               + ("training min" if by_time else "kimg") + " [{elapsed}<{remaining}]{postfix}")
     tick_start_nimg, tick_start_time = trainer.cur_nimg, time.time()
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
@@ -498,13 +516,14 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + float(v.float().sum())
                 counts[k] = counts.get(k, 0.0) + v.numel()
-            bar.n = min(trainer.cur_nimg, total_nimg) / 1000
+            bar.n = (min(trainer.train_seconds / 60, opts.minutes) if by_time
+                     else min(trainer.cur_nimg, total_nimg) / 1000)
             bar.update(0)
-            done = trainer.cur_nimg >= total_nimg
+            done = trainer.cur_nimg >= total_nimg or trainer.budget_spent()
             stop = trainer.stop_requested
-            if info.enabled:  # every process must agree to stop at the same step
-                flag = all_reduce_sum(torch.tensor([float(stop)], device=trainer.device), info)
-                stop = bool(flag.item() > 0)
+            if info.enabled:  # every process must agree to stop (and to end the budget) at the same step
+                flag = all_reduce_sum(torch.tensor([float(stop), float(done)], device=trainer.device), info)
+                stop, done = bool(flag[0].item() > 0), bool(flag[1].item() > 0)
             if not (done or stop or trainer.cur_nimg >= tick_start_nimg + tick_nimg):
                 continue
 
@@ -517,7 +536,8 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
             vec = all_reduce_sum(vec, info).cpu() if keys else vec
             means = {k: vec[i, 0].item() / max(vec[i, 1].item(), 1) for i, k in enumerate(keys)}
             kimg_done = (trainer.cur_nimg - tick_start_nimg) / 1000
-            row = {"tick": trainer.cur_tick, "kimg": trainer.cur_nimg / 1000, "sec_per_tick": tick_sec,
+            row = {"tick": trainer.cur_tick, "kimg": trainer.cur_nimg / 1000, "train_minutes": trainer.train_seconds / 60,
+                   "sec_per_tick": tick_sec,
                    "sec_per_kimg": tick_sec / max(kimg_done, 1e-8), "images_per_s": kimg_done * 1000 / max(tick_sec, 1e-8),
                    "cpu_mem_gb": peak_rss_gb(), "nan_grads": trainer.nan_grads, "timestamp": now, **means}
             if hasattr(trainer.augment_pipe, "p"):

@@ -6,17 +6,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from stylegan.config import D_ARCHS, G_ARCHS, LOSSES, PRESETS, ConfigError, TrainingRecipe
+from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS, ConfigError, TrainingRecipe
 
-
-AUG_MODES = ("ada", "fixed", "noaug", "diffaug")
 AUG_PIPELINES = ("blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc")
 
 
 #: Training options that override a field of the configuration's recipe (option name → recipe field).
 RECIPE_OPTIONS = {"loss": "loss", "gamma": "gamma", "r1_interval": "r1_interval", "pl_weight": "pl_weight",
                   "pl_interval": "pl_interval", "style_mixing": "style_mixing", "glr": "glr", "dlr": "dlr",
-                  "start_res": "start_resolution", "fade_kimg": "fade_kimg", "stable_kimg": "stable_kimg"}
+                  "start_res": "start_resolution", "fade_kimg": "fade_kimg", "stable_kimg": "stable_kimg",
+                  "batch": "batch", "aug": "aug", "ema_kimg": "ema_kimg"}
 
 
 class OptionsError(ValueError):
@@ -30,25 +29,28 @@ class TrainingOptions:
     outdir: parent folder of run folders ``NNNNN-desc``. data: prepared dataset path or ``builtin:NAME``.
     data_resolution: resolution for a built-in dataset (their default otherwise).
     cfg: named configuration (``stylegan configs`` lists them); cbase, cmax, map_depth, g_arch, d_arch
-    override its networks. The training options that are None take the configuration's recipe
+    and mbstd_group (the discriminator's minibatch-std group size) override its networks. The training options that are None take the configuration's recipe
     (:class:`stylegan.config.TrainingRecipe`; the values in brackets are StyleGAN2 config F's):
     loss (nonsaturating | wgangp), gamma: R1 weight (0.0002·res²/batch), r1_interval (16; 1 = R1 in every D
     step, not lazy), pl_weight: path-length weight (2; 0 = off), pl_interval (4), style_mixing: mixing
     probability (0.9), glr, dlr: Adam learning rates (0.002), start_res, fade_kimg, stable_kimg:
     progressive growing's first resolution and phase lengths in kimg (growing configurations only).
     cond: train on the dataset's class labels. mirror: add x-flipped copies of the data.
-    batch: global batch (split across processes).
-    kimg: length in thousands of real images shown to D. tick: kimg per progress report; snap: ticks per
+    batch: global batch (split across processes) [32].
+    kimg: length in thousands of real images shown to D. minutes: budget of training time (the training steps
+    only, not snapshots or metrics), counted across resumes; training stops at kimg or minutes, whichever
+    comes first. tick: kimg per progress report; snap: ticks per
     snapshot (image grid + checkpoint).
-    ema_kimg: half-life of the generator EMA in kimg (None: batch·10/32); ema_rampup: ramp-up ratio (0.05).
+    ema_kimg: half-life of the generator EMA in kimg [batch·10/32]; ema_rampup: ramp-up ratio (0.05).
     fp32: disable mixed precision
     (float16 in the highest resolutions on CUDA, with conv clamp). cpu_bf16: run those layers in bfloat16
     on the CPU (off by default: see README for when it pays).
-    workers: data-loading processes. seed: random seed. resume: checkpoint path, or ``latest`` (newest
+    workers: data-loading processes. procs: training processes on this machine (one process group, each with
+    an equal share of the cores; the batch is split between them); under torchrun leave it at 1. seed: random seed. resume: checkpoint path, or ``latest`` (newest
     snapshot of the newest run in outdir). dry_run: print the options and networks, train nothing.
     device: auto, cpu, cuda. desc: extra text for the run folder name.
     metrics: comma-separated metric names (e.g. fid10k_full) computed on G_ema at every snapshot.
-    aug: discriminator augmentation: ``ada`` (adaptive strength), ``fixed`` (strength ``p``), ``noaug``, or
+    aug: discriminator augmentation [ada]: ``ada`` (adaptive strength), ``fixed`` (strength ``p``), ``noaug``, or
     ``diffaug`` (DiffAugment: colour, translation, cutout). augpipe: the ADA pipeline (bgc). p: fixed or
     initial strength. target: ADA's target for r_t = E[sign(D(real))] (0.6). ada_kimg: kimg for p to move
     by 1 (500). freezed: freeze the first N discriminator blocks, from the top resolution (transfer learning).
@@ -63,12 +65,14 @@ class TrainingOptions:
     map_depth: int | None = None
     g_arch: str | None = None
     d_arch: str | None = None
+    mbstd_group: int | None = None
     cond: bool = False
     mirror: bool = False
-    batch: int = 32
+    batch: int | None = None
     loss: str | None = None
     gamma: float | None = None
     kimg: float = 25000
+    minutes: float | None = None
     tick: float = 4
     snap: int = 50
     glr: float | None = None
@@ -83,7 +87,7 @@ class TrainingOptions:
     fade_kimg: float | None = None
     stable_kimg: float | None = None
     metrics: str = ""
-    aug: str = "ada"
+    aug: str | None = None
     augpipe: str = "bgc"
     p: float = 0.0
     target: float = 0.6
@@ -92,6 +96,7 @@ class TrainingOptions:
     fp32: bool = False
     cpu_bf16: bool = False
     workers: int = 2
+    procs: int = 1
     seed: int = 0
     resume: str | None = None
     dry_run: bool = False
@@ -104,12 +109,20 @@ class TrainingOptions:
                 raise OptionsError(msg)
         check(bool(self.data), "--data is required (a dataset path or builtin:NAME)")
         check(self.cfg in PRESETS, f"unknown --cfg {self.cfg!r}; known: {', '.join(sorted(PRESETS))}")
+        # batch and aug not given: the configuration's (saved resolved, so that a resumed run keeps them)
+        if self.batch is None or self.aug is None:
+            recipe = self.recipe()
+            self.batch = recipe.batch if self.batch is None else self.batch
+            self.aug = recipe.aug if self.aug is None else self.aug
         check(self.g_arch is None or self.g_arch in G_ARCHS, f"--g-arch must be one of {G_ARCHS}")
         check(self.d_arch is None or self.d_arch in D_ARCHS, f"--d-arch must be one of {D_ARCHS}")
+        check(self.mbstd_group is None or (isinstance(self.mbstd_group, int) and self.mbstd_group >= 1),
+              f"--mbstd-group must be >= 1, got {self.mbstd_group}")
         check(isinstance(self.batch, int) and self.batch >= 1, f"--batch must be >= 1, got {self.batch}")
         check(self.loss is None or self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         check(self.gamma is None or self.gamma >= 0, f"--gamma must be >= 0, got {self.gamma}")
         check(self.kimg > 0, f"--kimg must be positive, got {self.kimg}")
+        check(self.minutes is None or self.minutes > 0, f"--minutes must be positive, got {self.minutes}")
         check(self.tick > 0, f"--tick must be positive, got {self.tick}")
         check(isinstance(self.snap, int) and self.snap >= 1, f"--snap must be >= 1, got {self.snap}")
         check((self.glr is None or self.glr > 0) and (self.dlr is None or self.dlr > 0),
@@ -125,6 +138,8 @@ class TrainingOptions:
         check(all(v is None or v >= 0 for v in (self.fade_kimg, self.stable_kimg)),
               "--fade-kimg and --stable-kimg must be >= 0")
         check(self.workers >= 0, "--workers must be >= 0")
+        check(isinstance(self.procs, int) and self.procs >= 1, f"--procs must be >= 1, got {self.procs}")
+        check(self.batch % self.procs == 0, f"--batch {self.batch} is not divisible by --procs {self.procs}")
         if self.metrics:
             from stylegan.metrics.registry import list_metrics
 
@@ -163,8 +178,10 @@ class TrainingOptions:
         gamma = self.recipe(cfg).gamma
         return gamma if gamma is not None else 0.0002 * resolution ** 2 / self.batch
 
-    def resolved_ema_kimg(self) -> float:
-        return self.ema_kimg if self.ema_kimg is not None else self.batch * 10 / 32
+    def resolved_ema_kimg(self, cfg: str | None = None) -> float:
+        """The EMA half-life: --ema-kimg, the configuration's, or the authors' batch·10/32."""
+        ema = self.recipe(cfg).ema_kimg
+        return ema if ema is not None else self.batch * 10 / 32
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

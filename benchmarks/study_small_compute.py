@@ -8,6 +8,7 @@ such a file. Usage::
 
     python benchmarks/study_small_compute.py eval out/study/NAME/00000-... [--data builtin:mnist5k] --out study.jsonl
     python benchmarks/study_small_compute.py table study.jsonl
+    python benchmarks/study_small_compute.py sheet RUN... --out sheet.png   # the final grids side by side
 """
 from __future__ import annotations
 
@@ -119,6 +120,29 @@ def table(path: Path) -> str:
     return "\n".join(out)
 
 
+def contact_sheet(runs: list[Path], out: Path, rows: int = 4, cols: int = 8) -> Path:
+    """The first ``rows`` rows of each run's final snapshot grid, side by side (two runs per line), labelled
+    with the run's name."""
+    from PIL import Image, ImageDraw
+
+    tiles = []
+    for run in runs:
+        grid = Image.open(sorted(run.glob("fakes0*.png"))[-1]).convert("RGB")
+        cell = grid.width // 8
+        tile = Image.new("RGB", (cols * cell, rows * cell + 14), "white")
+        tile.paste(grid.crop((0, 0, cols * cell, rows * cell)), (0, 14))
+        ImageDraw.Draw(tile).text((2, 1), run.parent.name, fill="black")
+        tiles.append(tile)
+    w, h = tiles[0].size
+    per_line = 2
+    sheet = Image.new("RGB", (per_line * w + (per_line - 1) * 8, ((len(tiles) + 1) // per_line) * (h + 8)), "white")
+    for i, t in enumerate(tiles):
+        sheet.paste(t, ((i % per_line) * (w + 8), (i // per_line) * (h + 8)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -130,7 +154,13 @@ def main(argv=None) -> None:
     e.add_argument("--out", type=Path, required=True)
     t = sub.add_parser("table")
     t.add_argument("file", type=Path)
+    g = sub.add_parser("sheet")
+    g.add_argument("runs", nargs="+", type=Path)
+    g.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
+    if a.cmd == "sheet":
+        print(contact_sheet(a.runs, a.out))
+        return
     if a.cmd == "table":
         print(table(a.file))
         return

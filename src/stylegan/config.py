@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 G_ARCHS = ("orig", "skip", "resnet")
-D_ARCHS = ("orig", "skip", "resnet")
+#: ``projected``: a discriminator on frozen VGG16 features (Projected GAN); see stylegan.networks.projected.
+D_ARCHS = ("orig", "skip", "resnet", "projected")
 FAMILIES = ("progan", "stylegan", "stylegan2")
 #: How w reaches the synthesis layers: ``none`` (the latent feeds the 4×4 input only; pixel norm after every
 #: conv), ``adain`` (StyleGAN) or ``demod`` (StyleGAN2: modulated convolutions with weight demodulation).
@@ -157,7 +158,7 @@ class DiscriminatorConfig:
     """Discriminator (ProGAN-derived).
 
     arch: ``orig`` | ``skip`` | ``resnet`` (default). mbstd_group, mbstd_channels: minibatch standard
-    deviation group size (4) and channels (1). cmap_dim: size of the class projection (conditional only;
+    deviation group size (4) and channels (1); mbstd_gain multiplies its output (1 in the papers). cmap_dim: size of the class projection (conditional only;
     None = channels at 4²). resample, growing: as in :class:`GeneratorConfig` (ProGAN's discriminator:
     a fromRGB per resolution, average-pool down). Other fields as in :class:`GeneratorConfig`.
     """
@@ -170,6 +171,7 @@ class DiscriminatorConfig:
     arch: str = "resnet"
     mbstd_group: int = 4
     mbstd_channels: int = 1
+    mbstd_gain: float = 1.0
     cmap_dim: int | None = None
     num_fp16_res: int = 4
     conv_clamp: float | None = 256
@@ -184,12 +186,16 @@ class DiscriminatorConfig:
     def validate(self) -> "DiscriminatorConfig":
         _check_common("D", self)
         _check(self.arch in D_ARCHS, f"D.arch must be one of {', '.join(D_ARCHS)}, got {self.arch!r}")
+        if self.arch == "projected":
+            _check(self.resolution >= 32 and not self.progressive,
+                   f"D.arch 'projected' needs a non-growing discriminator of at least 32x32 (got {self.resolution})")
         _check(isinstance(self.mbstd_group, int) and self.mbstd_group >= 1,
                f"D.mbstd_group must be >= 1, got {self.mbstd_group}")
         c4 = channels_at(4, self.cbase, self.cmax)
         _check(isinstance(self.mbstd_channels, int) and self.mbstd_channels >= 0
                and (self.mbstd_channels == 0 or c4 % self.mbstd_channels == 0),
                f"D.mbstd_channels must be >= 0 and divide the {c4} channels at 4x4, got {self.mbstd_channels}")
+        _check(self.mbstd_gain > 0, f"D.mbstd_gain must be positive, got {self.mbstd_gain}")
         _check(self.cmap_dim is None or self.cmap_dim >= 1, "D.cmap_dim must be positive or None")
         return self
 
@@ -266,7 +272,9 @@ class TrainingRecipe:
     mixing-regularization probability. glr, dlr: Adam learning rates. start_resolution, fade_kimg,
     stable_kimg: progressive growing starts at this resolution; each new one fades in over fade_kimg
     thousand images, then trains stable for stable_kimg. batch: minibatch size (32). aug: discriminator
-    augmentation (``ada``). ema_kimg: half-life of the generator EMA (None: batch·10/32 kimg).
+    augmentation (``ada``). ema_kimg: half-life of the generator EMA (None: batch·10/32 kimg). betas: Adam's
+    β1, β2 (0, 0.99). mode_seeking: weight of the mode-seeking penalty on G (0: off; not in the papers). train_noise: the noise
+    inputs while training: ``random`` (the papers), ``const`` (each layer's fixed noise image) or ``none``.
     """
 
     loss: str = "nonsaturating"
@@ -283,6 +291,9 @@ class TrainingRecipe:
     batch: int = 32
     aug: str = "ada"
     ema_kimg: float | None = None
+    betas: tuple[float, float] = (0.0, 0.99)
+    mode_seeking: float = 0.0
+    train_noise: str = "random"
 
     def validate(self) -> "TrainingRecipe":
         _check(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
@@ -298,6 +309,12 @@ class TrainingRecipe:
         _check(isinstance(self.batch, int) and self.batch >= 1, f"the batch must be >= 1, got {self.batch}")
         _check(self.aug in AUG_MODES, f"aug must be one of {', '.join(AUG_MODES)}, got {self.aug!r}")
         _check(self.ema_kimg is None or self.ema_kimg >= 0, "the EMA half-life must be >= 0")
+        _check(self.mode_seeking >= 0, f"the mode-seeking weight must be >= 0, got {self.mode_seeking}")
+        _check(self.train_noise in ("random", "const", "none"),
+               f"train_noise must be random, const or none, got {self.train_noise!r}")
+        _check(self.mode_seeking == 0 or self.loss == "nonsaturating",
+               "the mode-seeking penalty is implemented with the non-saturating loss only")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"Adam betas must be in [0, 1), got {self.betas}")
         return self
 
 
@@ -407,8 +424,8 @@ def _small() -> NetworkConfig:
 
 # The small-compute recipe: chosen by measurement at equal training time on a 2-core CPU (docs/small-compute.md
 # has the study). Not a paper row: the papers' rows above stay as the papers define them.
-SMALL_CBASE, SMALL_CMAX, SMALL_MAP_DEPTH, SMALL_MBSTD_GROUP = 2048, 64, 2, 4
-SMALL_TRAINING = TrainingRecipe(gamma=None, pl_weight=0.0, style_mixing=0.0, batch=16, aug="noaug")
+SMALL_CBASE, SMALL_CMAX, SMALL_MAP_DEPTH, SMALL_MBSTD_GROUP = 1024, 64, 2, 4
+SMALL_TRAINING = TrainingRecipe(gamma=None, pl_weight=0.0, style_mixing=0.0, batch=16, aug="diffaug")
 
 _PRESET_LIST.append(
     Preset("small", _small, SMALL_TRAINING,
@@ -443,6 +460,8 @@ def make_config(
     g_arch: str | None = None,
     d_arch: str | None = None,
     mbstd_group: int | None = None,
+    mbstd_channels: int | None = None,
+    mbstd_gain: float | None = None,
     num_fp16_res: int | None = None,
     conv_clamp: float | None | str = "keep",
 ) -> NetworkConfig:
@@ -469,4 +488,8 @@ def make_config(
         c.D.arch = d_arch
     if mbstd_group is not None:
         c.D.mbstd_group = mbstd_group
+    if mbstd_channels is not None:
+        c.D.mbstd_channels = mbstd_channels
+    if mbstd_gain is not None:
+        c.D.mbstd_gain = mbstd_gain
     return c.validate()

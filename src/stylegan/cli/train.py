@@ -23,6 +23,10 @@ from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS
 @click.option("--d-arch", type=click.Choice(D_ARCHS), default=None, help="Discriminator architecture [resnet].")
 @click.option("--mbstd-group", type=click.IntRange(1), default=None,
               help="Minibatch-std group size of the discriminator [4].")
+@click.option("--mbstd-channels", type=click.IntRange(0), default=None,
+              help="Minibatch-std channels of the discriminator (must divide its channels at 4x4) [1].")
+@click.option("--mbstd-gain", type=click.FloatRange(0, min_open=True), default=None,
+              help="Multiplier of the minibatch-std feature, so that D sees a lack of variety early [1].")
 @click.option("--cond/--no-cond", default=False, show_default=True, help="Train on the dataset's class labels.")
 @click.option("--mirror/--no-mirror", default=False, show_default=True, help="Add x-flipped copies of the images.")
 @click.option("--batch", type=click.IntRange(1), default=None,
@@ -47,6 +51,13 @@ from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS
               help="G learning rate [preset: 0.002; 0.001 for ProGAN and StyleGAN].")
 @click.option("--dlr", type=click.FloatRange(0, min_open=True), default=None,
               help="D learning rate [preset: 0.002; 0.001 for ProGAN and StyleGAN].")
+@click.option("--betas", type=(click.FloatRange(0, 1, max_open=True), click.FloatRange(0, 1, max_open=True)),
+              default=None, metavar="B1 B2", help="Adam's beta1 and beta2 [preset: 0 0.99].")
+@click.option("--mode-seeking", type=click.FloatRange(0), default=None,
+              help="Weight of the mode-seeking penalty on G (MSGAN), against early collapse [preset: 0; small: "
+                   "see `stylegan configs`].")
+@click.option("--train-noise", type=click.Choice(["random", "const", "none"]), default=None,
+              help="The synthesis network's noise inputs while training [preset: random].")
 @click.option("--ema-kimg", type=click.FloatRange(0), default=None,
               help="Half-life of the G EMA in kimg [preset: batch * 10 / 32].")
 @click.option("--style-mixing", type=click.FloatRange(0, 1), default=None,

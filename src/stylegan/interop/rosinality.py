@@ -281,7 +281,7 @@ def export_checks(config: NetworkConfig, has_d: bool) -> list[str]:
         problems.append("a conditional network (theirs is unconditional)")
     if g.z_dim != g.w_dim:
         problems.append(f"z_dim {g.z_dim} != w_dim {g.w_dim} (their style_dim is both)")
-    if has_d and (d.arch != "resnet" or d.mbstd_group != 4 or d.mbstd_channels != 1):
+    if has_d and (d.arch != "resnet" or d.mbstd_group != 4 or d.mbstd_channels != 1 or d.mbstd_gain != 1):
         problems.append("a D other than resnet with minibatch-std group 4, 1 channel")
     if problems:
         raise InteropError("cannot write a rosinality checkpoint: " + "; ".join(problems))

@@ -91,11 +91,12 @@ class DiscriminatorEpilogue(nn.Module):
         mbstd_channels: int = 1,
         conv_clamp: float | None = None,
         resolution: int = 4,
+        mbstd_gain: float = 1.0,
     ):
         super().__init__()
         self.cmap_dim, self.architecture = cmap_dim, architecture
         self.fromrgb = FromRGB(img_channels, in_channels, conv_clamp=conv_clamp) if architecture == "skip" else None
-        self.mbstd = MinibatchStd(mbstd_group, mbstd_channels) if mbstd_channels > 0 else None
+        self.mbstd = MinibatchStd(mbstd_group, mbstd_channels, mbstd_gain) if mbstd_channels > 0 else None
         self.conv = EqualizedConv2d(in_channels + mbstd_channels, in_channels, 3, activation="lrelu",
                                     conv_clamp=conv_clamp)
         self.fc = EqualizedLinear(in_channels * resolution * resolution, in_channels, activation="lrelu")
@@ -133,6 +134,7 @@ class Discriminator(nn.Module):
         cmap_dim: int | None = None,
         num_fp16_res: int = 0,
         conv_clamp: float | None = None,
+        mbstd_gain: float = 1.0,
     ):
         super().__init__()
         self.c_dim, self.resolution, self.img_channels = c_dim, resolution, img_channels
@@ -157,7 +159,7 @@ class Discriminator(nn.Module):
         epi_arch = "skip" if resolution == 4 else architecture
         self.epilogue = DiscriminatorEpilogue(c4, cmap_dim, img_channels, architecture=epi_arch,
                                               mbstd_group=mbstd_group, mbstd_channels=mbstd_channels,
-                                              conv_clamp=conv_clamp)
+                                              conv_clamp=conv_clamp, mbstd_gain=mbstd_gain)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False) -> torch.Tensor:
         if img.ndim != 4 or img.shape[1:] != (self.img_channels, self.resolution, self.resolution):

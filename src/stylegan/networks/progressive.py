@@ -279,7 +279,7 @@ class ProgressiveDiscriminator(GrowthBuffers):
                         if cfg.c_dim > 0 else None)
         self.epilogue = DiscriminatorEpilogue(ch(4), cmap_dim, cfg.img_channels, architecture="orig",
                                               mbstd_group=cfg.mbstd_group, mbstd_channels=cfg.mbstd_channels,
-                                              conv_clamp=cfg.conv_clamp)
+                                              conv_clamp=cfg.conv_clamp, mbstd_gain=cfg.mbstd_gain)
 
     def _fromrgb(self, res: int, img: torch.Tensor) -> torch.Tensor:
         return self.fromrgb4(img) if res == 4 else self.blocks[str(res)].fromrgb(img)

@@ -11,12 +11,13 @@ class MinibatchStd(nn.Module):
 
     Samples ``n`` and ``n + N/G`` (…) form a group of size ``G = min(group_size, N)`` (reduced to the largest
     divisor of N if N is not a multiple). The channels are split into ``num_channels`` parts; for each part,
-    the std over the group per feature and pixel is averaged over features and pixels and broadcast.
+    the std over the group per feature and pixel is averaged over features and pixels, multiplied by ``gain``
+    (1 in the papers) and broadcast.
     """
 
-    def __init__(self, group_size: int | None = 4, num_channels: int = 1):
+    def __init__(self, group_size: int | None = 4, num_channels: int = 1, gain: float = 1.0):
         super().__init__()
-        self.group_size, self.num_channels = group_size, num_channels
+        self.group_size, self.num_channels, self.gain = group_size, num_channels, gain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -28,8 +29,10 @@ class MinibatchStd(nn.Module):
         y = y - y.mean(dim=0)
         y = (y.square().mean(dim=0) + 1e-8).sqrt()  # [N/G, F, c, H, W]
         y = y.mean(dim=[2, 3, 4]).reshape(-1, f, 1, 1)  # [N/G, F, 1, 1]
+        if self.gain != 1:
+            y = y * self.gain
         y = y.repeat(g, 1, h, w)  # sample n gets group n mod N/G
         return torch.cat([x, y], dim=1)
 
     def extra_repr(self) -> str:
-        return f"group_size={self.group_size}, num_channels={self.num_channels}"
+        return f"group_size={self.group_size}, num_channels={self.num_channels}, gain={self.gain:g}"

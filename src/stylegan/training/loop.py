@@ -148,6 +148,7 @@ class Trainer:
                 opts.cfg, resolution=self.dataset.resolution, img_channels=self.dataset.num_channels,
                 c_dim=self.dataset.label_dim if opts.cond else 0, cbase=opts.cbase, cmax=opts.cmax,
                 map_depth=opts.map_depth, g_arch=opts.g_arch, d_arch=opts.d_arch, mbstd_group=opts.mbstd_group,
+                mbstd_channels=opts.mbstd_channels, mbstd_gain=opts.mbstd_gain,
                 # --fp32: no reduced-precision layers and no clamp, as in the authors' option
                 num_fp16_res=0 if opts.fp32 else None, conv_clamp=None if opts.fp32 else "keep")
         self._check_data_fits()
@@ -168,14 +169,18 @@ class Trainer:
                                "there are no styles to mix (use 0)")
         self.augment_pipe, self.ada = self._augmentation()
         self.loss = make_loss(recipe.loss, self.G, self.D, r1_gamma=self.gamma, pl_weight=recipe.pl_weight,
-                              style_mixing=recipe.style_mixing, augment=self.augment_pipe)
+                              style_mixing=recipe.style_mixing, augment=self.augment_pipe,
+                              **({"mode_seeking": recipe.mode_seeking} if recipe.mode_seeking else {}),
+                              **({"noise_mode": recipe.train_noise} if recipe.train_noise != "random" else {}))
         self.frozen_D = self._freeze_names(opts.freezed)
         self.pl_on = recipe.pl_weight > 0
         self.r1_on = self.gamma > 0
         # Interval 1: the penalty joins the main loss in every step, and the optimizer is not adjusted.
         self.pl_lazy, self.r1_lazy = recipe.pl_interval > 1, recipe.r1_interval > 1
-        self.opt_G = self._adam(self.G, recipe.glr, recipe.pl_interval if self.pl_on and self.pl_lazy else None)
-        self.opt_D = self._adam(self.D, recipe.dlr, recipe.r1_interval if self.r1_on and self.r1_lazy else None)
+        self.opt_G = self._adam(self.G, recipe.glr, recipe.pl_interval if self.pl_on and self.pl_lazy else None,
+                                recipe.betas)
+        self.opt_D = self._adam(self.D, recipe.dlr, recipe.r1_interval if self.r1_on and self.r1_lazy else None,
+                                recipe.betas)
         self.schedule = (GrowthSchedule(self.config.G.resolution, recipe.start_resolution, recipe.fade_kimg,
                                         recipe.stable_kimg) if self.config.growing else None)
         self.growth: Growth | None = None
@@ -234,11 +239,13 @@ class Trainer:
             p.requires_grad_(on and name not in self.frozen_D)
 
     @staticmethod
-    def _adam(module: torch.nn.Module, lr: float, reg_interval: int | None) -> torch.optim.Adam:
-        """Adam (β = 0, 0.99, ε = 1e-8), with lr and β adjusted by c = interval / (interval + 1) for lazy
-        regularization, so that the regularized steps keep the same effective rate."""
+    def _adam(module: torch.nn.Module, lr: float, reg_interval: int | None,
+              betas: tuple[float, float] = (0.0, 0.99)) -> torch.optim.Adam:
+        """Adam (β = 0, 0.99 unless the recipe says otherwise; ε = 1e-8), with lr and β adjusted by
+        c = interval / (interval + 1) for lazy regularization, so that the regularized steps keep the same
+        effective rate."""
         c = reg_interval / (reg_interval + 1) if reg_interval else 1.0
-        return torch.optim.Adam(module.parameters(), lr=lr * c, betas=(0.0 ** c, 0.99 ** c), eps=1e-8)
+        return torch.optim.Adam(module.parameters(), lr=lr * c, betas=(betas[0] ** c, betas[1] ** c), eps=1e-8)
 
     def _restore(self, ckpt) -> None:
         needed = {"G", "G_ema", "D"}

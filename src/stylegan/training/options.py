@@ -15,7 +15,8 @@ AUG_PIPELINES = ("blit", "geom", "color", "filter", "noise", "cutout", "bg", "bg
 RECIPE_OPTIONS = {"loss": "loss", "gamma": "gamma", "r1_interval": "r1_interval", "pl_weight": "pl_weight",
                   "pl_interval": "pl_interval", "style_mixing": "style_mixing", "glr": "glr", "dlr": "dlr",
                   "start_res": "start_resolution", "fade_kimg": "fade_kimg", "stable_kimg": "stable_kimg",
-                  "batch": "batch", "aug": "aug", "ema_kimg": "ema_kimg"}
+                  "batch": "batch", "aug": "aug", "ema_kimg": "ema_kimg", "betas": "betas",
+                  "mode_seeking": "mode_seeking", "train_noise": "train_noise"}
 
 
 class OptionsError(ValueError):
@@ -29,11 +30,12 @@ class TrainingOptions:
     outdir: parent folder of run folders ``NNNNN-desc``. data: prepared dataset path or ``builtin:NAME``.
     data_resolution: resolution for a built-in dataset (their default otherwise).
     cfg: named configuration (``stylegan configs`` lists them); cbase, cmax, map_depth, g_arch, d_arch
-    and mbstd_group (the discriminator's minibatch-std group size) override its networks. The training options that are None take the configuration's recipe
+    mbstd_group and mbstd_channels (the discriminator's minibatch-std group size and channels) override its
+    networks. The training options that are None take the configuration's recipe
     (:class:`stylegan.config.TrainingRecipe`; the values in brackets are StyleGAN2 config F's):
     loss (nonsaturating | wgangp), gamma: R1 weight (0.0002·res²/batch), r1_interval (16; 1 = R1 in every D
     step, not lazy), pl_weight: path-length weight (2; 0 = off), pl_interval (4), style_mixing: mixing
-    probability (0.9), glr, dlr: Adam learning rates (0.002), start_res, fade_kimg, stable_kimg:
+    probability (0.9), glr, dlr: Adam learning rates (0.002), betas: Adam's β1, β2 (0, 0.99), mode_seeking: weight of the mode-seeking penalty on G (0), train_noise: noise inputs while training (random), start_res, fade_kimg, stable_kimg:
     progressive growing's first resolution and phase lengths in kimg (growing configurations only).
     cond: train on the dataset's class labels. mirror: add x-flipped copies of the data.
     batch: global batch (split across processes) [32].
@@ -66,6 +68,8 @@ class TrainingOptions:
     g_arch: str | None = None
     d_arch: str | None = None
     mbstd_group: int | None = None
+    mbstd_channels: int | None = None
+    mbstd_gain: float | None = None
     cond: bool = False
     mirror: bool = False
     batch: int | None = None
@@ -77,6 +81,9 @@ class TrainingOptions:
     snap: int = 50
     glr: float | None = None
     dlr: float | None = None
+    betas: tuple[float, float] | None = None
+    mode_seeking: float | None = None
+    train_noise: str | None = None
     ema_kimg: float | None = None
     ema_rampup: float | None = 0.05
     style_mixing: float | None = None
@@ -118,6 +125,9 @@ class TrainingOptions:
         check(self.d_arch is None or self.d_arch in D_ARCHS, f"--d-arch must be one of {D_ARCHS}")
         check(self.mbstd_group is None or (isinstance(self.mbstd_group, int) and self.mbstd_group >= 1),
               f"--mbstd-group must be >= 1, got {self.mbstd_group}")
+        check(self.mbstd_channels is None or (isinstance(self.mbstd_channels, int) and self.mbstd_channels >= 0),
+              f"--mbstd-channels must be >= 0, got {self.mbstd_channels}")
+        check(self.mbstd_gain is None or self.mbstd_gain > 0, f"--mbstd-gain must be positive, got {self.mbstd_gain}")
         check(isinstance(self.batch, int) and self.batch >= 1, f"--batch must be >= 1, got {self.batch}")
         check(self.loss is None or self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         check(self.gamma is None or self.gamma >= 0, f"--gamma must be >= 0, got {self.gamma}")
@@ -189,6 +199,8 @@ class TrainingOptions:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainingOptions":
         names = {f.name for f in dataclasses.fields(cls)}
+        if isinstance(d.get("betas"), list):  # JSON has no tuples
+            d = {**d, "betas": tuple(d["betas"])}
         unknown = sorted(set(d) - names)
         if unknown:
             raise OptionsError(f"unknown training option(s): {', '.join(unknown)}")

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import stylegan
 from stylegan.checkpoint import read_checkpoint
 from stylegan.cli.main import main
-from stylegan.config import ALIASES, PRESETS, ConfigError, make_config
+from stylegan.config import ALIASES, PRESETS, ConfigError, TrainingRecipe, make_config
 from stylegan.networks import build_networks, num_parameters, parameter_counts
 from stylegan.nn.adain import AdaIN, adain
 from stylegan.training.growing import Growth, GrowthSchedule, images_at
@@ -64,8 +64,16 @@ def tiny_net(cfg, resolution=16, seed=0):
 
 # ---------------------------------------------------------------------------------------------- every name
 
+def test_small_recipe_keeps_the_stylegan2_generator_and_leaves_the_paper_rows_alone():
+    small, f = make_config("small"), make_config("stylegan2-f")
+    assert small.G.style == "demod" and small.G.arch == "skip" and not small.G.growing and small.G.noise
+    assert PRESETS["stylegan2-f"].training == TrainingRecipe()  # the paper's recipe, untouched
+    assert (f.G.cbase, f.G.map_depth, f.D.mbstd_group, f.D.mbstd_gain) == (32768, 8, 4, 1.0)
+    assert PRESETS["small"].training.pl_weight == 0 and PRESETS["small"].training.style_mixing == 0
+
+
 def test_every_paper_row_has_a_name():
-    assert set(LINEAGE) | set(ALIASES) == set(PRESETS)
+    assert set(LINEAGE) | set(ALIASES) | {"small"} == set(PRESETS)  # small: this package's recipe, no paper row
     assert PRESETS["stylegan"] is PRESETS["stylegan-f"] and PRESETS["stylegan2"] is PRESETS["stylegan2-f"]
     families = {n: make_config(n).family for n in LINEAGE}
     assert families["progan"] == "progan" and families["stylegan-c"] == "stylegan"
@@ -157,7 +165,7 @@ def test_configs_command_lists_every_configuration():
     assert "stylegan-f (= stylegan)" in r.output and "StyleGAN Table 1 C" in r.output
     r = CliRunner().invoke(main, ["configs", "--resolution", "256", "--resolution", "64", "--format", "json"])
     rows = {row["name"]: row for row in json.loads(r.output)}
-    assert list(rows) == LINEAGE
+    assert list(rows) == LINEAGE + ["small"]  # the papers' rows in order, then this package's own recipe
     for name in ("progan", "stylegan-e", "stylegan2-b", "stylegan2-f"):
         for res in (256, 64):
             assert rows[name]["params"][str(res)] == parameter_counts(make_config(name, resolution=res))
@@ -573,5 +581,6 @@ def test_train_command_takes_the_lineage_flags(tmp_path):
     assert r.exit_code == 0, r.output
     printed = json.loads(r.output[:r.output.rindex("}") + 1])
     assert printed["recipe"] == {**vars(PRESETS["progan"].training), "loss": "nonsaturating", "r1_interval": 4,
-                                 "gamma": 0.5, "start_resolution": 8, "fade_kimg": 1.0, "stable_kimg": 2.0}
+                                 "gamma": 0.5, "start_resolution": 8, "fade_kimg": 1.0, "stable_kimg": 2.0,
+                                 "batch": 4, "betas": [0.0, 0.99]}
     assert printed["config"]["family"] == "progan" and printed["config"]["G"]["growing"]

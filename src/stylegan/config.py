@@ -422,15 +422,15 @@ def _small() -> NetworkConfig:
     return c
 
 
-# The small-compute recipe: chosen by measurement at equal training time on a 2-core CPU (docs/small-compute.md
-# has the study). Not a paper row: the papers' rows above stay as the papers define them.
+# The small-compute recipe, from the study in docs/small-compute.md (equal training time on a 2-core CPU). Not a
+# paper row: the papers' rows above stay as the papers define them.
 SMALL_CBASE, SMALL_CMAX, SMALL_MAP_DEPTH, SMALL_MBSTD_GROUP = 1024, 64, 2, 4
 SMALL_TRAINING = TrainingRecipe(gamma=None, pl_weight=0.0, style_mixing=0.0, batch=16, aug="diffaug")
 
 _PRESET_LIST.append(
     Preset("small", _small, SMALL_TRAINING,
-           "StyleGAN2's generator and discriminator with a small-compute recipe chosen by measurement at equal "
-           "training time on a 2-core CPU (see docs/small-compute.md)",
+           "StyleGAN2's networks, narrow (cbase 1024, cmax 64, 2 mapping layers), batch 16, no path length or "
+           "mixing, DiffAugment: the fastest setting of the small-compute study (docs/small-compute.md)",
            "not a paper row: this package's recipe for a laptop"))
 
 #: Short names for the last row of each paper.

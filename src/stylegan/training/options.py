@@ -116,6 +116,9 @@ class TrainingOptions:
                 raise OptionsError(msg)
         check(bool(self.data), "--data is required (a dataset path or builtin:NAME)")
         check(self.cfg in PRESETS, f"unknown --cfg {self.cfg!r}; known: {', '.join(sorted(PRESETS))}")
+        check(self.batch is None or (isinstance(self.batch, int) and self.batch >= 1),
+              f"--batch must be >= 1, got {self.batch}")
+        check(self.aug is None or self.aug in AUG_MODES, f"--aug must be one of {', '.join(AUG_MODES)}, got {self.aug!r}")
         # batch and aug not given: the configuration's (saved resolved, so that a resumed run keeps them)
         if self.batch is None or self.aug is None:
             recipe = self.recipe()
@@ -128,7 +131,6 @@ class TrainingOptions:
         check(self.mbstd_channels is None or (isinstance(self.mbstd_channels, int) and self.mbstd_channels >= 0),
               f"--mbstd-channels must be >= 0, got {self.mbstd_channels}")
         check(self.mbstd_gain is None or self.mbstd_gain > 0, f"--mbstd-gain must be positive, got {self.mbstd_gain}")
-        check(isinstance(self.batch, int) and self.batch >= 1, f"--batch must be >= 1, got {self.batch}")
         check(self.loss is None or self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         check(self.gamma is None or self.gamma >= 0, f"--gamma must be >= 0, got {self.gamma}")
         check(self.kimg > 0, f"--kimg must be positive, got {self.kimg}")
@@ -155,7 +157,6 @@ class TrainingOptions:
 
             unknown = [m for m in self.metric_names() if m not in list_metrics()]
             check(not unknown, f"--metrics: unknown metric(s) {', '.join(unknown)}; `stylegan metrics --list` names them")
-        check(self.aug in AUG_MODES, f"--aug must be one of {', '.join(AUG_MODES)}, got {self.aug!r}")
         check(self.augpipe in AUG_PIPELINES, f"--augpipe must be one of {', '.join(AUG_PIPELINES)}, got {self.augpipe!r}")
         check(0 <= self.p <= 1, f"--p must be in [0, 1], got {self.p}")
         check(0 < self.target < 1, f"--target must be in (0, 1), got {self.target}")

@@ -443,7 +443,7 @@ def test_metrics_command(tmp_path, tiny, stand_in_features, small_metric, monkey
     assert abs(_json_lines(r.output)[-1]["results"]["fid1k"]) < 1e-6
     r = runner.invoke(main, ["metrics", "--metrics", "fid1k", "--data", str(data)])
     assert r.exit_code != 0 and "--network" in r.output
-    r = runner.invoke(main, ["metrics", "--metrics", "fid2k", "--data", str(data), "--data2", str(data)])
+    r = runner.invoke(main, ["metrics", "--metrics", "fid3k", "--data", str(data), "--data2", str(data)])
     assert r.exit_code != 0 and "unknown metric" in r.output
     assert "ppl2_wend" in runner.invoke(main, ["metrics", "--list"]).output
 

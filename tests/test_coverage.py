@@ -48,9 +48,13 @@ def test_held_out_digits_are_not_training_digits(split):
 def test_coverage_of_real_digits_and_of_one_repeated_digit(net, split):
     _, _, xt, yt = split
     with torch.no_grad():
-        pred = net(xt).argmax(1)
-    real = coverage_from_predictions(pred, xt)
-    assert real["classes_covered"] == 10
+        p = net(xt).softmax(1)
+    real = coverage_from_predictions(p.argmax(1), xt, probs=p.max(1).values)
+    assert real["classes_covered"] == 10 and real["confident"] > 0.9
+    noise = torch.rand(300, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        pn = net(noise).softmax(1)
+    assert coverage_from_predictions(pn.argmax(1), probs=pn.max(1).values)["confident"] < real["confident"]
     assert real["class_kl"] < 0.02
     assert 0.2 < real["within_class_std"] < 0.27  # real digits: 0.23
     one = xt[yt == 7][:1].repeat(200, 1, 1, 1)
@@ -98,7 +102,9 @@ def test_coverage_is_in_the_registry_and_reads_a_generator():
     G = build_networks(cfg, seed=0)["G_ema"]
     rec = registry.compute_metric("coverage1k", G, progress=False)
     res = rec["results"]
-    assert set(res) >= {"coverage1k_classes_covered", "coverage1k_class_kl", "coverage1k_within_class_std"}
+    assert set(res) >= {"coverage1k_classes_covered", "coverage1k_class_kl", "coverage1k_within_class_std",
+                        "coverage1k_confident"}
+    assert 0 <= res["coverage1k_confident"] <= 1
     assert 1 <= res["coverage1k_classes_covered"] <= 10 and 0 <= res["coverage1k_class_kl"] <= math.log(10) + 1e-9
     assert rec["num_gen"] == 1000
 

@@ -5,6 +5,9 @@ The shipped digit classifier (:mod:`stylegan.metrics.digits`) reads N generated 
 - ``classes_covered``: how many of the 10 classes it assigns at least one image to;
 - ``class_kl``: KL(p ‖ uniform) of the predicted class histogram p, in nats (0 for a perfectly even spread,
   log 10 = 2.30 when every image is one class);
+- ``confident``: the share of images the classifier reads with probability ≥ 0.9 (real held-out digits: 0.96).
+  Collapsed or noisy generators can still spread over many classes, because a classifier has no "not a digit"
+  answer; a low share of confident readings is what gives them away;
 - ``within_class_std``: per-pixel standard deviation of the images within each predicted class (pixels in
   [−1, 1], the generators' range), averaged over pixels and over the classes with at least two images; real
   mnist5k digits give 0.23;
@@ -41,12 +44,18 @@ def within_class_std(images: torch.Tensor, pred: torch.Tensor) -> float:
     return float(np.mean(stds)) if stds else 0.0
 
 
-def coverage_from_predictions(pred, images: torch.Tensor | None = None, requested=None) -> dict:
-    """The coverage figures from classifier predictions (and the images, for the within-class spread)."""
+CONFIDENT = 0.9
+
+
+def coverage_from_predictions(pred, images: torch.Tensor | None = None, requested=None, probs=None) -> dict:
+    """The coverage figures from classifier predictions (and the images, for the within-class spread; the
+    predicted class's probabilities, for the share of confident readings)."""
     pred_t = torch.as_tensor(np.asarray(pred), dtype=torch.long)
     hist = class_histogram(pred_t.numpy())
     out = {"classes_covered": int((hist > 0).sum()), "class_kl": kl_from_uniform(hist),
            "class_histogram": hist.tolist()}
+    if probs is not None:
+        out["confident"] = float((torch.as_tensor(np.asarray(probs)) >= CONFIDENT).float().mean())
     if images is not None:
         out["within_class_std"] = within_class_std(images, pred_t)
     if requested is not None:
@@ -74,18 +83,18 @@ def class_coverage(G, num: int = 1000, batch_size: int = 100, seed: int = 0, tru
     if c_dim not in (0, NUM_CLASSES):
         raise ValueError(f"class coverage reads digits: the generator has {c_dim} classes, not 0 or {NUM_CLASSES}")
     gen = torch.Generator().manual_seed(seed)
-    preds, images, requested = [], [], []
+    preds, images, requested, probs = [], [], [], []
     with torch.random.fork_rng(devices=[]):  # random noise inputs from a seeded stream; the caller's RNG untouched
         torch.manual_seed(seed)
         for i in tqdm(range(0, num, batch_size), desc="coverage", disable=not progress):
             _coverage_batch(G, net, gen, i, min(batch_size, num - i), c_dim, device, truncation_psi, noise_mode,
-                            preds, images, requested)
+                            preds, images, requested, probs)
     return {**coverage_from_predictions(torch.cat(preds), torch.cat(images),
-                                        torch.cat(requested) if requested else None),
+                                        torch.cat(requested) if requested else None, torch.cat(probs)),
             "num_gen": num, "classifier_held_out_accuracy": getattr(net, "held_out_accuracy", None)}
 
 
-def _coverage_batch(G, net, gen, i, n, c_dim, device, truncation_psi, noise_mode, preds, images, requested):
+def _coverage_batch(G, net, gen, i, n, c_dim, device, truncation_psi, noise_mode, preds, images, requested, probs):
     """Images i..i+n: conditional generators are asked for class i mod 10, in turn."""
     z = torch.randn(n, G.z_dim, generator=gen).to(device)
     c = None
@@ -94,5 +103,8 @@ def _coverage_batch(G, net, gen, i, n, c_dim, device, truncation_psi, noise_mode
         requested.append(req)
         c = torch.nn.functional.one_hot(req, NUM_CLASSES).float().to(device)
     img = G(z, c, truncation_psi=truncation_psi, noise_mode=noise_mode).float()
-    preds.append(net(img.to(next(net.parameters()).device)).argmax(1).cpu())
+    p = net(img.to(next(net.parameters()).device)).softmax(dim=1).cpu()
+    top, cls = p.max(dim=1)
+    preds.append(cls)
+    probs.append(top)
     images.append(to_classifier_input(img.cpu()))

@@ -299,7 +299,7 @@ def compute_coverage(opts: MetricOptions, name: str, num: int) -> dict:
 
     out = class_coverage(opts.G, num=num, batch_size=max(opts.batch_size, 100), seed=opts.seed,
                          truncation_psi=opts.truncation_psi, noise_mode=opts.noise_mode, progress=opts.progress)
-    results = {f"{name}_{k}": out.pop(k) for k in ("classes_covered", "class_kl", "within_class_std",
+    results = {f"{name}_{k}": out.pop(k) for k in ("classes_covered", "class_kl", "confident", "within_class_std",
                                                     "class_accuracy", "min_class_accuracy") if k in out}
     return {"results": results, "num_gen": out.pop("num_gen"), **out}
 

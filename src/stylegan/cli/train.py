@@ -30,7 +30,7 @@ from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS
 @click.option("--cond/--no-cond", default=False, show_default=True, help="Train on the dataset's class labels.")
 @click.option("--mirror/--no-mirror", default=False, show_default=True, help="Add x-flipped copies of the images.")
 @click.option("--batch", type=click.IntRange(1), default=None,
-              help="Total batch size, split across processes [preset: 32; 64 for small].")
+              help="Total batch size, split across processes [preset: 32; 16 for small].")
 @click.option("--loss", type=click.Choice(LOSSES), default=None,
               help="Adversarial loss: non-saturating logistic, or WGAN-GP with drift [preset: nonsaturating; "
                    "wgangp for progan, stylegan-a].")
@@ -54,8 +54,7 @@ from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS
 @click.option("--betas", type=(click.FloatRange(0, 1, max_open=True), click.FloatRange(0, 1, max_open=True)),
               default=None, metavar="B1 B2", help="Adam's beta1 and beta2 [preset: 0 0.99].")
 @click.option("--mode-seeking", type=click.FloatRange(0), default=None,
-              help="Weight of the mode-seeking penalty on G (MSGAN), against early collapse [preset: 0; small: "
-                   "see `stylegan configs`].")
+              help="Weight of the mode-seeking penalty on G (MSGAN), against early collapse [preset: 0].")
 @click.option("--train-noise", type=click.Choice(["random", "const", "none"]), default=None,
               help="The synthesis network's noise inputs while training [preset: random].")
 @click.option("--ema-kimg", type=click.FloatRange(0), default=None,

@@ -111,9 +111,9 @@ def launch_local(fn, args: tuple, procs: int) -> None:
     would, each with an equal share of the CPU's cores. At small sizes a training step is dominated by the
     overhead of many small operations, which a second thread barely shortens; a second process does half
     of the batch in the same time."""
-    import torch.multiprocessing as mp
-
     import signal
+
+    import torch.multiprocessing as mp
 
     threads = max(1, (os.cpu_count() or procs) // procs)
     ctx = mp.start_processes(_local_worker, args=(procs, free_port(), threads, fn, args), nprocs=procs,

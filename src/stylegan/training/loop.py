@@ -360,7 +360,8 @@ class Trainer:
         td, md = optimizer_to_tensors(self.opt_D, "opt_D")
         tensors = {**tg, **td, "state.pl_mean": self.loss.pl_mean.detach().cpu(), **rng_state_tensors()}
         meta = {"opt_G": mg, "opt_D": md, "cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx,
-                "cur_tick": self.cur_tick, "nan_grads": self.nan_grads, "train_seconds": self.train_seconds, "loader": self.loader.state_dict(),
+                "cur_tick": self.cur_tick, "nan_grads": self.nan_grads, "train_seconds": self.train_seconds,
+                "loader": self.loader.state_dict(),
                 "world_size": self.info.world_size, "batch": self.opts.batch,
                 "ada": self.ada.state_dict() if self.ada is not None else None,
                 "augment_p": float(self.augment_pipe.p) if hasattr(self.augment_pipe, "p") else None}
@@ -543,8 +544,8 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
             vec = all_reduce_sum(vec, info).cpu() if keys else vec
             means = {k: vec[i, 0].item() / max(vec[i, 1].item(), 1) for i, k in enumerate(keys)}
             kimg_done = (trainer.cur_nimg - tick_start_nimg) / 1000
-            row = {"tick": trainer.cur_tick, "kimg": trainer.cur_nimg / 1000, "train_minutes": trainer.train_seconds / 60,
-                   "sec_per_tick": tick_sec,
+            row = {"tick": trainer.cur_tick, "kimg": trainer.cur_nimg / 1000,
+                   "train_minutes": trainer.train_seconds / 60, "sec_per_tick": tick_sec,
                    "sec_per_kimg": tick_sec / max(kimg_done, 1e-8), "images_per_s": kimg_done * 1000 / max(tick_sec, 1e-8),
                    "cpu_mem_gb": peak_rss_gb(), "nan_grads": trainer.nan_grads, "timestamp": now, **means}
             if hasattr(trainer.augment_pipe, "p"):

@@ -29,30 +29,32 @@ class TrainingOptions:
 
     outdir: parent folder of run folders ``NNNNN-desc``. data: prepared dataset path or ``builtin:NAME``.
     data_resolution: resolution for a built-in dataset (their default otherwise).
-    cfg: named configuration (``stylegan configs`` lists them); cbase, cmax, map_depth, g_arch, d_arch
-    mbstd_group and mbstd_channels (the discriminator's minibatch-std group size and channels) override its
-    networks. The training options that are None take the configuration's recipe
-    (:class:`stylegan.config.TrainingRecipe`; the values in brackets are StyleGAN2 config F's):
+    cfg: named configuration (``stylegan configs`` lists them); cbase, cmax, map_depth, g_arch, d_arch,
+    mbstd_group, mbstd_channels and mbstd_gain (the discriminator's minibatch-std group size, channels and
+    output multiplier) override its networks. The training options that are None take the configuration's
+    recipe (:class:`stylegan.config.TrainingRecipe`; the values in brackets are StyleGAN2 config F's):
     loss (nonsaturating | wgangp), gamma: R1 weight (0.0002·res²/batch), r1_interval (16; 1 = R1 in every D
     step, not lazy), pl_weight: path-length weight (2; 0 = off), pl_interval (4), style_mixing: mixing
-    probability (0.9), glr, dlr: Adam learning rates (0.002), betas: Adam's β1, β2 (0, 0.99), mode_seeking: weight of the mode-seeking penalty on G (0), train_noise: noise inputs while training (random), start_res, fade_kimg, stable_kimg:
-    progressive growing's first resolution and phase lengths in kimg (growing configurations only).
+    probability (0.9), glr, dlr: Adam learning rates (0.002), betas: Adam's β1, β2 (0, 0.99), mode_seeking:
+    weight of the mode-seeking penalty on G (0), train_noise: the noise inputs while training (random),
+    batch [32], aug [ada], ema_kimg: half-life of the generator EMA in kimg [batch·10/32], start_res,
+    fade_kimg, stable_kimg: progressive growing's first resolution and phase lengths in kimg (growing
+    configurations only).
     cond: train on the dataset's class labels. mirror: add x-flipped copies of the data.
-    batch: global batch (split across processes) [32].
+    batch: global batch (split across processes).
     kimg: length in thousands of real images shown to D. minutes: budget of training time (the training steps
     only, not snapshots or metrics), counted across resumes; training stops at kimg or minutes, whichever
-    comes first. tick: kimg per progress report; snap: ticks per
-    snapshot (image grid + checkpoint).
-    ema_kimg: half-life of the generator EMA in kimg [batch·10/32]; ema_rampup: ramp-up ratio (0.05).
-    fp32: disable mixed precision
+    comes first. tick: kimg per progress report; snap: ticks per snapshot (image grid + checkpoint).
+    ema_rampup: ramp-up ratio of the EMA half-life (0.05). fp32: disable mixed precision
     (float16 in the highest resolutions on CUDA, with conv clamp). cpu_bf16: run those layers in bfloat16
     on the CPU (off by default: see README for when it pays).
     workers: data-loading processes. procs: training processes on this machine (one process group, each with
-    an equal share of the cores; the batch is split between them); under torchrun leave it at 1. seed: random seed. resume: checkpoint path, or ``latest`` (newest
-    snapshot of the newest run in outdir). dry_run: print the options and networks, train nothing.
+    an equal share of the cores; the batch is split between them); under torchrun leave it at 1.
+    seed: random seed. resume: checkpoint path, or ``latest`` (newest snapshot of the newest run in outdir).
+    dry_run: print the options and networks, train nothing.
     device: auto, cpu, cuda. desc: extra text for the run folder name.
     metrics: comma-separated metric names (e.g. fid10k_full) computed on G_ema at every snapshot.
-    aug: discriminator augmentation [ada]: ``ada`` (adaptive strength), ``fixed`` (strength ``p``), ``noaug``, or
+    aug: discriminator augmentation: ``ada`` (adaptive strength), ``fixed`` (strength ``p``), ``noaug``, or
     ``diffaug`` (DiffAugment: colour, translation, cutout). augpipe: the ADA pipeline (bgc). p: fixed or
     initial strength. target: ADA's target for r_t = E[sign(D(real))] (0.6). ada_kimg: kimg for p to move
     by 1 (500). freezed: freeze the first N discriminator blocks, from the top resolution (transfer learning).

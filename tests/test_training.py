@@ -388,3 +388,61 @@ def test_procs_option_trains_one_run_in_two_processes(tmp_path):
     assert read_checkpoint(latest_snapshot(tmp_path / "runs")).extra["training"]["world_size"] == 2
     bad = subprocess.run(_cli(tmp_path, "--kimg", "0.016", "--procs", "3"), capture_output=True, text=True)
     assert bad.returncode != 0 and "not divisible by --procs 3" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_mode_seeking_penalty_formula():
+    from stylegan.training.loss import mode_seeking_penalty
+
+    z = torch.zeros(4, 3)
+    z[2:] = 2.0  # |z1 - z2| = 2 per coordinate
+    img = torch.zeros(4, 1, 2, 2)
+    img[2:] = 0.5  # |G(z1) - G(z2)| = 0.5 per pixel: ratio 0.25
+    torch.testing.assert_close(mode_seeking_penalty(img, z), torch.full((2,), 1 / (0.25 + 1e-5)))
+    same = mode_seeking_penalty(torch.ones(4, 1, 2, 2), z)
+    assert torch.all(same > 9e4)  # different latents, one image: the largest penalty
+
+
+def test_minibatch_std_gain_scales_only_its_channel():
+    from stylegan.nn.mbstd import MinibatchStd
+
+    x = torch.randn(8, 4, 3, 3)
+    a, b = MinibatchStd(4, 1)(x), MinibatchStd(4, 1, gain=10.0)(x)
+    torch.testing.assert_close(b[:, :4], a[:, :4])
+    torch.testing.assert_close(b[:, 4:], a[:, 4:] * 10)
+
+
+def test_recipe_knobs_reach_the_loss_and_train(tmp_path):
+    t = Trainer(tiny_opts(tmp_path, train_noise="none", mode_seeking=0.5, betas=(0.5, 0.9), mbstd_gain=3.0,
+                          aug="noaug"))
+    assert t.loss.noise_mode == "none" and t.loss.mode_seeking == 0.5
+    assert t.opt_D.param_groups[0]["betas"] == pytest.approx((0.5 ** (16 / 17), 0.9 ** (16 / 17)))
+    assert t.D.epilogue.mbstd.gain == 3.0
+    stats = t.step()
+    assert "Loss/G/mode_seeking" in stats and all(torch.isfinite(v).all() for v in stats.values())
+    with pytest.raises(OptionsError, match="mode-seeking"):
+        tiny_opts(tmp_path, loss="wgangp", mode_seeking=1.0).validate()
+
+
+def test_projected_discriminator_trains_only_its_heads_and_reloads():
+    from stylegan.networks.projected import ProjectedDiscriminator
+
+    torch.manual_seed(0)
+    D = ProjectedDiscriminator(c_dim=10, resolution=32, img_channels=1, channels=16, stand_in=True)
+    trunk = D._trunk[0]
+    assert not any(p.requires_grad for p in trunk.parameters())
+    assert not any(n.startswith("_trunk") for n in D.state_dict())  # the frozen trunk is not saved
+    x = torch.randn(4, 1, 32, 32, requires_grad=True)
+    c = torch.nn.functional.one_hot(torch.arange(4), 10).float()
+    out = D(x, c)
+    assert out.shape == (4, 1)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # G receives a gradient through the frozen features
+    assert all(p.grad is not None for p in D.heads.parameters())
+    with pytest.raises(ValueError, match="conditional"):
+        D(x.detach())
+    torch.manual_seed(1)
+    E = ProjectedDiscriminator(c_dim=10, resolution=32, img_channels=1, channels=16, stand_in=True)
+    E._trunk = D._trunk  # the same frozen features (the real one is loaded from the LPIPS weights)
+    E.load_state_dict(D.state_dict())
+    D.eval(), E.eval()
+    torch.testing.assert_close(E(x.detach(), c), D(x.detach(), c))

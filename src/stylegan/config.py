@@ -158,8 +158,8 @@ class DiscriminatorConfig:
     """Discriminator (ProGAN-derived).
 
     arch: ``orig`` | ``skip`` | ``resnet`` (default). mbstd_group, mbstd_channels: minibatch standard
-    deviation group size (4) and channels (1); mbstd_gain multiplies its output (1 in the papers). cmap_dim: size of the class projection (conditional only;
-    None = channels at 4²). resample, growing: as in :class:`GeneratorConfig` (ProGAN's discriminator:
+    deviation group size (4) and channels (1); mbstd_gain multiplies its output (1 in the papers). cmap_dim:
+    size of the class projection (conditional only; None = channels at 4²). resample, growing: as in :class:`GeneratorConfig` (ProGAN's discriminator:
     a fromRGB per resolution, average-pool down). Other fields as in :class:`GeneratorConfig`.
     """
 
@@ -273,8 +273,9 @@ class TrainingRecipe:
     stable_kimg: progressive growing starts at this resolution; each new one fades in over fade_kimg
     thousand images, then trains stable for stable_kimg. batch: minibatch size (32). aug: discriminator
     augmentation (``ada``). ema_kimg: half-life of the generator EMA (None: batch·10/32 kimg). betas: Adam's
-    β1, β2 (0, 0.99). mode_seeking: weight of the mode-seeking penalty on G (0: off; not in the papers). train_noise: the noise
-    inputs while training: ``random`` (the papers), ``const`` (each layer's fixed noise image) or ``none``.
+    β1, β2 (0, 0.99). mode_seeking: weight of the mode-seeking penalty on G (0: off; not in the papers).
+    train_noise: the noise inputs while training: ``random`` (the papers), ``const`` (each layer's fixed noise
+    image) or ``none``.
     """
 
     loss: str = "nonsaturating"
@@ -314,7 +315,8 @@ class TrainingRecipe:
                f"train_noise must be random, const or none, got {self.train_noise!r}")
         _check(self.mode_seeking == 0 or self.loss == "nonsaturating",
                "the mode-seeking penalty is implemented with the non-saturating loss only")
-        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"Adam betas must be in [0, 1), got {self.betas}")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+               f"Adam betas must be in [0, 1), got {self.betas}")
         return self
 
 

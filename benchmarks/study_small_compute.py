@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -51,18 +52,13 @@ def pixel_diversity(G, n: int = 64, seed: int = 0) -> float:
 def digit_fd(G, n: int = 2000, seed: int = 0) -> float:
     """A fast screening figure: the Fréchet distance between the digit classifier's penultimate features of
     ``n`` generated images and of all 5,000 real digits (not FID: no Inception network)."""
-    import torch.nn.functional as F
-
-    from stylegan.metrics.digits import load_classifier, mnist5k_split, to_classifier_input
+    from stylegan.metrics.digits import load_classifier, mnist5k_split
     from stylegan.metrics.fid import frechet_distance, mean_cov
 
     net = load_classifier()
 
     def feats(x):
-        x = to_classifier_input(x)
-        for conv in net.convs:
-            x = F.max_pool2d(F.relu(conv(x)), 2)
-        return x.flatten(1).double().numpy()
+        return net.features(x).double().numpy()
 
     x, _, xt, _ = mnist5k_split()
     real = feats(torch.cat([x, xt]))
@@ -75,7 +71,7 @@ def digit_fd(G, n: int = 2000, seed: int = 0) -> float:
             c = (torch.nn.functional.one_hot(torch.randint(0, G.c_dim, (200,), generator=gen), G.c_dim).float()
                  if G.c_dim else None)
             fake.append(feats(G(z, c)))
-    return float(frechet_distance(*mean_cov(real), *mean_cov(__import__("numpy").concatenate(fake))))
+    return float(frechet_distance(*mean_cov(real), *mean_cov(np.concatenate(fake))))
 
 
 def evaluate(run: Path, data: str, coverage: bool, fid: bool = True) -> dict:

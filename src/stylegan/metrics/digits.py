@@ -35,11 +35,15 @@ class DigitClassifier(nn.Module):
                                     nn.Conv2d(64, 128, 3, padding=1)])
         self.fc = nn.Linear(128 * 4 * 4, NUM_CLASSES)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 2,048 features the last layer reads (the study's digit Fréchet distance uses them)."""
         x = to_classifier_input(x)
         for conv in self.convs:
             x = F.max_pool2d(F.relu(conv(x)), 2)
-        return self.fc(x.flatten(1))
+        return x.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
 
 
 def to_classifier_input(img: torch.Tensor) -> torch.Tensor:

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from stylegan.metrics.features import LPIPS_SCALE, LPIPS_SHIFT
+
 #: VGG16 stages whose last ReLU the heads read (0-based: relu2_2, relu3_3, relu4_3).
 TAPS = (1, 2, 3)
-LPIPS_SHIFT = (-0.030, -0.088, -0.188)
-LPIPS_SCALE = (0.458, 0.448, 0.450)
 
 
 def _vgg_trunk(stand_in: bool):

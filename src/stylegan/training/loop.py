@@ -170,8 +170,7 @@ class Trainer:
         self.augment_pipe, self.ada = self._augmentation()
         self.loss = make_loss(recipe.loss, self.G, self.D, r1_gamma=self.gamma, pl_weight=recipe.pl_weight,
                               style_mixing=recipe.style_mixing, augment=self.augment_pipe,
-                              **({"mode_seeking": recipe.mode_seeking} if recipe.mode_seeking else {}),
-                              **({"noise_mode": recipe.train_noise} if recipe.train_noise != "random" else {}))
+                              mode_seeking=recipe.mode_seeking, noise_mode=recipe.train_noise)
         self.frozen_D = self._freeze_names(opts.freezed)
         self.pl_on = recipe.pl_weight > 0
         self.r1_on = self.gamma > 0

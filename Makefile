@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_generator.py
 	$(PY) benchmarks/bench_training.py --precision fp32,bf16
 	$(PY) benchmarks/bench_lineage.py
+
+# The GPU path in one command (benchmarks/gpu_check.py): GPU-marked tests, float16 training steps, torch.compile,
+# NCCL, config F benchmarks; writes gpu-check.json. On a GPU machine, put a CUDA build of torch into .venv first
+# (`python3 -m venv .venv && .venv/bin/pip install torch`); without CUDA it says so and exits 0.
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py --json gpu-check.json
 
 clean:
 	rm -rf $(VENV) out

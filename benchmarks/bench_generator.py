@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (count_flops, fmt_ratio, fmt_share, measured_peak_flops, median_seconds,  # noqa: E402
-                    setup_threads)
+                    setup_threads, tf32)
 
 from stylegan.config import make_config  # noqa: E402
 from stylegan.networks import build_networks  # noqa: E402
@@ -41,38 +41,46 @@ def bench_generator(name: str, reps: int, device: str, peak: float, batch: int |
     variants = [("fp32", True), ("fp32", False)] + ([("bf16", False)] if cpu else [("fp16", True)])
     rows = []
     reference = None  # float32 images of the same network and latents, for the effect of reduced precision
-    for precision, fused in variants:
-        config = make_config("stylegan2", resolution=s["resolution"], cbase=s["cbase"], cmax=s["cmax"],
-                             num_fp16_res=0 if precision == "fp32" else 4,
-                             conv_clamp=None if precision == "fp32" else "keep")
-        G = build_networks(config, seed=0)["G_ema"].to(device).eval()  # the same weights in every variant
-        if precision == "bf16":
-            G.synthesis.cpu_half_dtype = torch.bfloat16
-        z = torch.randn(s["batch"], G.z_dim, generator=torch.Generator().manual_seed(0)).to(device)  # same in all
-
-        def step():
-            with torch.no_grad():
-                return G(z, noise_mode="const", fused=fused)
-        flops = count_flops(step)
-        sec = median_seconds(step, warmup=1, reps=reps, device=device)
-        ips = s["batch"] / sec
-        effect = {}
-        if precision == "fp32" and reference is None:
-            reference = step().float()
-        elif precision != "fp32":  # the effect on outputs: the same network and latents in float32
-            d = (step().float() - reference).abs()
-            effect = dict(max_abs_diff_vs_fp32=float(d.max()), mean_abs_diff_vs_fp32=float(d.mean()),
-                          image_range=float(reference.abs().max()))
-        authors = AUTHORS_IMG_S[name] if cpu else None  # the authors' figures are for this CPU machine kind
-        rows.append(dict(setting=name, precision=precision,
-                         what=f"G forward {precision} ({'grouped' if fused else 'shared-weight'} modconv)",
-                         batch=s["batch"], seconds=sec, images_per_s=ips, vs_authors=ips / authors if authors else None,
-                         gflop_per_image=flops / s["batch"] / 1e9, gflops=flops / sec / 1e9,
-                         peak_share=flops / sec / peak,
-                         # the share of the measured peak that twice the authors' images/s would take
-                         two_x_authors_peak_share=flops / s["batch"] * 2 * authors / peak if authors else None,
-                         **effect))
+    with tf32(False):  # float32 is true float32 on CUDA too
+        for precision, fused in variants:
+            rows.append(_bench_variant(s, name, precision, fused, reps, device, peak, cpu, reference))
+            reference = reference if reference is not None else rows[-1].pop("_images")
+            rows[-1].pop("_images", None)
     return rows
+
+
+def _bench_variant(s: dict, name: str, precision: str, fused: bool, reps: int, device: str, peak: float,
+                   cpu: bool, reference: torch.Tensor | None) -> dict:
+    """One variant of :func:`bench_generator` (its images are returned under ``_images``)."""
+    config = make_config("stylegan2", resolution=s["resolution"], cbase=s["cbase"], cmax=s["cmax"],
+                         num_fp16_res=0 if precision == "fp32" else 4,
+                         conv_clamp=None if precision == "fp32" else "keep")
+    G = build_networks(config, seed=0)["G_ema"].to(device).eval()  # the same weights in every variant
+    if precision == "bf16":
+        G.synthesis.cpu_half_dtype = torch.bfloat16
+    z = torch.randn(s["batch"], G.z_dim, generator=torch.Generator().manual_seed(0)).to(device)  # same in all
+
+    def step():
+        with torch.no_grad():
+            return G(z, noise_mode="const", fused=fused)
+    flops = count_flops(step)
+    sec = median_seconds(step, warmup=1, reps=reps, device=device)
+    ips = s["batch"] / sec
+    effect = {}
+    images = step().float()
+    if precision != "fp32":  # the effect on outputs: the same network and latents in float32
+        d = (images - reference).abs()
+        effect = dict(max_abs_diff_vs_fp32=float(d.max()), mean_abs_diff_vs_fp32=float(d.mean()),
+                      image_range=float(reference.abs().max()))
+    authors = AUTHORS_IMG_S[name] if cpu else None  # the authors' figures are for this CPU machine kind
+    return dict(setting=name, precision=precision, _images=images,
+                what=f"G forward {precision} ({'grouped' if fused else 'shared-weight'} modconv)",
+                batch=s["batch"], seconds=sec, images_per_s=ips, vs_authors=ips / authors if authors else None,
+                gflop_per_image=flops / s["batch"] / 1e9, gflops=flops / sec / 1e9,
+                peak_share=flops / sec / peak,
+                # the share of the measured peak that twice the authors' images/s would take
+                two_x_authors_peak_share=flops / s["batch"] * 2 * authors / peak if authors else None,
+                **effect)
 
 
 def main() -> None:

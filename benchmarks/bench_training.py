@@ -27,7 +27,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (count_flops, fmt_ratio, fmt_share, measured_peak_flops, median_seconds,  # noqa: E402
-                    setup_threads)
+                    setup_threads, tf32)
 
 from stylegan.training.loop import Trainer  # noqa: E402
 from stylegan.training.options import TrainingOptions  # noqa: E402
@@ -39,7 +39,9 @@ SETTINGS = {
 #: The authors' stylegan2-ada-pytorch on this machine kind (2-core AMD EPYC, 2 threads, float32), from the
 #: speed issue: seconds per image of the main, R1 and path-length steps.
 AUTHORS = {"small": dict(main=0.11, r1=0.07, pl=0.06), "config-f-256": dict(main=8.7, r1=5.4, pl=2.5)}
-PRECISIONS = ("fp32", "bf16", "fp16")
+#: Precisions per device type: bf16 is the CPU's mixed precision, fp16 CUDA's; tf32 is float32 storage with
+#: TensorFloat-32 matrix units on CUDA (fp32 there means true float32: TF32 off, also in cuDNN convolutions).
+PRECISIONS = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "tf32", "fp16")}
 
 
 def make_data(folder: Path, res: int, n: int = 8) -> Path:
@@ -63,12 +65,11 @@ def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32
     with conv clamp 256, the rest float32): bf16 on the CPU, fp16 on CUDA. ``batch`` overrides the
     setting's (the GPU figures of the speed issue are at batch 32)."""
     s = SETTINGS[name]
-    if precision not in PRECISIONS:
-        raise SystemExit(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    if (precision == "bf16") != (torch.device(device).type == "cpu") and precision != "fp32":
-        raise SystemExit(f"precision {precision}: mixed precision is bf16 on the CPU and fp16 on CUDA")
+    allowed = PRECISIONS[torch.device(device).type]
+    if precision not in allowed:
+        raise SystemExit(f"precision {precision!r} on {device}: expected one of {', '.join(allowed)}")
     n = batch or s["batch"]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, tf32(precision == "tf32"):
         opts = TrainingOptions(outdir=tmp, data=str(make_data(Path(tmp), s["resolution"], n)), cbase=s["cbase"],
                                cmax=s["cmax"], batch=n, workers=0, device=device,
                                fp32=precision == "fp32", cpu_bf16=precision == "bf16", aug="noaug")
@@ -137,7 +138,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--precision", default="fp32",
-                    help="comma-separated: fp32, bf16 (CPU mixed precision), fp16 (CUDA mixed precision)")
+                    help="comma-separated: fp32, bf16 (CPU mixed precision); on CUDA fp32, tf32, fp16 (mixed)")
     ap.add_argument("--batch", type=int, default=None, help="override the settings' batch (e.g. 32 on a GPU)")
     ap.add_argument("--json", default="bench-training.json", help="also write the results here ('' to skip)")
     args = ap.parse_args()

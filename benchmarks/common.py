@@ -1,9 +1,10 @@
 """Shared benchmark helpers: thread setup, the machine's measured peak FLOP rate, timing, FLOP counting."""
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -16,6 +17,18 @@ def setup_threads(n: int) -> None:
     keep_freed_memory()  # as the trainer and the command line do
     torch.set_num_threads(n)
     torch.set_num_interop_threads(1) if hasattr(torch, "set_num_interop_threads") else None
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool) -> Iterator[None]:
+    """TensorFloat-32 matrix units for CUDA matrix products and cuDNN convolutions on (``enabled``) or off
+    inside the block; off is true float32 (PyTorch's own default leaves TF32 on for convolutions)."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
 def measured_peak_flops(dtype=torch.float32, reps: int = 5, device="cpu") -> float:

@@ -33,11 +33,14 @@ class EqualizedLinear(nn.Module):
         self.weight_gain = lr_mul / math.sqrt(in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = None if self.bias is None else self.bias.to(x.dtype) * self.lr_mul
-        if self.activation == "linear" and b is not None:
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return bias_act(x.matmul(w.t()), b, act=self.activation)
+        # The activation's gain is folded into the weight and bias (both activations are positively
+        # homogeneous): one addmm, then the activation. Not bias_act's add with alpha: torch.compile (inductor,
+        # torch 2.13) fuses a matmul followed by add(..., alpha=g) into an addmm that drops g.
+        gain = DEFAULT_GAIN[self.activation]
+        w = self.weight.to(x.dtype) * (self.weight_gain * gain)
+        y = x.matmul(w.t()) if self.bias is None else torch.addmm(self.bias.to(x.dtype).unsqueeze(0) *
+                                                                   (self.lr_mul * gain), x, w.t())
+        return y if self.activation == "linear" else bias_act(y, None, act=self.activation, gain=1.0)
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, act={self.activation}, lr_mul={self.lr_mul}"

@@ -199,6 +199,7 @@ def main() -> None:
                                 ("bench", benchmarks, (32, 64, args.reps))):
             if name not in skip:
                 part(results, name, fn, *fargs)
+                Path(args.json).write_text(json.dumps(results, indent=2, default=str))  # kept if stopped later
     results["total_seconds"] = time.perf_counter() - start
     failed = [k for k, v in results.items() if isinstance(v, dict) and not v.get("ok", True)]
     results["failed"] = failed

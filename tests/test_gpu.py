@@ -126,12 +126,38 @@ def test_cuda_mixed_precision_training_steps_stay_finite(tmp_path):
     for i in range(16):
         Image.fromarray(rng.randint(0, 255, (16, 16, 3), dtype=np.uint8)).save(data / f"{i}.png")
     opts = TrainingOptions(outdir=str(tmp_path / "runs"), data=str(data), cbase=256, cmax=32, map_depth=2,
-                           batch=8, workers=0, device="cuda", fp32=False, aug="ada", kimg=1)
+                           batch=8, workers=0, device="cuda", fp32=False, aug="ada", ada_kimg=1, kimg=1)
     t = Trainer(opts)
     assert t.device.type == "cuda"
     for _ in range(20):  # every phase, R1 and path length included, runs at least once
         stats = t.step()
-        assert all(math.isfinite(float(v)) for v in stats.values()), stats
+        assert all(torch.isfinite(torch.as_tensor(v)).all() for v in stats.values()), stats
+    assert t.augment_pipe.p > 0  # ADA raised p on 16 random images, so R1 ran through the geometric warp
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
+def test_cuda_r1_through_the_augmentation_matches_cpu():
+    """R1's double backward through ADA's geometric warp (CUDA's grid_sample has none of its own) gives the
+    CPU's result."""
+    from stylegan.training.augment import warp_affine
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64, generator=g)
+    angle = 0.3
+    inv = torch.tensor([[math.cos(angle), -math.sin(angle), 0.7], [math.sin(angle), math.cos(angle), -1.2],
+                        [0, 0, 1]], dtype=torch.float64).expand(2, 3, 3)
+
+    def r1_grad(device):
+        xi = x.to(device).requires_grad_(True)
+        y = warp_affine(xi, inv.to(device))
+        (gx,) = torch.autograd.grad((y.sin() * y).sum(), xi, create_graph=True)
+        gx.square().sum().backward()
+        return xi.grad.cpu()
+
+    cpu, cuda = r1_grad("cpu"), r1_grad("cuda")
+    assert torch.isfinite(cuda).all() and cuda.abs().sum() > 0
+    assert torch.allclose(cuda, cpu, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="needs a C compiler")

@@ -76,6 +76,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stylegan.nn.grid_sample import grid_sample
+
 __all__ = [
     "AugmentPipe", "AdaController", "GROUPS", "PIPELINES", "TRANSFORMS", "DEFAULT_PIPELINE", "GEOM_FILTER",
     "kaiser_lowpass", "band_filters", "warp_affine", "fir_up2", "fir_down2", "measure_geom_error",
@@ -287,7 +289,7 @@ def warp_affine(x: torch.Tensor, inv: torch.Tensor, mode: str = "bicubic",
     # 2× sample q sits at input position (q + 0.5)/2 (uncentred), which grid_sample (align_corners=False)
     # calls (2q + 1)/(2·size) − 1: the normalized coordinate of a centred position s is 2s/size.
     grid = torch.stack([sx * (2 / w), sy * (2 / h)], dim=-1).to(up.dtype)
-    y = F.grid_sample(up, grid, mode=mode, padding_mode="reflection", align_corners=False)
+    y = grid_sample(up, grid, mode=mode, padding_mode="reflection", align_corners=False)  # R1 differentiates twice
     return fir_down2(y, f).contiguous()
 
 

@@ -149,7 +149,7 @@ def test_cuda_r1_through_the_augmentation_matches_cpu():
                         [0, 0, 1]], dtype=torch.float64).expand(2, 3, 3)
 
     def r1_grad(device):
-        xi = x.to(device).requires_grad_(True)
+        xi = x.detach().to(device).requires_grad_(True)
         y = warp_affine(xi, inv.to(device))
         (gx,) = torch.autograd.grad((y.sin() * y).sum(), xi, create_graph=True)
         gx.square().sum().backward()

@@ -27,8 +27,8 @@ demo: $(STAMP)
 	$(VENV)/bin/stylegan train $(DEMO_TRAIN)
 	NET=$$(ls -t out/demo/*/network-snapshot-*.safetensors | head -n 1); \
 	$(VENV)/bin/stylegan info --network $$NET && \
-	$(VENV)/bin/stylegan generate --network $$NET --seeds 0-63 --trunc 0.8 --grid --outdir out/demo/images && \
-	$(VENV)/bin/stylegan style-mixing --network $$NET --rows 1,2,3,4 --cols 5,6,7,8 --styles 0-3 --outdir out/demo/style-mixing && \
+	$(VENV)/bin/stylegan generate --network $$NET --seeds 0-63 --trunc 0.8 --grid --outdir out/demo/images --force && \
+	$(VENV)/bin/stylegan style-mixing --network $$NET --rows 1,2,3,4 --cols 5,6,7,8 --styles 0-3 --outdir out/demo/style-mixing --force && \
 	$(VENV)/bin/stylegan metrics --network $$NET --metrics coverage1k
 	@echo "demo: training run in out/demo/, generated images in out/demo/images/grid.png"
 

@@ -119,3 +119,82 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(saved, monkeypatch):
         save_checkpoint(path, config, nets)
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def _crafted(tmp_path, saved, name, config=None, meta_overrides=None):
+    """The saved checkpoint's tensors under crafted metadata (the digest kept valid)."""
+    from stylegan.checkpoint import tensors_digest
+
+    path, cfg, _ = saved
+    tensors = load_file(str(path))
+    meta = {"format": "stylegan-checkpoint", "format_version": "1", "networks": '["G", "G_ema", "D"]',
+            "extra": "{}", "config": json.dumps(config) if config is not None else cfg.to_json(),
+            "sha256": tensors_digest(tensors)}
+    meta.update(meta_overrides or {})
+    out = tmp_path / f"{name}.safetensors"
+    save_file(tensors, str(out), metadata=meta)
+    return out
+
+
+def _with(cfg_dict, net, **fields):
+    d = json.loads(json.dumps(cfg_dict))
+    d[net].update(fields)
+    return d
+
+
+@pytest.mark.parametrize("net,fields,message", [
+    ("G", {"conv_clamp": "256"}, "G.conv_clamp must be float or None"),
+    ("G", {"conv_clamp": [256]}, "G.conv_clamp must be float or None"),
+    ("G", {"map_lr_mul": "0.01"}, "G.map_lr_mul must be float"),
+    ("G", {"w_avg_beta": None}, "G.w_avg_beta must be float"),
+    ("D", {"cmap_dim": "x"}, "D.cmap_dim must be int or None"),
+    ("G", {"z_dim": 5.5}, "G.z_dim must be int"),
+    ("G", {"noise": 1}, "G.noise must be bool"),
+    ("G", {"cbase": True}, "G.cbase must be int"),
+    ("G", {"map_depth": 3000}, "G.map_depth must be an integer in"),
+    ("G", {"z_dim": 50_000_000}, "G.z_dim must be an integer in"),
+    ("G", {"c_dim": 10 ** 9}, "c_dim must be an integer in"),
+    ("G", {"cmax": 100_000}, "G.cmax must be an integer in"),
+])
+def test_crafted_config_types_and_sizes_refused(saved, tmp_path, net, fields, message):
+    cfg = saved[1].to_dict()
+    path = _crafted(tmp_path, saved, "bad", config=_with(cfg, net, **fields))
+    with pytest.raises(CheckpointError, match=message):
+        stylegan.load(path)
+
+
+@pytest.mark.parametrize("meta,message", [
+    (dict(config="[" * 100_000 + "]" * 100_000), "not valid JSON"),
+    (dict(networks="[" * 100_000 + "]" * 100_000), "invalid metadata"),
+    (dict(networks='{"G": 1}'), "'networks' must be a list"),
+    (dict(networks='["G", "evil"]'), "'networks' must be a list"),
+    (dict(extra='[1, 2]'), "'extra' must be a JSON object"),
+    (dict(extra='"text"'), "'extra' must be a JSON object"),
+    (dict(format_version="1e9"), "format_version"),
+])
+def test_crafted_metadata_refused(saved, tmp_path, meta, message):
+    path = _crafted(tmp_path, saved, "bad", meta_overrides=meta)
+    with pytest.raises(CheckpointError, match=message):
+        stylegan.load(path)
+    with pytest.raises(CheckpointError):
+        stylegan.checkpoint.checkpoint_info(path)
+
+
+def test_claimed_network_checked_before_it_is_built(saved, tmp_path, monkeypatch):
+    """A valid but much larger claimed configuration (the file's tensors are the tiny network's) is refused
+    from its tensor table, with nothing allocated for the claimed network."""
+    import stylegan.networks as networks
+
+    cfg = _with(saved[1].to_dict(), "G", cmax=4096, cbase=2 ** 20)
+    cfg["D"].update(cmax=4096, cbase=2 ** 20)
+    path = _crafted(tmp_path, saved, "big", config=cfg)
+    built = []
+    real = networks.build_generator
+
+    def spy(config):
+        built.append(torch.empty(0).device.type)  # the device networks are being built on
+        return real(config)
+    monkeypatch.setattr(networks, "build_generator", spy)
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        stylegan.load(path)
+    assert built == ["meta"]  # built once, on the meta device, then refused

@@ -87,3 +87,37 @@ def test_init_rejects_nonsense(tmp_path):
     assert r.exit_code == 2 and "power of two" in r.output
     r = run("init", "--g-arch", "unet", "--outdir", tmp_path)
     assert r.exit_code == 2
+
+
+def test_outputs_are_never_replaced_without_force(network, tmp_path):
+    out = tmp_path / "imgs"
+    assert run("generate", "--network", network, "--seeds", "1", "--outdir", out).exit_code == 0
+    before = (out / "seed0001.png").read_bytes()
+    (out / "seed0001.png").write_bytes(b"mine")
+    r = run("generate", "--network", network, "--seeds", "0-1", "--outdir", out)
+    assert r.exit_code == 1 and "seed0001.png already exists" in r.output and "--force" in r.output
+    assert (out / "seed0001.png").read_bytes() == b"mine" and not (out / "seed0000.png").exists()
+    assert run("generate", "--network", network, "--seeds", "0-1", "--outdir", out, "--force").exit_code == 0
+    assert (out / "seed0001.png").read_bytes() == before
+
+    r = run("init", "--cfg", "stylegan2", "--resolution", "16", "--cbase", "256", "--cmax", "32",
+            "--outdir", network.parent)
+    assert r.exit_code == 1 and "already exists" in r.output
+    r = run("style-mixing", "--network", network, "--rows", "1", "--cols", "2", "--styles", "0", "--outdir", out)
+    assert r.exit_code == 0, r.output
+    r = run("style-mixing", "--network", network, "--rows", "1", "--cols", "2", "--styles", "0", "--outdir", out)
+    assert r.exit_code == 1 and "grid.png already exists" in r.output
+
+
+def test_convert_never_writes_over_its_source(network, tmp_path):
+    snapshot = tmp_path / "snap.safetensors"
+    snapshot.write_bytes(network.read_bytes())
+    for extra in ([], ["--force"]):
+        r = run("convert", "--source", snapshot, "--dest", snapshot, "--networks", "G_ema", *extra)
+        assert r.exit_code == 2 and "is also this command's input" in r.output, r.output
+    assert snapshot.read_bytes() == network.read_bytes()  # D and G survive
+    dest = tmp_path / "g.safetensors"
+    assert run("convert", "--source", snapshot, "--dest", dest, "--networks", "G_ema").exit_code == 0
+    r = run("convert", "--source", snapshot, "--dest", dest)
+    assert r.exit_code == 1 and "already exists" in r.output
+    assert run("convert", "--source", snapshot, "--dest", dest, "--force").exit_code == 0

@@ -126,7 +126,10 @@ def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a stylegan checkpoint (metadata 'format' is {meta.get('format')!r}); "
                               "networks from other code must be converted with `stylegan convert`")
-    if int(meta.get("format_version", "0")) > FORMAT_VERSION:
+    version = meta.get("format_version", "0")
+    if not version.isdigit():
+        raise CheckpointError(f"{path}: invalid metadata: format_version {version[:20]!r} is not a number")
+    if int(version) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: written by a newer format version {meta['format_version']}; upgrade stylegan")
     try:
         config = NetworkConfig.from_json(meta.get("config", ""))
@@ -140,13 +143,25 @@ def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:
     try:
         networks = json.loads(meta.get("networks", "[]"))
         extra = json.loads(meta.get("extra", "{}"))
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: invalid metadata: {e}") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{path}: invalid metadata: {str(e)[:100]}") from None
+    if not (isinstance(networks, list) and all(n in NETWORK_NAMES for n in networks)):
+        raise CheckpointError(f"{path}: invalid metadata: 'networks' must be a list of "
+                              f"{', '.join(NETWORK_NAMES)}, got {json.dumps(networks)[:60]}")
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"{path}: invalid metadata: 'extra' must be a JSON object")
     return Checkpoint(path=path, config=config, tensors=tensors, networks=list(networks), extra=extra)
 
 
 def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
     """``load_state_dict`` that reports every missing, unexpected or misshapen tensor by name."""
+    check_state_shapes(module, state, what)
+    module.load_state_dict(state, strict=True)
+
+
+def check_state_shapes(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
+    """Every missing, unexpected or misshapen tensor of ``state`` against ``module``, by name, as one
+    :class:`CheckpointError`. ``module`` may live on the meta device: then nothing is allocated."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -161,7 +176,6 @@ def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what
         problems.append(f"shape mismatch: {'; '.join(misshapen[:10])}" + (" ..." if len(misshapen) > 10 else ""))
     if problems:
         raise CheckpointError(f"{what}: tensors do not match the configuration ({' | '.join(problems)})")
-    module.load_state_dict(state, strict=True)
 
 
 def load_networks(
@@ -178,7 +192,12 @@ def load_networks(
     for name in names:
         if name not in ckpt.networks:
             raise CheckpointError(f"{ckpt.path}: holds no {name} (it has {', '.join(ckpt.networks) or 'nothing'})")
-        module = build_discriminator(ckpt.config) if name == "D" else build_generator(ckpt.config)
+        build = build_discriminator if name == "D" else build_generator
+        # The configuration a file claims is checked against its own tensor table before anything is
+        # allocated: the network is built on the meta device first, so a tiny file cannot claim gigabytes.
+        with torch.device("meta"):
+            check_state_shapes(build(ckpt.config), ckpt.state_dict(name), f"{ckpt.path} [{name}]")
+        module = build(ckpt.config)
         load_state_strict(module, ckpt.state_dict(name), f"{ckpt.path} [{name}]")
         out[name] = module.to(device)
     return ckpt.config, out, ckpt

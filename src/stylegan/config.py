@@ -29,6 +29,16 @@ LOSSES = ("nonsaturating", "wgangp")
 AUG_MODES = ("ada", "fixed", "noaug", "diffaug")
 
 
+#: Upper bounds of the network sizes a configuration may claim (far above every network of the papers), so
+#: that a configuration read from a file cannot make the loader build gigabytes of layers before the file's
+#: tensors are compared with it.
+MAX_LATENT = 8192  # z_dim, w_dim, cmap_dim
+MAX_CLASSES = 100_000
+MAX_CHANNELS = 8192  # cmax
+MAX_CBASE = 2 ** 22
+MAX_MAP_DEPTH = 64
+
+
 class ConfigError(ValueError):
     """A configuration value is out of range or unknown."""
 
@@ -56,9 +66,12 @@ def _check_common(name: str, c: "GeneratorConfig | DiscriminatorConfig") -> None
     _check(_is_pow2(c.resolution) and 4 <= c.resolution <= 1024,
            f"{name}.resolution must be a power of two in [4, 1024], got {c.resolution}")
     _check(c.img_channels in (1, 3), f"{name}.img_channels must be 1 or 3, got {c.img_channels}")
-    _check(isinstance(c.c_dim, int) and c.c_dim >= 0, f"{name}.c_dim must be >= 0, got {c.c_dim}")
-    _check(isinstance(c.cbase, int) and c.cbase >= 4, f"{name}.cbase must be an integer >= 4, got {c.cbase}")
-    _check(isinstance(c.cmax, int) and c.cmax >= 1, f"{name}.cmax must be a positive integer, got {c.cmax}")
+    _check(isinstance(c.cbase, int) and 4 <= c.cbase <= MAX_CBASE,
+           f"{name}.cbase must be an integer in [4, {MAX_CBASE}], got {c.cbase}")
+    _check(isinstance(c.cmax, int) and 1 <= c.cmax <= MAX_CHANNELS,
+           f"{name}.cmax must be an integer in [1, {MAX_CHANNELS}], got {c.cmax}")
+    _check(isinstance(c.c_dim, int) and 0 <= c.c_dim <= MAX_CLASSES,
+           f"{name}.c_dim must be an integer in [0, {MAX_CLASSES}], got {c.c_dim}")
     _check(channels_at(c.resolution, c.cbase, c.cmax) >= 1,
            f"{name}: cbase {c.cbase} gives no channels at resolution {c.resolution} (need cbase >= resolution)")
     _check(isinstance(c.num_fp16_res, int) and c.num_fp16_res >= 0,
@@ -127,11 +140,13 @@ class GeneratorConfig:
     def validate(self) -> "GeneratorConfig":
         _check(self.style in STYLES, f"G.style must be one of {', '.join(STYLES)}, got {self.style!r}")
         _check_common("G", self)
-        _check(isinstance(self.z_dim, int) and self.z_dim >= 0, f"G.z_dim must be >= 0, got {self.z_dim}")
+        _check(isinstance(self.z_dim, int) and 0 <= self.z_dim <= MAX_LATENT,
+               f"G.z_dim must be an integer in [0, {MAX_LATENT}], got {self.z_dim}")
         _check(self.z_dim > 0 or self.c_dim > 0, "G needs z_dim > 0 or c_dim > 0")
-        _check(isinstance(self.w_dim, int) and self.w_dim >= 1, f"G.w_dim must be >= 1, got {self.w_dim}")
-        _check(isinstance(self.map_depth, int) and self.map_depth >= 0,
-               f"G.map_depth must be >= 0, got {self.map_depth}")
+        _check(isinstance(self.w_dim, int) and 1 <= self.w_dim <= MAX_LATENT,
+               f"G.w_dim must be an integer in [1, {MAX_LATENT}], got {self.w_dim}")
+        _check(isinstance(self.map_depth, int) and 0 <= self.map_depth <= MAX_MAP_DEPTH,
+               f"G.map_depth must be an integer in [0, {MAX_MAP_DEPTH}], got {self.map_depth}")
         if self.map_depth == 0:
             _check(self.c_dim == 0, "G.map_depth 0 (no mapping network) takes no class labels; conditional "
                                     "training needs a configuration with a mapping network")
@@ -189,14 +204,15 @@ class DiscriminatorConfig:
         if self.arch == "projected":
             _check(self.resolution >= 32 and not self.progressive,
                    f"D.arch 'projected' needs a non-growing discriminator of at least 32x32 (got {self.resolution})")
-        _check(isinstance(self.mbstd_group, int) and self.mbstd_group >= 1,
-               f"D.mbstd_group must be >= 1, got {self.mbstd_group}")
+        _check(isinstance(self.mbstd_group, int) and 1 <= self.mbstd_group <= 4096,
+               f"D.mbstd_group must be an integer in [1, 4096], got {self.mbstd_group}")
         c4 = channels_at(4, self.cbase, self.cmax)
         _check(isinstance(self.mbstd_channels, int) and self.mbstd_channels >= 0
                and (self.mbstd_channels == 0 or c4 % self.mbstd_channels == 0),
                f"D.mbstd_channels must be >= 0 and divide the {c4} channels at 4x4, got {self.mbstd_channels}")
         _check(self.mbstd_gain > 0, f"D.mbstd_gain must be positive, got {self.mbstd_gain}")
-        _check(self.cmap_dim is None or self.cmap_dim >= 1, "D.cmap_dim must be positive or None")
+        _check(self.cmap_dim is None or 1 <= self.cmap_dim <= MAX_LATENT,
+               f"D.cmap_dim must be None or an integer in [1, {MAX_LATENT}]")
         return self
 
 
@@ -244,19 +260,46 @@ class NetworkConfig:
     def from_json(cls, s: str) -> "NetworkConfig":
         try:
             d = json.loads(s)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"network config is not valid JSON: {e}") from None
+        except (json.JSONDecodeError, RecursionError, TypeError) as e:
+            raise ConfigError(f"network config is not valid JSON: {str(e)[:100]}") from None
         return cls.from_dict(d)
 
 
+def _type_ok(value: Any, annotation: str) -> bool:
+    """Whether a JSON value fits a field's annotation (``int``, ``float | None``, ...): bool is not a number,
+    an int is a float, a float must be finite."""
+    for t in (a.strip() for a in annotation.split("|")):
+        if t == "None" and value is None:
+            return True
+        if t == "bool" and isinstance(value, bool):
+            return True
+        if t == "str" and isinstance(value, str):
+            return True
+        if t == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if (t == "float" and isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value)):
+            return True
+    return False
+
+
 def _strict_kwargs(klass: type, d: Any, where: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of ``klass`` in ``d``: unknown names and values of the wrong JSON type are errors."""
     if not isinstance(d, dict):
         raise ConfigError(f"{where} must be a JSON object")
-    names = {f.name for f in dataclasses.fields(klass)}
-    unknown = sorted(set(d) - names)
+    fields = {f.name: f for f in dataclasses.fields(klass)}
+    unknown = sorted(set(d) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    return {k: v for k, v in d.items() if k not in skip}
+    out = {}
+    for k, v in d.items():
+        if k in skip:
+            continue
+        annotation = str(fields[k].type)
+        if not _type_ok(v, annotation):
+            raise ConfigError(f"{where}.{k} must be {annotation.replace(' | ', ' or ')}, got {json.dumps(v)[:40]}")
+        out[k] = v
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------

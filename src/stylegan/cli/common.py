@@ -61,3 +61,23 @@ device_option = click.option("--device", default="auto", show_default=True,
                              help="Device to run on: auto, cpu, cuda, cuda:N.")
 outdir_option = click.option("--outdir", required=True, type=click.Path(file_okay=False), metavar="DIR",
                              help="Folder for the outputs (created if needed).")
+
+
+force_option = click.option("--force", is_flag=True, default=False,
+                            help="Replace output files that already exist (never a file this command reads).")
+
+
+def refuse_overwrite(outputs, force: bool, inputs=()) -> None:
+    """The one check every command makes before it writes: an output that is also one of its inputs is refused
+    even with ``--force``; an existing output is refused unless ``--force``. Nothing is written either way."""
+    from pathlib import Path
+
+    ins = {Path(p).resolve() for p in inputs if p is not None}
+    outs = [Path(p) for p in outputs]
+    for p in outs:
+        if p.resolve() in ins:
+            raise click.UsageError(f"{p} is also this command's input; write the output to another file")
+    existing = [p for p in outs if p.exists()]
+    if existing and not force:
+        more = f" (and {len(existing) - 1} more output(s))" if len(existing) > 1 else ""
+        raise click.ClickException(f"{existing[0]} already exists{more}; give --force to replace it")

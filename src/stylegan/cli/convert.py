@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from stylegan.cli.common import force_option, refuse_overwrite
+
 
 @click.command()
 @click.option("--source", required=True, type=click.Path(exists=True, dir_okay=False), metavar="FILE",
@@ -13,13 +15,15 @@ import click
                    "tensors, loadable with torch.load(weights_only=True)).")
 @click.option("--networks", default=None, metavar="LIST",
               help="Keep only these networks, comma-separated (e.g. G_ema for a generator-only file).")
-def convert(source, dest, networks):
+@force_option
+def convert(source, dest, networks, force):
     """Convert a network between formats. Nothing in the source file is executed: pickles are read with an
     allow-list of known globals, and anything else is refused with its name."""
     from stylegan.checkpoint import CheckpointError
     from stylegan.interop import convert as run_convert
     from stylegan.interop.formats import FORMAT_NAMES
 
+    refuse_overwrite([dest], force, inputs=[source])
     try:
         keep = [n.strip() for n in networks.split(",") if n.strip()] if networks else None
         r = run_convert(source, dest, networks=keep)

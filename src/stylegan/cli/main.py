@@ -11,7 +11,8 @@ from stylegan.config import D_ARCHS, G_ARCHS, PRESETS, ConfigError
 
 
 from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mode, class_option,  # noqa: E402
-                                 device_option, network_option, noise_option, outdir_option, trunc_option)
+                                 device_option, force_option, network_option, noise_option, outdir_option,
+                                 refuse_overwrite, trunc_option)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -38,14 +39,18 @@ def main():
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass.")
 @device_option
 @outdir_option
+@force_option
 def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mode, class_idx, grid, batch_size,
-             device, outdir):
+             device, outdir, force):
     """Generate one image per seed (seedNNNN.png), and optionally a grid; or render a projection."""
     from stylegan.images import make_grid, save_png
     from stylegan.tools.generate import generate_images
 
     if (seeds is None) == (projected_w is None):
         raise click.UsageError("give exactly one of --seeds and --projected-w")
+    if seeds is not None:
+        refuse_overwrite([Path(outdir) / f"seed{s:04d}.png" for s in seeds]
+                         + ([Path(outdir) / "grid.png"] if grid else []), force)
     G = _load_generator(network, _device(device))
     noise_mode = _noise_mode(G, noise_mode)
     if projected_w is not None:
@@ -60,6 +65,8 @@ def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mo
             raise click.ClickException(str(e)) from None
         with torch.no_grad():
             images = to_uint8(G.synthesis(ws, noise_mode=noise_mode))
+        refuse_overwrite([Path(outdir) / f"proj{i:02d}.png" for i in range(len(images))], force,
+                         inputs=[projected_w])
         for i, img in enumerate(images):
             save_png(img, Path(outdir) / f"proj{i:02d}.png")
         click.echo(f"wrote {len(images)} image(s) to {outdir}")
@@ -90,10 +97,14 @@ def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mo
 @class_option
 @device_option
 @outdir_option
-def style_mixing(network, row_seeds, col_seeds, col_styles, truncation_psi, noise_mode, class_idx, device, outdir):
+@force_option
+def style_mixing(network, row_seeds, col_seeds, col_styles, truncation_psi, noise_mode, class_idx, device, outdir,
+                 force):
     """The style-mixing figure: grid.png with the sources on its borders, and every cell as a PNG."""
     from stylegan.images import save_png
     from stylegan.tools.style_mixing import style_mixing_grid
+
+    refuse_overwrite([Path(outdir) / "grid.png"], force)
 
     G = _load_generator(network, _device(device))
     noise_mode = _noise_mode(G, noise_mode)
@@ -167,7 +178,9 @@ def info(network, as_json):
 @click.option("--d-arch", type=click.Choice(D_ARCHS), default=None, help="Discriminator architecture [resnet].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random initialization.")
 @outdir_option
-def init(cfg, resolution, img_channels, cbase, cmax, map_depth, z_dim, w_dim, c_dim, g_arch, d_arch, seed, outdir):
+@force_option
+def init(cfg, resolution, img_channels, cbase, cmax, map_depth, z_dim, w_dim, c_dim, g_arch, d_arch, seed, outdir,
+         force):
     """Write a randomly initialized checkpoint (DIR/network-init.safetensors)."""
     from stylegan.checkpoint import save_checkpoint
     from stylegan.config import make_config
@@ -179,6 +192,7 @@ def init(cfg, resolution, img_channels, cbase, cmax, map_depth, z_dim, w_dim, c_
                              g_arch=g_arch, d_arch=d_arch)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
+    refuse_overwrite([Path(outdir) / "network-init.safetensors"], force)
     nets = build_networks(config, seed=seed)
     path = save_checkpoint(Path(outdir) / "network-init.safetensors", config, nets, extra={"init_seed": seed})
     click.echo(f"wrote {path} (G {num_parameters(nets['G']):,} params, D {num_parameters(nets['D']):,} params)")

@@ -311,3 +311,22 @@ def test_what_their_layout_cannot_hold_is_refused(tmp_path):
     torch.save({"g_ema": g}, path)
     with pytest.raises(InteropError, match="shape"):
         stylegan.load(path)
+
+
+def test_state_dicts_of_real_modules_carry_metadata(tmp_path):
+    """``module.state_dict()`` (what their train.py and convert_weight.py save) is an OrderedDict with a
+    ``_metadata`` attribute; it must import like a plain dict."""
+    from collections import OrderedDict
+
+    g, d = random_rosinality(CHANNELS)
+    plain = tmp_path / "plain.pt"
+    torch.save({"g_ema": g}, plain)
+    states = {}
+    for name, sd in (("g", g), ("d", d), ("g_ema", g)):
+        od = OrderedDict(sd)
+        od._metadata = OrderedDict({"": {"version": 1}, "conv1": {"version": 1}})
+        states[name] = od
+    real = tmp_path / "real.pt"
+    torch.save(states, real)
+    z = torch.randn(2, 8)
+    assert torch.equal(stylegan.load(real)(z, noise_mode="const"), stylegan.load(plain)(z, noise_mode="const"))

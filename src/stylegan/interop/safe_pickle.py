@@ -590,10 +590,12 @@ class SafeUnpickler:
         setter = getattr(type(inst), "_safe_setstate", None)
         if setter is not None:
             setter(inst, state)
-        elif state is None or (type(inst) is dict and isinstance(state, dict) and not state):
+        elif state is None:
             pass
         elif type(inst) is dict and isinstance(state, dict):
-            self._setitems(inst, [x for kv in state.items() for x in kv])
+            # An OrderedDict's pickled state is its instance attributes, not items: ``module.state_dict()``
+            # carries ``_metadata`` (per-module version numbers). Attributes hold no tensors; they are dropped.
+            pass
         else:
             raise InteropError(f"{self.what}: the pickle sets the state of a {type(inst).__name__}, "
                                "which is not allowed")

@@ -330,3 +330,32 @@ def test_state_dicts_of_real_modules_carry_metadata(tmp_path):
     torch.save(states, real)
     z = torch.randn(2, 8)
     assert torch.equal(stylegan.load(real)(z, noise_mode="const"), stylegan.load(plain)(z, noise_mode="const"))
+
+
+def test_training_resumes_from_their_checkpoint(tmp_path):
+    """``stylegan train --resume their.pt`` fine-tunes their networks (no training state: counts start at 0)."""
+    import numpy as np
+    from PIL import Image
+
+    from stylegan.training.loop import Trainer, resume_options
+
+    g, d = random_rosinality(CHANNELS)
+    path = tmp_path / "000100.pt"
+    torch.save({"g": g, "d": d, "g_ema": g}, path)
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.RandomState(0)
+    for i in range(8):
+        Image.fromarray(rng.randint(0, 255, (16, 16, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    opts = resume_options(str(path), str(tmp_path / "runs"),
+                          dict(data=str(data), batch=4, workers=0, device="cpu", kimg=0.008, aug="noaug"))
+    t = Trainer(opts)
+    imported = read_foreign(path).build()
+    for name, module in (("G", t.G), ("G_ema", t.G_ema), ("D", t.D)):
+        ours = module.state_dict()
+        assert all(torch.equal(v, ours[k]) for k, v in imported[name].state_dict().items())
+    assert t.cur_nimg == 0
+    t.step()
+    assert t.cur_nimg == 4
+    r = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "missing.pkl"), "--data", str(data)])
+    assert r.exit_code != 0 and "no such file" in r.output

@@ -96,7 +96,8 @@ from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS
                    "cores of a 2-core CPU better than 2 threads for small networks).")
 @click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True, help="Random seed.")
 @click.option("--resume", default=None, metavar="PATH|latest",
-              help="Continue from a snapshot, or from the newest snapshot in --outdir ('latest').")
+              help="Continue from a snapshot, or from the newest snapshot in --outdir ('latest'); or fine-tune "
+                   "from the authors' .pkl or a rosinality .pt (networks only).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--desc", default=None, help="Extra text for the run folder name.")
 @click.option("--dry-run", is_flag=True, help="Print the options and networks and exit without training.")

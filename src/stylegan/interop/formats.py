@@ -9,7 +9,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from stylegan.checkpoint import CheckpointError, atomic_write_bytes, load_state_strict, read_checkpoint
+from stylegan.checkpoint import (Checkpoint, CheckpointError, atomic_write_bytes, load_state_strict,
+                                 read_checkpoint)
 from stylegan.config import NetworkConfig
 from stylegan.interop.errors import InteropError
 from stylegan.interop.safe_pickle import PersistentObject, TFNetwork, is_torch_file, load_pickle_bytes, load_torch_bytes
@@ -119,6 +120,19 @@ def read_any(path: str | os.PathLike) -> ImportedNetworks:
         states = {n: ckpt.state_dict(n) for n in ckpt.networks}
         return ImportedNetworks(path, "stylegan", ckpt.config, states, [])
     return read_foreign(path)
+
+
+def read_as_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Any network file as a :class:`~stylegan.checkpoint.Checkpoint` (networks, no training state): this
+    package's checkpoints as they are, the authors' pickles and rosinality's files imported (e.g. to resume or
+    fine-tune from them with ``stylegan train --resume``)."""
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        return read_checkpoint(path)
+    imported = read_foreign(path)
+    tensors = {f"{n}.{k}": v for n in imported.networks for k, v in imported.states[n].items()}
+    return Checkpoint(path=path, config=imported.config, tensors=tensors, networks=imported.networks,
+                      extra={"imported_from": imported.source_format, "import_notes": imported.notes})
 
 
 def load_foreign(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:

@@ -176,6 +176,39 @@ def test_full_run_outputs_and_resume_latest(tmp_path):
     assert rows[-1]["kimg"] >= 0.06
 
 
+def test_resume_keeps_one_log_and_leaves_finished_runs_alone(tmp_path):
+    """Resuming from an older snapshot drops the log rows after it; stale temporary files of killed writes go;
+    a run that has reached its --kimg is not trained further; snapshots are as readable as the other files."""
+    import shutil
+
+    from stylegan.training.loop import resume_options
+
+    run = train(tiny_opts(tmp_path, kimg=0.04, tick=0.02, snap=2))  # ticks 1, 2; snapshot at tick 2
+    snap = run / "network-snapshot-000000.safetensors"
+    assert oct(snap.stat().st_mode & 0o777) == oct((run / "log.txt").stat().st_mode & 0o777)
+    mid = shutil.copy(snap, tmp_path / "mid.safetensors")
+    assert train(resume_options("latest", str(tmp_path / "runs"), {"kimg": 0.08})) == run  # ticks 3, 4
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["tick"] for r in rows] == [1, 2, 3, 4]
+    # Back to the tick-2 snapshot, in the run folder, as if the run had been killed after writing ticks 3, 4
+    # but before their snapshot; with the leftovers of two writes cut short.
+    shutil.copy(mid, snap)
+    for stale in (".tmpAb12Cd", ".network-snapshot-000000.safetensors.x1y2.tmp"):
+        (run / stale).write_bytes(b"partial")
+    (run / "keep.tmp.txt").write_text("not ours")
+    assert train(resume_options(str(snap), str(tmp_path / "runs"), {"kimg": 0.08})) == run
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["tick"] for r in rows] == [1, 2, 3, 4]  # one row per tick, kimg never backwards
+    assert [r["kimg"] for r in rows] == sorted(r["kimg"] for r in rows)
+    assert not (run / ".tmpAb12Cd").exists() and (run / "keep.tmp.txt").exists()
+    assert not any(p.name.endswith(".tmp") for p in run.iterdir())
+    # Finished: resuming the last snapshot with the same --kimg trains nothing and rewrites nothing.
+    before = snap.stat().st_mtime_ns
+    train(resume_options(str(snap), str(tmp_path / "runs"), {}))
+    assert len((run / "stats.jsonl").read_text().splitlines()) == 4 and snap.stat().st_mtime_ns == before
+    assert "already reached" in (run / "log.txt").read_text()
+
+
 def test_dry_run_writes_nothing(tmp_path, capsys):
     assert train(tiny_opts(tmp_path, dry_run=True)) is None
     assert "dry run" in capsys.readouterr().out

@@ -56,6 +56,12 @@ def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, write) -> Path:
     """Call ``write(tmp_path)`` and rename the temporary file to ``path`` once it is complete on disk."""
     path = Path(path)
@@ -66,6 +72,7 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> Path:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make snapshots private, unlike the run's other files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -109,6 +109,35 @@ class RunLog:
             self.tb.close()
 
 
+#: Temporary files of interrupted writes: our atomic writes (``.NAME.XXXX.tmp``) and the safetensors
+#: library's own (``.tmpXXXXXX``). Neither is ever a complete checkpoint.
+_STALE_WRITE = re.compile(r"^(\.network-snapshot-.*\.tmp|\.tmp[A-Za-z0-9]{6})$")
+
+
+def remove_stale_writes(run_dir: Path) -> None:
+    """Delete what writes cut short by SIGKILL left in a run folder."""
+    for p in run_dir.iterdir():
+        if _STALE_WRITE.match(p.name) and p.is_file():
+            p.unlink()
+
+
+def trim_logs(run_dir: Path, kimg: float) -> None:
+    """Drop the rows of stats.jsonl and metric-*.jsonl written after the snapshot a run resumes from (kimg),
+    so that a resumed run's logs read as one run: no repeated ticks, kimg never going backwards."""
+    for path in [run_dir / "stats.jsonl", *run_dir.glob("metric-*.jsonl")]:
+        if not path.is_file():
+            continue
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                row_kimg = json.loads(line).get("kimg")
+            except (ValueError, AttributeError):
+                continue  # a line cut short by a kill
+            if isinstance(row_kimg, (int, float)) and row_kimg <= kimg + 1e-9:
+                keep.append(line)
+        path.write_text("".join(line + "\n" for line in keep))
+
+
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
@@ -461,8 +490,9 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
     trainer.log = log
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in run_dir.glob(".network-snapshot-*.tmp"):  # a write cut short by SIGKILL: never a checkpoint
-            stale.unlink()
+        remove_stale_writes(run_dir)
+        if continuing:  # the logs continue from the snapshot: rows written after it (then lost) are dropped
+            trim_logs(run_dir, trainer.cur_nimg / 1000)
         (run_dir / "options.json").write_text(json.dumps({"options": opts.to_dict(), "config": config.to_dict(),
                                                           "gamma": trainer.gamma, "world_size": info.world_size},
                                                          indent=2))
@@ -509,6 +539,15 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
 
     total_nimg = int(opts.kimg * 1000)
     tick_nimg = int(opts.tick * 1000)
+    if trainer.cur_nimg >= total_nimg or trainer.budget_spent():
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        trainer.loader.close()
+        log(f"this run has already reached its {'--minutes budget' if trainer.budget_spent() else '--kimg'} "
+            f"({trainer.cur_nimg / 1000:g} kimg, {trainer.train_seconds / 60:.1f} training minutes); nothing to do. "
+            "Give a larger --kimg or --minutes to train further.")
+        log.close()
+        return run_dir
     # The bar follows whichever limit comes first at the current speed: kimg, or the --minutes budget.
     by_time = opts.minutes is not None
     bar = tqdm(total=opts.minutes if by_time else opts.kimg, unit="min" if by_time else "kimg",

@@ -121,3 +121,23 @@ def test_convert_never_writes_over_its_source(network, tmp_path):
     r = run("convert", "--source", snapshot, "--dest", dest)
     assert r.exit_code == 1 and "already exists" in r.output
     assert run("convert", "--source", snapshot, "--dest", dest, "--force").exit_code == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["generate", "--seeds", "0", "--trunc", "nan"], "not a finite number"),
+    (["generate", "--seeds", "0", "--trunc", "inf"], "Invalid value for '--trunc'"),
+    (["generate", "--seeds", "0", "--trunc", "1e30"], "range"),
+    (["generate", "--seeds", "0", "--trunc-cutoff", "-5"], "-5"),
+    (["generate", "--seeds", "0-4294967295"], "more than 1,000,000"),
+    (["generate", "--seeds", "0", "--device", "bogus"], "expected auto, cpu, cuda"),
+])
+def test_bad_values_are_one_line_usage_errors(network, tmp_path, args, message):
+    r = run(*args, "--network", network, "--outdir", tmp_path / "o")
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("flag", ["--kimg", "--tick", "--gamma", "--glr", "--minutes"])
+def test_train_refuses_non_finite_numbers(tmp_path, flag):
+    r = run("train", "--data", tmp_path, "--outdir", tmp_path / "runs", flag, "inf")
+    assert r.exit_code == 2 and "not a finite number" in r.output, r.output

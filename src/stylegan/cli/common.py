@@ -2,9 +2,24 @@
 none of them, so any command module can be run as ``python -m``)."""
 from __future__ import annotations
 
+import math
+import re
+
 import click
 
 from stylegan.nn.noise import NOISE_MODES
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option (optionally within bounds) that refuses nan and ±inf, which pass every range check."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        v = super().convert(value, param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return v
 
 
 def _device(name: str):
@@ -12,6 +27,8 @@ def _device(name: str):
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
+        raise click.BadParameter(f"{name!r}: expected auto, cpu, cuda or cuda:N", param_hint="--device")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise click.BadParameter("CUDA is not available on this machine", param_hint="--device")
     return torch.device(name)
@@ -40,7 +57,7 @@ def _load_generator(path: str, device):
 
 network_option = click.option("--network", "network", required=True, metavar="PATH",
                               help="A checkpoint (.safetensors), the authors' .pkl, a rosinality .pt, or a pretrained name (mnist32).")
-trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
+trunc_option = click.option("--trunc", "truncation_psi", type=FiniteFloat(-10, 10), default=1.0, show_default=True,
                             help="Truncation psi: 1 = none, 0 = the average image; 0.5-0.7 trades variety for quality.")
 noise_option = click.option("--noise-mode", type=click.Choice(NOISE_MODES), default=None,
                             help="Noise inputs: const (fixed, deterministic; the default), random (new each image), "

@@ -31,7 +31,7 @@ def main():
 @click.option("--projected-w", default=None, type=click.Path(dir_okay=False), metavar="NPZ",
               help="Render the ws of a projection (projected_w.npz from `stylegan project`) instead of seeds.")
 @trunc_option
-@click.option("--trunc-cutoff", type=int, default=None, metavar="INT",
+@click.option("--trunc-cutoff", type=click.IntRange(0), default=None, metavar="INT",
               help="Apply truncation to the first INT style layers only (default: all).")
 @noise_option
 @class_option

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from stylegan.cli.common import FiniteFloat
+
 
 def _metric_list(ctx, param, value):
     if value is None:
@@ -56,7 +58,7 @@ def _load_classifiers(paths, device):
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the latents, noise and real-data subsets.")
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="Data loader processes.")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
+@click.option("--trunc", "truncation_psi", type=FiniteFloat(-10, 10), default=1.0, show_default=True,
               help="Truncation psi for the generated images of FID/KID/precision-recall (1 = none).")
 @click.option("--cache/--no-cache", default=True, show_default=True,
               help="Reuse real-data statistics cached in $STYLEGAN_CACHE/metrics.")

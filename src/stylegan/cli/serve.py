@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stylegan.cli.common import _device, _load_generator, device_option
+from stylegan.cli.common import FiniteFloat, _device, _load_generator, device_option
 
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
@@ -30,7 +30,7 @@ def _is_loopback(host: str) -> bool:
               help="Requests that may wait for the network; more are refused with 503 until the queue drains.")
 @click.option("--max-steps", type=click.IntRange(2, 256), default=16, show_default=True,
               help="Largest number of images in an interpolation strip.")
-@click.option("--psi", "default_psi", type=click.FloatRange(-2, 2), default=0.7, show_default=True,
+@click.option("--psi", "default_psi", type=FiniteFloat(-2, 2), default=0.7, show_default=True,
               help="Truncation psi the page starts with.")
 @click.option("--title", default=None, help="Page title [This <Subject> Does Not Exist].")
 @click.option("--card", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from stylegan.cli.common import FiniteFloat
+
 from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS
 
 
@@ -25,7 +27,7 @@ from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS
               help="Minibatch-std group size of the discriminator [4].")
 @click.option("--mbstd-channels", type=click.IntRange(0), default=None,
               help="Minibatch-std channels of the discriminator (must divide its channels at 4x4) [1].")
-@click.option("--mbstd-gain", type=click.FloatRange(0, min_open=True), default=None,
+@click.option("--mbstd-gain", type=FiniteFloat(0, min_open=True), default=None,
               help="Multiplier of the minibatch-std feature, so that D sees a lack of variety early [1].")
 @click.option("--cond/--no-cond", default=False, show_default=True, help="Train on the dataset's class labels.")
 @click.option("--mirror/--no-mirror", default=False, show_default=True, help="Add x-flipped copies of the images.")
@@ -34,42 +36,42 @@ from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS
 @click.option("--loss", type=click.Choice(LOSSES), default=None,
               help="Adversarial loss: non-saturating logistic, or WGAN-GP with drift [preset: nonsaturating; "
                    "wgangp for progan, stylegan-a].")
-@click.option("--gamma", type=click.FloatRange(0), default=None,
+@click.option("--gamma", type=FiniteFloat(0), default=None,
               help="R1 regularization weight [preset: heuristic 0.0002 * res^2 / batch; 0 for progan].")
 @click.option("--r1-interval", type=click.IntRange(1), default=None,
               help="Lazy R1 every N minibatches; 1 = in every D step [preset: 16; 1 for StyleGAN, StyleGAN2 A/B].")
-@click.option("--kimg", type=click.FloatRange(0, min_open=True), default=25000, show_default=True,
+@click.option("--kimg", type=FiniteFloat(0, min_open=True), default=25000, show_default=True,
               help="Training length in thousands of real images.")
-@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
+@click.option("--minutes", type=FiniteFloat(0, min_open=True), default=None,
               help="Budget of training time (training steps only, counted across resumes); stops at --kimg or "
                    "--minutes, whichever comes first.")
-@click.option("--tick", type=click.FloatRange(0, min_open=True), default=4, show_default=True,
+@click.option("--tick", type=FiniteFloat(0, min_open=True), default=4, show_default=True,
               help="Progress report interval in kimg.")
 @click.option("--snap", type=click.IntRange(1), default=50, show_default=True,
               help="Snapshot (image grid and checkpoint) interval in ticks.")
-@click.option("--glr", type=click.FloatRange(0, min_open=True), default=None,
+@click.option("--glr", type=FiniteFloat(0, min_open=True), default=None,
               help="G learning rate [preset: 0.002; 0.001 for ProGAN and StyleGAN].")
-@click.option("--dlr", type=click.FloatRange(0, min_open=True), default=None,
+@click.option("--dlr", type=FiniteFloat(0, min_open=True), default=None,
               help="D learning rate [preset: 0.002; 0.001 for ProGAN and StyleGAN].")
-@click.option("--betas", type=(click.FloatRange(0, 1, max_open=True), click.FloatRange(0, 1, max_open=True)),
+@click.option("--betas", type=(FiniteFloat(0, 1, max_open=True), FiniteFloat(0, 1, max_open=True)),
               default=None, metavar="B1 B2", help="Adam's beta1 and beta2 [preset: 0 0.99].")
-@click.option("--mode-seeking", type=click.FloatRange(0), default=None,
+@click.option("--mode-seeking", type=FiniteFloat(0), default=None,
               help="Weight of the mode-seeking penalty on G (MSGAN), against early collapse [preset: 0].")
 @click.option("--train-noise", type=click.Choice(["random", "const", "none"]), default=None,
               help="The synthesis network's noise inputs while training [preset: random].")
-@click.option("--ema-kimg", type=click.FloatRange(0), default=None,
+@click.option("--ema-kimg", type=FiniteFloat(0), default=None,
               help="Half-life of the G EMA in kimg [preset: batch * 10 / 32].")
-@click.option("--style-mixing", type=click.FloatRange(0, 1), default=None,
+@click.option("--style-mixing", type=FiniteFloat(0, 1), default=None,
               help="Style-mixing regularization probability, e.g. 0, 0.5, 0.9, 1 [preset: 0.9; 0 for stylegan-a..e].")
-@click.option("--pl-weight", type=click.FloatRange(0), default=None,
+@click.option("--pl-weight", type=FiniteFloat(0), default=None,
               help="Path-length regularization weight, 0 disables it [preset: 2; 0 before stylegan2-d].")
 @click.option("--pl-interval", type=click.IntRange(1), default=None,
               help="Lazy path-length regularization every N minibatches; 1 = in every G step [preset: 4].")
 @click.option("--start-res", type=int, default=None,
               help="Progressive growing: first resolution [preset: 4 for progan, 8 for StyleGAN / StyleGAN2 A-D].")
-@click.option("--fade-kimg", type=click.FloatRange(0), default=None,
+@click.option("--fade-kimg", type=FiniteFloat(0), default=None,
               help="Progressive growing: thousands of images over which a new resolution fades in [preset: 600].")
-@click.option("--stable-kimg", type=click.FloatRange(0), default=None,
+@click.option("--stable-kimg", type=FiniteFloat(0), default=None,
               help="Progressive growing: thousands of images of stable training per resolution [preset: 600].")
 @click.option("--metrics", default="", metavar="LIST",
               help="Metrics computed on G_ema at every snapshot, e.g. fid10k_full,kid10k_full (none by default).")
@@ -79,11 +81,11 @@ from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS
 @click.option("--augpipe", type=click.Choice(["blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf",
                                               "bgcfn", "bgcfnc"]), default="bgc", show_default=True,
               help="Augmentation pipeline: blit, geom(etric), color, filter, noise, cutout and combinations.")
-@click.option("--p", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--p", type=FiniteFloat(0, 1), default=0.0, show_default=True,
               help="Augmentation strength: fixed with --aug fixed, initial with --aug ada.")
-@click.option("--target", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.6, show_default=True,
+@click.option("--target", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=0.6, show_default=True,
               help="ADA target for r_t = E[sign(D(real))].")
-@click.option("--ada-kimg", type=click.FloatRange(0, min_open=True), default=500, show_default=True,
+@click.option("--ada-kimg", type=FiniteFloat(0, min_open=True), default=500, show_default=True,
               help="ADA adjustment speed: kimg for p to move from 0 to 1.")
 @click.option("--freezed", type=click.IntRange(0), default=0, show_default=True,
               help="Freeze the first N discriminator blocks, from the top resolution (transfer learning).")

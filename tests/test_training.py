@@ -269,6 +269,26 @@ def test_killed_run_leaves_valid_snapshots_and_resumes(tmp_path, sig):
     assert not list(snap.parent.glob(".*.tmp"))  # a partial write left by SIGKILL is cleaned up
 
 
+def test_sigterm_to_the_process_group_stops_cleanly_with_loader_workers(tmp_path):
+    """What `timeout`, a scheduler's preemption or `systemctl stop` do: SIGTERM to every process of the group,
+    data-loading workers included. The run must still finish its step, write a snapshot and exit 0."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = _cli(tmp_path, "--kimg", "10")
+    cmd[cmd.index("--workers") + 1] = "2"
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert _wait_for(lambda: len(list((tmp_path / "runs").glob("*/network-snapshot-*.safetensors"))) >= 1)
+        time.sleep(0.5)
+        os.killpg(p.pid, signal.SIGTERM)
+        out = p.communicate(timeout=120)[0].decode()
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 0, out
+    assert "stopped by signal" in out and "Traceback" not in out
+    read_checkpoint(latest_snapshot(tmp_path / "runs"))
+
+
 def test_two_process_gloo_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [str(VENV_BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", "29517", "-m", "stylegan.cli.main",

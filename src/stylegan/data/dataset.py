@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -381,6 +382,8 @@ class InfiniteLoader:
         kw = dict(self.loader_kwargs)
         if self.num_workers > 0 and self.prefetch_factor is not None:
             kw["prefetch_factor"] = self.prefetch_factor
+        if self.num_workers > 0:
+            kw.setdefault("worker_init_fn", ignore_stop_signals)
         loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
                                              num_workers=self.num_workers, pin_memory=self.pin_memory, **kw)
         return iter(loader)
@@ -412,6 +415,15 @@ class InfiniteLoader:
         it, self._it = self._it, None
         if it is not None and hasattr(it, "_shutdown_workers"):
             it._shutdown_workers()
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """In a data-loading worker: leave SIGINT and SIGTERM to the main process. A signal sent to the whole
+    process group (Ctrl-C, ``timeout``, a scheduler's preemption, ``systemctl stop``) would otherwise kill the
+    workers first, and the main process would die inside a training step, before its final snapshot. The main
+    process stops the workers itself when it closes the loader; if it dies, they exit with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def infinite_loader(dataset, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,

@@ -141,3 +141,17 @@ def test_bad_values_are_one_line_usage_errors(network, tmp_path, args, message):
 def test_train_refuses_non_finite_numbers(tmp_path, flag):
     r = run("train", "--data", tmp_path, "--outdir", tmp_path / "runs", flag, "inf")
     assert r.exit_code == 2 and "not a finite number" in r.output, r.output
+
+
+def test_write_failures_are_one_line_errors(network, tmp_path, monkeypatch):
+    r = run("generate", "--network", network, "--seeds", "0", "--outdir", "/proc/nope/x")
+    assert r.exit_code == 1 and "Traceback" not in r.output and "/proc/nope" in r.output, r.output
+    import safetensors.torch
+
+    def full_disk(*a, **k):
+        raise safetensors.SafetensorError("Error while serializing: IoError(No space left on device (os error 28))")
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    dest = tmp_path / "g.safetensors"
+    r = run("convert", "--source", network, "--dest", dest, "--networks", "G_ema")
+    assert r.exit_code == 1 and "No space left on device" in r.output and str(dest) in r.output, r.output
+    assert not dest.exists() and not list(tmp_path.glob(".*.tmp"))

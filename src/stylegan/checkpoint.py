@@ -69,7 +69,14 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except OSError:
+            raise
+        except Exception as e:  # the safetensors library reports a full disk as its own error type
+            if type(e).__name__ != "SafetensorError":
+                raise
+            raise OSError(f"cannot write {path}: {e}") from None
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make snapshots private, unlike the run's other files

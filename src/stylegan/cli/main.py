@@ -15,7 +15,20 @@ from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mod
                                  refuse_overwrite, trunc_option)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The command group: an operating-system error (disk full, read-only or missing folder, permissions)
+    ends any command with one line saying what failed, never a traceback. Writes are atomic, so the files
+    that were there before stay intact."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OSError as e:
+            what = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
+            raise click.ClickException(what) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="stylegan")
 def main():
     """The StyleGAN family: ProGAN, StyleGAN and StyleGAN2 networks, and tools that use them."""

@@ -217,10 +217,6 @@ class ImageDataset(torch.utils.data.Dataset):
         return 0 if self._labels is None else self._labels.shape[1]
 
     @property
-    def label_shape(self) -> list[int]:
-        return [self.label_dim]
-
-    @property
     def has_labels(self) -> bool:
         return self.label_dim > 0
 
@@ -245,10 +241,6 @@ class ImageDataset(torch.utils.data.Dataset):
         if not 0 <= idx < n:
             raise IndexError(f"index {idx} out of range for a dataset of {n}")
         return idx % len(self._names), idx >= len(self._names)
-
-    def image_name(self, idx: int) -> str:
-        """The stored file (relative name) behind item ``idx``."""
-        return self._names[self._raw_index(idx)[0]]
 
     def load_image(self, idx: int) -> np.ndarray:
         """Item ``idx`` as a CHW uint8 numpy array (mirrored for the second half with xflip)."""

@@ -56,10 +56,6 @@ class ConvertSummary:
     label_dim: int                      # 0: no labels
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
 
-    @property
-    def num_skipped(self) -> int:
-        return len(self.skipped)
-
     def __str__(self) -> str:
         lines = [f"wrote {self.written} images ({self.resolution}x{self.resolution}, {self.channels} channel"
                  f"{'s' if self.channels > 1 else ''}{', labels' if self.label_dim else ''}) to {self.dest}"]

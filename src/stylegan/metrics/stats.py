@@ -42,10 +42,6 @@ class FeatureStats:
         self._outer: np.ndarray | None = None
         self._all: list[np.ndarray] = []
 
-    @property
-    def is_full(self) -> bool:
-        return self.max_items is not None and self.num_items >= self.max_items
-
     def append(self, feats) -> None:
         x = feats.detach().cpu().numpy() if isinstance(feats, torch.Tensor) else np.asarray(feats)
         x = x.astype(np.float32, copy=False).reshape(x.shape[0], -1)

@@ -1,4 +1,4 @@
-"""StyleGAN2 discriminator (SPEC §2): fromRGB at the top; per resolution conv 3×3 and conv 3×3 that
+"""StyleGAN2 discriminator: fromRGB at the top; per resolution conv 3×3 and conv 3×3 that
 downsamples; at 4×4 the epilogue (minibatch std, conv 3×3, fully connected, output). Architectures:
 
 - ``orig``: fromRGB at the top only;

@@ -1,5 +1,5 @@
 """Mapping network (StyleGAN, StyleGAN2): z (+ class embedding) → w, with the running average of w that
-the truncation trick pulls towards (SPEC §2)."""
+the truncation trick pulls towards."""
 from __future__ import annotations
 
 import torch

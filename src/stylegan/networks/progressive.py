@@ -1,4 +1,4 @@
-"""The ProGAN-structured networks of the lineage (SPEC §2): ProGAN, StyleGAN Table 1 A–F and StyleGAN2 Table 1
+"""The ProGAN-structured networks of the lineage: ProGAN, StyleGAN Table 1 A–F and StyleGAN2 Table 1
 A–D, all with progressive growing.
 
 Synthesis: a 4×4 input (the latent through a dense layer — ProGAN's "conv 4×4" — or a learned constant),

@@ -1,4 +1,4 @@
-"""StyleGAN2 synthesis network (SPEC §2): a learned 4×4 constant, then per resolution a modulated 3×3 conv
+"""StyleGAN2 synthesis network: a learned 4×4 constant, then per resolution a modulated 3×3 conv
 that upsamples and a modulated 3×3 conv, with toRGB per resolution. Architectures (StyleGAN2 Table 2):
 
 - ``orig``: toRGB at the top only;

@@ -1,4 +1,4 @@
-"""Bias + activation with gain and optional clamp (SPEC §1 "Activation")."""
+"""Bias + activation with gain and optional clamp."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Adaptive instance normalization (StyleGAN, SPEC §1 "AdaIN"):
+"""Adaptive instance normalization (StyleGAN):
 
     AdaIN(x, y) = y_s · (x − μ(x)) / σ(x) + y_b,
 

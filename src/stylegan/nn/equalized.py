@@ -1,4 +1,4 @@
-"""Equalized learning rate (SPEC §1): weights stored as N(0, 1) / lr_mul and scaled at run time by
+"""Equalized learning rate: weights stored as N(0, 1) / lr_mul and scaled at run time by
 ``lr_mul / sqrt(fan_in)``; biases stored divided by lr_mul and multiplied by it at run time."""
 from __future__ import annotations
 

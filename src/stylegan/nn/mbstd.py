@@ -1,4 +1,4 @@
-"""Minibatch standard deviation (SPEC §1): a feature channel with the standard deviation of the features
+"""Minibatch standard deviation: a feature channel with the standard deviation of the features
 within small groups of the batch, so that the discriminator can see a lack of variety."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Modulated convolution with weight demodulation (StyleGAN2, SPEC §1).
+"""Modulated convolution with weight demodulation (StyleGAN2).
 
 - modulation:   w'_ijk  = s_i · w_ijk, with the style s = A(w) (an affine map of w, bias init 1);
 - demodulation: w''_ijk = w'_ijk / sqrt(Σ_{i,k} w'_ijk² + 1e-8).

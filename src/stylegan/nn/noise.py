@@ -1,4 +1,4 @@
-"""Noise inputs (SPEC §1): a single-channel N(0, 1) image scaled by a learned strength, added after the
+"""Noise inputs: a single-channel N(0, 1) image scaled by a learned strength, added after the
 convolution. Modes: ``random`` (fresh noise each call), ``const`` (a fixed buffer stored with the model),
 ``none``."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pixel norm: normalize feature vectors by their second moment (SPEC §1 "Pixel norm")."""
+"""Pixel norm: normalize feature vectors by their second moment."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""ProGAN's resampling (SPEC §1): nearest-neighbour upsampling and 2×2 average-pool downsampling. They also
+"""ProGAN's resampling: nearest-neighbour upsampling and 2×2 average-pool downsampling. They also
 carry images between the stages of progressive growing. FIR resampling is in :mod:`stylegan.nn.upfirdn`."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exponential moving average of the generator's weights (SPEC §4): half-life ``ema_kimg`` thousand images,
+"""Exponential moving average of the generator's weights: half-life ``ema_kimg`` thousand images,
 ramped up at the start so that early snapshots are not dominated by the random initialization."""
 from __future__ import annotations
 

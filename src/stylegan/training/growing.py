@@ -1,4 +1,4 @@
-"""Progressive growing (ProGAN, SPEC §2): training starts at a low resolution; each next resolution is faded
+"""Progressive growing (ProGAN): training starts at a low resolution; each next resolution is faded
 in linearly (α from 0 to 1 over ``fade_kimg`` thousand images) and then trained stable for ``stable_kimg``,
 until the full resolution, which is kept to the end.
 

@@ -1,4 +1,4 @@
-"""The training loop of every configuration (SPEC §4): phases G main / G path length / D main / D R1 with lazy
+"""The training loop of every configuration: phases G main / G path length / D main / D R1 with lazy
 (or, at interval 1, joint) regularization, progressive growing for the configurations that grow, EMA generator,
 ticks with stats and logs, snapshots with full training state, resume, and multi-process training under
 torchrun."""

@@ -1,4 +1,4 @@
-"""StyleGAN2 losses (SPEC §4): the non-saturating logistic loss, the R1 penalty, path-length regularization,
+"""StyleGAN2 losses: the non-saturating logistic loss, the R1 penalty, path-length regularization,
 and style-mixing regularization in the generator's forward pass. ProGAN's WGAN-GP is in
 :mod:`stylegan.training.wgan`; :func:`make_loss` picks one by name.
 
@@ -17,16 +17,6 @@ import torch.nn.functional as F
 def nonsaturating_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """G: softplus(−D(G(z)))."""
     return F.softplus(-fake_logits)
-
-
-def logistic_d_loss(fake_logits: torch.Tensor | None, real_logits: torch.Tensor | None) -> torch.Tensor:
-    """D: softplus(D(G(z))) + softplus(−D(x)) (either term may be computed on its own)."""
-    loss = 0
-    if fake_logits is not None:
-        loss = loss + F.softplus(fake_logits)
-    if real_logits is not None:
-        loss = loss + F.softplus(-real_logits)
-    return loss
 
 
 def r1_penalty(real_img: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""ProGAN's loss (SPEC §2, §4): WGAN-GP with the drift term.
+"""ProGAN's loss: WGAN-GP with the drift term.
 
     D: D(G(z)) − D(x) + λ·(‖∇ D(x̂)‖₂ − 1)² + ε·D(x)²,  with x̂ = x + u·(G(z) − x), u ~ U(0, 1) per sample;
     G: −D(G(z)).

@@ -43,8 +43,9 @@ class ConfigError(ValueError):
     """A configuration value is out of range or unknown."""
 
 
-def _is_pow2(n: int) -> bool:
-    return isinstance(n, int) and n > 0 and (n & (n - 1)) == 0
+def is_power_of_two(n: int, minimum: int = 1) -> bool:
+    """``n`` is an integer power of two, at least ``minimum``: the one check of every resolution."""
+    return isinstance(n, int) and not isinstance(n, bool) and n >= max(minimum, 1) and (n & (n - 1)) == 0
 
 
 def channels_at(resolution: int, cbase: int, cmax: int) -> int:
@@ -63,7 +64,7 @@ def _check(cond: bool, msg: str) -> None:
 
 
 def _check_common(name: str, c: "GeneratorConfig | DiscriminatorConfig") -> None:
-    _check(_is_pow2(c.resolution) and 4 <= c.resolution <= 1024,
+    _check(is_power_of_two(c.resolution) and 4 <= c.resolution <= 1024,
            f"{name}.resolution must be a power of two in [4, 1024], got {c.resolution}")
     _check(c.img_channels in (1, 3), f"{name}.img_channels must be 1 or 3, got {c.img_channels}")
     _check(isinstance(c.cbase, int) and 4 <= c.cbase <= MAX_CBASE,
@@ -347,7 +348,7 @@ class TrainingRecipe:
         _check(self.pl_weight >= 0, f"the path-length weight must be >= 0, got {self.pl_weight}")
         _check(0 <= self.style_mixing <= 1, f"the style-mixing probability must be in [0, 1], got {self.style_mixing}")
         _check(self.glr > 0 and self.dlr > 0, "learning rates must be positive")
-        _check(_is_pow2(self.start_resolution) and self.start_resolution >= 4,
+        _check(is_power_of_two(self.start_resolution, 4),
                f"the start resolution must be a power of two >= 4, got {self.start_resolution}")
         _check(self.fade_kimg >= 0 and self.stable_kimg >= 0, "fade and stable phase lengths must be >= 0")
         _check(isinstance(self.batch, int) and self.batch >= 1, f"the batch must be >= 1, got {self.batch}")

@@ -6,6 +6,7 @@ import click
 from stylegan.cli.common import FiniteFloat
 
 from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS
+from stylegan.training.options import AUG_PIPELINES
 
 
 @click.command(context_settings={"max_content_width": 100})
@@ -78,8 +79,7 @@ from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS
 @click.option("--aug", type=click.Choice(AUG_MODES), default=None,
               help="Discriminator augmentation: adaptive (ADA), fixed strength --p, none, or DiffAugment "
                    "[preset: ada].")
-@click.option("--augpipe", type=click.Choice(["blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf",
-                                              "bgcfn", "bgcfnc"]), default="bgc", show_default=True,
+@click.option("--augpipe", type=click.Choice(AUG_PIPELINES), default="bgc", show_default=True,
               help="Augmentation pipeline: blit, geom(etric), color, filter, noise, cutout and combinations.")
 @click.option("--p", type=FiniteFloat(0, 1), default=0.0, show_default=True,
               help="Augmentation strength: fixed with --aug fixed, initial with --aug ada.")

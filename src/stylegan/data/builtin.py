@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stylegan.config import is_power_of_two
 from stylegan.data.sources import ArraySource, Source, SourceItem, decode_bytes
 from stylegan.data.tool import convert_dataset
 
@@ -231,7 +232,7 @@ def build_builtin(name: str, resolution: int | None = None, force: bool = False,
     """The cached prepared dataset for ``builtin:NAME``, built first if needed."""
     ds = _lookup(name)
     resolution = resolution or ds.default_resolution
-    if resolution < 4 or resolution & (resolution - 1):
+    if not is_power_of_two(resolution, 4):
         raise BuiltinError(f"resolution must be a power of two of at least 4, got {resolution}")
     final = builtin_path(name, resolution)
     if not force and _is_complete(final, ds, resolution):

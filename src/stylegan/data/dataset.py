@@ -21,16 +21,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from stylegan.config import is_power_of_two
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 LABELS_FILE = "dataset.json"
 
 
 def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def _is_power_of_two(n: int) -> bool:
-    return n >= 1 and (n & (n - 1)) == 0
 
 
 class _Storage:
@@ -158,7 +156,7 @@ class ImageDataset(torch.utils.data.Dataset):
         # Shape, from the first image; every image is checked against it when read.
         first = decode_image(self._storage.read(names[0]), self._describe(names[0]))
         h, w, c = first.shape
-        if h != w or not _is_power_of_two(h):
+        if h != w or not is_power_of_two(h):
             raise ValueError(f"{self._describe(names[0])}: images must be square with a power-of-two size, "
                              f"got {w}x{h}; prepare them with `stylegan dataset --resolution N`")
         if resolution is not None and h != resolution:

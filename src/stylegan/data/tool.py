@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from stylegan.config import is_power_of_two
 from stylegan.data.dataset import LABELS_FILE
 from stylegan.data.sources import Source, SourceItem, open_source
 
@@ -233,7 +234,7 @@ def convert_dataset(source: str | os.PathLike | Source | Iterable[SourceItem], d
     Labels come from the source (IDX, CIFAR, a prepared dataset's dataset.json) and are written to
     ``dataset.json``; images without a label give ``{"labels": null}``.
     """
-    if resolution is not None and (resolution < 4 or resolution & (resolution - 1)):
+    if resolution is not None and not is_power_of_two(resolution, 4):
         raise DatasetError(f"resolution must be a power of two of at least 4, got {resolution}")
     if transform not in (None,) + TRANSFORMS:
         raise DatasetError(f"unknown transform {transform!r}; choose from {', '.join(TRANSFORMS)}")
@@ -293,7 +294,7 @@ def convert_dataset(source: str | os.PathLike | Source | Iterable[SourceItem], d
                                        f"pass channels=3 (--channels 3) to make them all RGB, or channels=1")
                 if out_res is None:
                     w, h = img.size
-                    if transform is None and (w != h or w < 4 or w & (w - 1)):
+                    if transform is None and (w != h or not is_power_of_two(w, 4)):
                         raise DatasetError(f"{item.name} is {w}x{h}: pass a resolution (a power of two)")
                     out_res = w if transform is None else _pow2_floor(min(w, h))
                 img = to_square(to_channels(img, out_ch, background), out_res, transform, item.name)

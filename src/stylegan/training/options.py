@@ -6,9 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS, ConfigError, TrainingRecipe
+from stylegan.config import (AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS, ConfigError, TrainingRecipe,
+                             is_power_of_two)
+from stylegan.training.augment import PIPELINES
 
-AUG_PIPELINES = ("blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc")
+AUG_PIPELINES = tuple(PIPELINES)  # the named pipelines of the augmentation, in their order
 
 
 #: Training options that override a field of the configuration's recipe (option name → recipe field).
@@ -147,7 +149,7 @@ class TrainingOptions:
         check(self.pl_weight is None or self.pl_weight >= 0, "--pl-weight must be >= 0")
         check(all(v is None or (isinstance(v, int) and v >= 1) for v in (self.r1_interval, self.pl_interval)),
               "regularization intervals (--r1-interval, --pl-interval) must be integers >= 1")
-        check(self.start_res is None or (self.start_res >= 4 and self.start_res & (self.start_res - 1) == 0),
+        check(self.start_res is None or is_power_of_two(self.start_res, 4),
               f"--start-res must be a power of two >= 4, got {self.start_res}")
         check(all(v is None or v >= 0 for v in (self.fade_kimg, self.stable_kimg)),
               "--fade-kimg and --stable-kimg must be >= 0")

@@ -113,7 +113,7 @@ def test_interp_strip(client):
     assert not (strip[:, 32:48] == a).all()
 
 
-def test_conditional_network_needs_a_class(tmp_path):
+def test_conditional_network_takes_a_class_or_the_seeds(tmp_path):
     Gc = stylegan.load(_checkpoint(tmp_path / "c.safetensors", c_dim=3))
     with TestClient(create_app(Gc)) as c:
         info = c.get("/api/info").json()
@@ -124,7 +124,10 @@ def test_conditional_network_needs_a_class(tmp_path):
         assert r0.content != r1.content
         png(c.get("/api/mix", params={"seed_a": 1, "seed_b": 2, "class": 2}))
         png(c.get("/api/interp", params={"seed_a": 1, "seed_b": 2, "steps": 2, "class": 2}), (32, 16))
-        for q in ({"seed": 1}, {"seed": 1, "class": 3}, {"seed": 1, "class": -1}, {"seed": 1, "class": "x"}):
+        # Without a class, the seed's: seed mod 3 (the page's own example links work for any network).
+        assert c.get("/api/image", params={"seed": 4}).content == c.get("/api/image", params={"seed": 4, "class": 1}).content
+        assert c.get("/api/image", params={"seed": 5}).content == c.get("/api/image", params={"seed": 5, "class": 2}).content
+        for q in ({"seed": 1, "class": 3}, {"seed": 1, "class": -1}, {"seed": 1, "class": "x"}):
             r = c.get("/api/image", params=q)
             assert r.status_code == 422 and "class" in r.json()["message"], (q, r.text)
 

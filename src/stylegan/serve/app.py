@@ -271,7 +271,8 @@ def create_app(
                                              "0.5-0.7 trades variety for quality.")]
     Noise = Annotated[NoiseMode, Query(description="Noise inputs: `const` (fixed, deterministic), `random` (new "
                                                    "each request, not cached), `none`.")]
-    class_doc = (f"Class index in [0, {c_dim}); required, the network is conditional." if c_dim else
+    class_doc = (f"Class index in [0, {c_dim}); without it, the seed's (seed mod {c_dim}; seed_a's for mix and "
+                 f"interp), so that every seed has an image." if c_dim else
                  "Class index, for conditional networks only: this network is unconditional, so not accepted.")
     Class = Annotated[int | None, Query(alias="class", ge=0, description=class_doc)]
     Crossover = Annotated[int, Query(ge=0, le=num_ws,
@@ -283,12 +284,12 @@ def create_app(
                                     description="Cache key, not used to compute: the page passes the model id so "
                                                 "that browser caches never mix the images of two networks.")]
 
-    def check_class(class_idx: int | None) -> int | None:
+    def check_class(class_idx: int | None, seed: int) -> int | None:
+        """The class to draw: the one given, or for a conditional network without one, ``seed mod c_dim``."""
         if c_dim == 0 and class_idx is not None:
             raise ApiError(422, "invalid_parameter", "class: this network is unconditional; do not give a class")
         if c_dim > 0 and class_idx is None:
-            raise ApiError(422, "invalid_parameter",
-                           f"class: this network is conditional ({c_dim} classes); give class in [0, {c_dim})")
+            return seed % c_dim
         if c_dim > 0 and class_idx >= c_dim:
             raise ApiError(422, "invalid_parameter", f"class: must be in [0, {c_dim}), got {class_idx}")
         return class_idx
@@ -337,7 +338,7 @@ def create_app(
     async def api_image(request: Request, seed: Seed, psi: Psi = 1.0, noise: Noise = "const",
                         class_idx: Class = None, v: V = None) -> Response:
         """The image of `seed` at truncation `psi`, as a PNG of the network's size."""
-        class_idx = check_class(class_idx)
+        class_idx = check_class(class_idx, seed)
         params = {"seed": seed, "psi": psi, "noise": noise, "class": class_idx}
         return await render(request, "image", params, f"{name}-seed{seed}-psi{fmt_psi(psi)}.png",
                             renderer.image, seed, psi, noise, class_idx)
@@ -348,7 +349,7 @@ def create_app(
     async def api_mix(request: Request, seed_a: SeedA, seed_b: SeedB, crossover: Crossover = num_ws // 2,
                       psi: Psi = 1.0, noise: Noise = "const", class_idx: Class = None, v: V = None) -> Response:
         """Styles [0, crossover) of `seed_a`, the rest of `seed_b`: crossover 0 gives B, num_ws gives A."""
-        class_idx = check_class(class_idx)
+        class_idx = check_class(class_idx, seed_a)
         params = {"seed_a": seed_a, "seed_b": seed_b, "crossover": crossover, "psi": psi, "noise": noise,
                   "class": class_idx}
         return await render(request, "mix", params, f"{name}-mix{seed_a}-{seed_b}-x{crossover}.png",
@@ -362,7 +363,7 @@ def create_app(
                          v: V = None) -> Response:
         """`steps` images from `seed_a` to `seed_b` (linear in W), side by side: a PNG of
         (steps × resolution) × resolution pixels."""
-        class_idx = check_class(class_idx)
+        class_idx = check_class(class_idx, seed_a)
         params = {"seed_a": seed_a, "seed_b": seed_b, "steps": steps, "psi": psi, "noise": noise,
                   "class": class_idx}
         return await render(request, "interp", params, f"{name}-interp{seed_a}-{seed_b}.png",

@@ -421,7 +421,7 @@ def test_commands_accept_a_pretrained_name(fake_registry, tmp_path):
     r = CliRunner().invoke(main, ["generate", "--network", "tiny", "--seeds", "1", "--outdir", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "o" / "seed0001.png").is_file()
-    r = CliRunner().invoke(main, ["generate", "--network", "nope", "--seeds", "1", "--outdir", str(tmp_path / "o")])
+    r = CliRunner().invoke(main, ["generate", "--network", "nope", "--seeds", "1", "--outdir", str(tmp_path / "o2")])
     assert r.exit_code != 0 and "known names: tiny" in r.output
 
 

@@ -91,7 +91,7 @@ def test_foreign_and_missing_files(tmp_path):
     save_file({"w": torch.zeros(2)}, str(other))
     with pytest.raises(CheckpointError, match="not a stylegan checkpoint"):
         stylegan.load(other)
-    with pytest.raises(CheckpointError, match="no such checkpoint"):
+    with pytest.raises(CheckpointError, match="no such network file"):
         stylegan.load(tmp_path / "nope.safetensors")
 
 

@@ -1,15 +1,17 @@
 """stylegan: the StyleGAN family of image generators (ProGAN, StyleGAN, StyleGAN2).
 
 >>> import stylegan
->>> G = stylegan.load("network.safetensors")          # the EMA generator, eval mode
+>>> G = stylegan.load("network.safetensors")          # the EMA generator, eval mode (any format)
+>>> G = stylegan.load("mnist32")                      # or a pretrained name
 >>> img = G(z, truncation_psi=0.7, noise_mode="const")  # NCHW float in [-1, 1]
 >>> stylegan.to_pil(img)[0].save("seed.png")
 """
 __version__ = "0.1.0"
 
-from stylegan.checkpoint import CheckpointError, load, load_networks, save_checkpoint  # noqa: E402
+from stylegan.checkpoint import CheckpointError, load_networks, save_checkpoint  # noqa: E402
 from stylegan.config import NetworkConfig, make_config  # noqa: E402
 from stylegan.images import to_pil, to_uint8  # noqa: E402
+from stylegan.loader import load  # noqa: E402
 from stylegan.networks import Discriminator, Generator, build_networks, mix_styles  # noqa: E402
 
 __all__ = [

@@ -192,53 +192,41 @@ def check_state_shapes(module: nn.Module, state: Mapping[str, torch.Tensor], wha
         raise CheckpointError(f"{what}: tensors do not match the configuration ({' | '.join(problems)})")
 
 
+def build_from_states(
+    config: NetworkConfig,
+    states: Mapping[str, Mapping[str, torch.Tensor]],
+    names: tuple[str, ...],
+    device: str | torch.device = "cpu",
+    what: str = "network file",
+) -> dict[str, nn.Module]:
+    """Our networks ``names`` (G, G_ema, D) for ``config`` with the given tensors, strictly: every tensor must
+    fit. The configuration is checked against the tensors on the meta device before anything is allocated, so
+    a tiny file cannot make this build gigabytes of layers. The one builder of every reader."""
+    from stylegan.networks import build_discriminator, build_generator
+
+    out: dict[str, nn.Module] = {}
+    for name in names:
+        if name not in states:
+            raise CheckpointError(f"{what}: holds no {name} (it has {', '.join(states) or 'nothing'})")
+        build = build_discriminator if name == "D" else build_generator
+        with torch.device("meta"):
+            check_state_shapes(build(config), states[name], f"{what} [{name}]")
+        module = build(config)
+        load_state_strict(module, states[name], f"{what} [{name}]")
+        out[name] = module.to(device)
+    return out
+
+
 def load_networks(
     path: str | os.PathLike,
     names: tuple[str, ...] | None = None,
     device: str | torch.device = "cpu",
 ) -> tuple[NetworkConfig, dict[str, nn.Module], Checkpoint]:
-    """Rebuild the networks stored in a checkpoint (all of them, or ``names``)."""
-    from stylegan.networks import build_discriminator, build_generator
-
+    """Rebuild the networks stored in one of this package's checkpoints (all of them, or ``names``)."""
     ckpt = read_checkpoint(path)
     names = tuple(ckpt.networks) if names is None else names
-    out: dict[str, nn.Module] = {}
-    for name in names:
-        if name not in ckpt.networks:
-            raise CheckpointError(f"{ckpt.path}: holds no {name} (it has {', '.join(ckpt.networks) or 'nothing'})")
-        build = build_discriminator if name == "D" else build_generator
-        # The configuration a file claims is checked against its own tensor table before anything is
-        # allocated: the network is built on the meta device first, so a tiny file cannot claim gigabytes.
-        with torch.device("meta"):
-            check_state_shapes(build(ckpt.config), ckpt.state_dict(name), f"{ckpt.path} [{name}]")
-        module = build(ckpt.config)
-        load_state_strict(module, ckpt.state_dict(name), f"{ckpt.path} [{name}]")
-        out[name] = module.to(device)
-    return ckpt.config, out, ckpt
-
-
-def load(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """The generator to use for images: G_ema (or G if the file has no EMA copy), in eval mode, no grads.
-
-    ``.safetensors``: this package's checkpoints. ``.pkl``: the authors' network pickles (stylegan2-ada-pytorch,
-    stylegan3, or their TensorFlow StyleGAN2). ``.pt``/``.pth``: rosinality stylegan2-pytorch checkpoints.
-    Foreign files are read without executing anything from them (see :mod:`stylegan.interop`); their errors
-    are :class:`stylegan.interop.InteropError`, a :class:`CheckpointError`."""
-    suffix = Path(path).suffix.lower()
-    if suffix in (".pkl", ".pt", ".pth"):
-        from stylegan.interop import load_foreign
-
-        return load_foreign(path, device=device)
-    if suffix != ".safetensors":
-        raise CheckpointError(f"{path}: unknown network file type {Path(path).suffix or '(no suffix)'!r}; expected "
-                              ".safetensors (this package), .pkl (the authors' pickles) or .pt/.pth (rosinality "
-                              "checkpoints)")
-    ckpt_names = read_checkpoint(path).networks
-    name = "G_ema" if "G_ema" in ckpt_names else "G"
-    if name not in ckpt_names:
-        raise CheckpointError(f"{path}: holds no generator")
-    _, nets, _ = load_networks(path, (name,), device=device)
-    return nets[name].eval().requires_grad_(False)
+    states = {n: ckpt.state_dict(n) for n in ckpt.networks}
+    return ckpt.config, build_from_states(ckpt.config, states, names, device, str(ckpt.path)), ckpt
 
 
 def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:

@@ -46,11 +46,11 @@ def _int_list(ctx, param, value):
 
 
 def _load_generator(path: str, device):
-    from stylegan.checkpoint import CheckpointError, load
-    from stylegan.pretrained import resolve_network
+    from stylegan.checkpoint import CheckpointError
+    from stylegan.loader import load
 
     try:
-        return load(resolve_network(path), device=device)  # a path, or a pretrained name (stylegan.pretrained)
+        return load(path, device=device)  # a file of any format, or a pretrained name (stylegan.pretrained)
     except CheckpointError as e:
         raise click.ClickException(str(e)) from None
 

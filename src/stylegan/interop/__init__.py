@@ -9,6 +9,6 @@ which admits an explicit allow-list of globals only. Every failure is an :class:
 :class:`~stylegan.checkpoint.CheckpointError`).
 """
 from stylegan.interop.errors import InteropError
-from stylegan.interop.formats import ImportedNetworks, convert, load_foreign, read_foreign
+from stylegan.interop.formats import ImportedNetworks, convert, read_foreign
 
-__all__ = ["ImportedNetworks", "InteropError", "convert", "load_foreign", "read_foreign"]
+__all__ = ["ImportedNetworks", "InteropError", "convert", "read_foreign"]

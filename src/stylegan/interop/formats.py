@@ -9,8 +9,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from stylegan.checkpoint import (Checkpoint, CheckpointError, atomic_write_bytes, load_state_strict,
-                                 read_checkpoint)
+from stylegan.checkpoint import CheckpointError, atomic_write_bytes, build_from_states, read_checkpoint
 from stylegan.config import NetworkConfig
 from stylegan.interop.errors import InteropError
 from stylegan.interop.safe_pickle import PersistentObject, TFNetwork, is_torch_file, load_pickle_bytes, load_torch_bytes
@@ -40,21 +39,12 @@ class ImportedNetworks:
 
     def build(self, names: tuple[str, ...] | None = None, device: str | torch.device = "cpu") -> dict[str, nn.Module]:
         """Our modules with the imported weights (strict: every tensor must fit)."""
-        from stylegan.networks import build_discriminator, build_generator
-
-        out = {}
-        for name in names or tuple(self.networks):
-            if name not in self.states:
-                raise InteropError(f"{self.source}: holds no {name} (it has {', '.join(self.networks)})")
-            module = build_discriminator(self.config) if name == "D" else build_generator(self.config)
-            try:
-                load_state_strict(module, self.states[name], f"{self.source} [{name}]")
-            except InteropError:
-                raise
-            except CheckpointError as e:
-                raise InteropError(f"{e}; the file's layout does not match its own constructor arguments") from None
-            out[name] = module.to(device)
-        return out
+        try:
+            return build_from_states(self.config, self.states, tuple(names or self.networks), device, str(self.source))
+        except InteropError:
+            raise
+        except CheckpointError as e:
+            raise InteropError(f"{e}; the file's layout does not match its own constructor arguments") from None
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -120,26 +110,6 @@ def read_any(path: str | os.PathLike) -> ImportedNetworks:
         states = {n: ckpt.state_dict(n) for n in ckpt.networks}
         return ImportedNetworks(path, "stylegan", ckpt.config, states, [])
     return read_foreign(path)
-
-
-def read_as_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Any network file as a :class:`~stylegan.checkpoint.Checkpoint` (networks, no training state): this
-    package's checkpoints as they are, the authors' pickles and rosinality's files imported (e.g. to resume or
-    fine-tune from them with ``stylegan train --resume``)."""
-    path = Path(path)
-    if path.suffix.lower() == ".safetensors":
-        return read_checkpoint(path)
-    imported = read_foreign(path)
-    tensors = {f"{n}.{k}": v for n in imported.networks for k, v in imported.states[n].items()}
-    return Checkpoint(path=path, config=imported.config, tensors=tensors, networks=imported.networks,
-                      extra={"imported_from": imported.source_format, "import_notes": imported.notes})
-
-
-def load_foreign(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """The generator for images from a foreign file: G_ema (or G), eval mode, no gradients."""
-    imported = read_foreign(path)
-    name = "G_ema" if "G_ema" in imported.states else "G"
-    return imported.build((name,), device=device)[name].eval().requires_grad_(False)
 
 
 @dataclass

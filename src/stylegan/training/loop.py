@@ -23,7 +23,7 @@ from stylegan.checkpoint import CheckpointError, load_state_strict, save_checkpo
 from stylegan.config import PRESETS, NetworkConfig, make_config
 from stylegan.cpu_memory import keep_freed_memory
 from stylegan.images import make_grid, save_png, to_uint8
-from stylegan.interop.formats import read_as_checkpoint
+from stylegan.loader import read_network_file
 from stylegan.networks import build_networks, num_parameters
 from stylegan.training.distributed import DistInfo, all_reduce_grads, all_reduce_sum, init_distributed, shutdown
 from stylegan.training.ema import ema_beta, update_ema
@@ -58,7 +58,7 @@ def latest_snapshot(outdir: str | os.PathLike) -> Path:
 def resume_options(resume: str, outdir: str, overrides: dict[str, Any]) -> TrainingOptions:
     """Options for a resumed run: those saved in the snapshot, with ``overrides`` (the flags given now) on top."""
     path = latest_snapshot(outdir) if resume == "latest" else Path(resume)
-    ckpt = read_as_checkpoint(path)
+    ckpt = read_network_file(path)
     saved = ckpt.extra.get("options")
     if saved is None:
         # A checkpoint without training state (e.g. `stylegan init`): start from defaults + overrides, with the
@@ -170,7 +170,7 @@ class Trainer:
             raise OptionsError(f"--cond: the dataset {data_path} has no labels (dataset.json)")
 
         # Networks: from the snapshot when resuming, otherwise from the preset and the data.
-        self.ckpt = read_as_checkpoint(opts.resume) if opts.resume else None
+        self.ckpt = read_network_file(opts.resume) if opts.resume else None
         if self.ckpt is not None:
             self.config = self.ckpt.config
         else:

@@ -1,0 +1,67 @@
+"""Reading any network file: the one reader above this package's checkpoints and the importers.
+
+    any file, or a pretrained name  →  a Checkpoint (configuration + tensors)  →  built networks
+
+``.safetensors`` files are this package's checkpoints (:mod:`stylegan.checkpoint`); the authors' pickles
+(stylegan2-ada-pytorch, stylegan3, TensorFlow StyleGAN2) and rosinality's ``.pt`` files are imported without
+executing anything from them (:mod:`stylegan.interop`). Errors are :class:`stylegan.checkpoint.CheckpointError`
+(the importers' :class:`stylegan.interop.InteropError` is one).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from stylegan.checkpoint import Checkpoint, CheckpointError, build_from_states, read_checkpoint
+from stylegan.interop.errors import InteropError
+
+#: The suffixes this reader knows, and what they hold.
+SUFFIXES = {".safetensors": "this package's checkpoint", ".pkl": "the authors' network pickle",
+            ".pt": "a rosinality checkpoint", ".pth": "a rosinality checkpoint"}
+
+
+def read_network_file(path: str | os.PathLike) -> Checkpoint:
+    """Any network file as a :class:`~stylegan.checkpoint.Checkpoint`: this package's checkpoints as they
+    are (with their training state); foreign files imported (networks only, ``extra["imported_from"]``), e.g.
+    to resume or fine-tune from them with ``stylegan train --resume``."""
+    from stylegan.interop.formats import read_foreign
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise CheckpointError(f"{path}: unknown network file type {path.suffix or '(no suffix)'!r}; expected "
+                              ".safetensors (this package), .pkl (the authors' pickles) or .pt/.pth (rosinality "
+                              "checkpoints)")
+    if suffix == ".safetensors":
+        return read_checkpoint(path)
+    imported = read_foreign(path)
+    tensors = {f"{n}.{k}": v for n in imported.networks for k, v in imported.states[n].items()}
+    return Checkpoint(path=path, config=imported.config, tensors=tensors, networks=imported.networks,
+                      extra={"imported_from": imported.source_format, "import_notes": imported.notes})
+
+
+def load(network: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """The generator to use for images: G_ema (or G if the file has no EMA copy), in eval mode, no gradients.
+
+    ``network`` is a file of any format :func:`read_network_file` reads, or a pretrained name
+    (``stylegan.load("mnist32")``, see :mod:`stylegan.pretrained`)."""
+    from stylegan.pretrained import resolve_network
+
+    known_type = Path(network).suffix.lower() in SUFFIXES or not Path(network).suffix
+    ckpt = read_network_file(resolve_network(network) if known_type else network)  # the latter: a type error
+    name = "G_ema" if "G_ema" in ckpt.networks else "G"
+    if name not in ckpt.networks:
+        raise CheckpointError(f"{ckpt.path}: holds no generator")
+    try:
+        G = build_from_states(ckpt.config, {name: ckpt.state_dict(name)}, (name,), device, str(ckpt.path))[name]
+    except CheckpointError as e:
+        if "imported_from" not in ckpt.extra or isinstance(e, InteropError):
+            raise
+        raise InteropError(f"{e}; the file's layout does not match its own constructor arguments") from None
+    return G.eval().requires_grad_(False)
+
+
+__all__ = ["SUFFIXES", "load", "read_network_file"]

@@ -19,7 +19,7 @@ from stylegan.networks import build_networks, num_parameters, parameter_counts
 from stylegan.nn.adain import AdaIN, adain
 from stylegan.training.growing import Growth, GrowthSchedule, images_at
 from stylegan.training.loop import Trainer, resume_options, train
-from stylegan.training.loss import StyleGAN2Loss
+from stylegan.training.loss import NonSaturatingLoss, make_loss
 from stylegan.training.options import OptionsError, TrainingOptions
 from stylegan.training.wgan import WGANGPLoss, drift, gradient_penalty, interpolate
 from test_training import make_images
@@ -307,14 +307,14 @@ def _phases(t, steps):
 
 @pytest.mark.parametrize("name,loss,r1_joint,r1_lazy,pl,lr_c", [
     ("progan", WGANGPLoss, False, False, False, 1.0),
-    ("stylegan-f", StyleGAN2Loss, True, False, False, 1.0),
-    ("stylegan2-b", StyleGAN2Loss, True, False, False, 1.0),
-    ("stylegan2-c", StyleGAN2Loss, False, True, False, 16 / 17),
-    ("stylegan2-d", StyleGAN2Loss, False, True, True, 16 / 17),
+    ("stylegan-f", NonSaturatingLoss, True, False, False, 1.0),
+    ("stylegan2-b", NonSaturatingLoss, True, False, False, 1.0),
+    ("stylegan2-c", NonSaturatingLoss, False, True, False, 16 / 17),
+    ("stylegan2-d", NonSaturatingLoss, False, True, True, 16 / 17),
 ])
 def test_recipes_select_loss_and_regularization(tmp_path, name, loss, r1_joint, r1_lazy, pl, lr_c):
     t = Trainer(lineage_opts(tmp_path, name))
-    assert type(t.loss) is loss
+    assert type(t.loss.adversarial) is loss
     assert t.opt_D.param_groups[0]["lr"] == pytest.approx(PRESETS[name].training.dlr * lr_c)
     calls = _phases(t, 5)
     assert [r1 for _, n, r1 in calls if n == "d_main"] == [r1_joint] * 5
@@ -324,7 +324,7 @@ def test_recipes_select_loss_and_regularization(tmp_path, name, loss, r1_joint, 
 
 def test_options_override_the_recipe(tmp_path):
     t = Trainer(lineage_opts(tmp_path, "progan", loss="nonsaturating", gamma=1.0, glr=0.003))
-    assert type(t.loss) is StyleGAN2Loss and t.gamma == 1.0 and t.opt_G.param_groups[0]["lr"] == 0.003
+    assert type(t.loss.adversarial) is NonSaturatingLoss and t.gamma == 1.0 and t.opt_G.param_groups[0]["lr"] == 0.003
     t = Trainer(lineage_opts(tmp_path, "stylegan2-a", r1_interval=16, pl_weight=2.0, pl_interval=1))
     calls = _phases(t, 2)
     assert [n for _, n, _ in calls] == ["g_main", "g_pl", "d_main", "d_r1", "g_main", "g_pl", "d_main"]
@@ -401,7 +401,7 @@ def test_wgan_d_loss_combines_critic_penalty_and_drift():
     G, D = nets["G"], nets["D"]
     G.set_growth(8, 1.0)
     D.set_growth(8, 1.0)
-    loss = WGANGPLoss(G, D)
+    loss = make_loss("wgangp", G, D)
     stats = loss.d_main(torch.randn(4, 3, 8, 8), None, torch.randn(4, 32), None)
     expected = (stats["Loss/scores/fake"] - stats["Loss/scores/real"] + 10 * stats["Loss/gp_penalty"].unsqueeze(1)
                 + 0.001 * stats["Loss/scores/real"].square())

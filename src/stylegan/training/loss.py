@@ -1,14 +1,15 @@
-"""StyleGAN2 losses: the non-saturating logistic loss, the R1 penalty, path-length regularization,
-and style-mixing regularization in the generator's forward pass. ProGAN's WGAN-GP is in
-:mod:`stylegan.training.wgan`; :func:`make_loss` picks one by name.
+"""The training phases and their losses: G main (with style-mixing regularization in G's forward pass), G path
+length, D main and D R1, run by :class:`TrainingPhases` with the adversarial loss as a strategy: the
+non-saturating logistic loss (:class:`NonSaturatingLoss`, StyleGAN and StyleGAN2) here, ProGAN's WGAN-GP with
+drift in :mod:`stylegan.training.wgan`. :func:`make_loss` picks one by name.
 
 Each function returns the per-sample loss to be averaged; callers scale it by the lazy interval (``gain``).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -57,9 +58,28 @@ def mixing_ws(G, z: torch.Tensor, c: torch.Tensor | None, prob: float, update_w_
     return ws
 
 
+class NonSaturatingLoss:
+    """The non-saturating logistic loss: G softplus(−D(G(z))); D softplus(D(G(z))) + softplus(−D(x))."""
+
+    name = "nonsaturating"
+
+    def g(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return nonsaturating_g_loss(fake_logits)
+
+    def d_fake(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return F.softplus(fake_logits)
+
+    def d_real(self, real_logits: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-real_logits)
+
+    def d_extra(self, phases: "TrainingPhases", real_img, fake_img, real_c, real_logits):
+        """Terms of D's main loss beyond the two above (none here), per sample, with their statistics."""
+        return None, {}
+
+
 @dataclass
-class StyleGAN2Loss:
-    """The four phases of StyleGAN2 training and their losses.
+class TrainingPhases:
+    """The four phases of StyleGAN2 training, with ``adversarial`` as the adversarial loss.
 
     r1_gamma: R1 weight γ. pl_weight: path-length weight (2). pl_decay: decay of the running mean a (0.01).
     pl_batch_shrink: the PL batch is this many times smaller (2). style_mixing: mixing probability (0.9).
@@ -75,6 +95,7 @@ class StyleGAN2Loss:
     mode_seeking: float = 0.0  # weight of the mode-seeking penalty in G main (0: off)
     noise_mode: str = "random"  # the synthesis network's noise inputs while training (papers: random)
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # applied to every image D sees
+    adversarial: Any = field(default_factory=NonSaturatingLoss)
 
     def __post_init__(self):
         device = next(self.G.parameters()).device
@@ -96,7 +117,7 @@ class StyleGAN2Loss:
             c = torch.cat([c[:h], c[:h], c[2 * h:]])
         img, _ = self.run_G(z, c, update_w_avg=True)
         logits = self.run_D(img, c)
-        loss = nonsaturating_g_loss(logits)
+        loss = self.adversarial.g(logits)
         total = loss.mean()
         stats = {"Loss/G/loss": loss.detach(), "Loss/scores/fake": logits.detach()}
         if self.mode_seeking > 0 and z.shape[0] >= 2:
@@ -117,42 +138,51 @@ class StyleGAN2Loss:
         return {"Loss/pl_penalty": penalty.detach(), "Loss/G/reg": (penalty * self.pl_weight).detach()}
 
     def d_main(self, real_img, real_c, z, c, gain: float = 1.0, r1: bool = False) -> dict[str, torch.Tensor]:
-        """D on fakes and reals; with ``r1`` also the R1 penalty (StyleGAN2 without lazy regularization)."""
+        """D on fakes, then on reals (two backward passes, so that one graph at a time is kept); with ``r1``
+        also the R1 penalty (configurations without lazy regularization)."""
         with torch.no_grad():
             fake, _ = self.run_G(z, c)
         fake_logits = self.run_D(fake, c)
-        (F.softplus(fake_logits).mean() * gain).backward()
-        stats = self._d_real(real_img, real_c, gain, main=True, r1_gain=gain if r1 else 0.0)
+        fake_loss = self.adversarial.d_fake(fake_logits)
+        (fake_loss.mean() * gain).backward()
+        stats = self._d_real(real_img, real_c, gain, main=True, r1_gain=gain if r1 else 0.0, fake=fake)
         stats["Loss/scores/fake"] = fake_logits.detach()
-        stats["Loss/D/loss"] = stats.pop("_real_loss") + F.softplus(fake_logits).detach()
+        stats["Loss/D/loss"] = stats.pop("_real_loss") + fake_loss.detach()
         return stats
 
     def d_r1(self, real_img, real_c, gain: float) -> dict[str, torch.Tensor]:
         return self._d_real(real_img, real_c, 0.0, main=False, r1_gain=gain)
 
-    def _d_real(self, real_img, real_c, gain, main: bool, r1_gain: float):
+    def _d_real(self, real_img, real_c, gain, main: bool, r1_gain: float, fake=None):
         x = real_img.detach().requires_grad_(r1_gain > 0)
         logits = self.run_D(x, real_c)
-        loss = F.softplus(-logits) * gain if main else logits * 0
         stats = {}
         if main:
-            stats["_real_loss"] = F.softplus(-logits).detach()
+            real_loss = self.adversarial.d_real(logits)
+            extra, extra_stats = self.adversarial.d_extra(self, real_img, fake, real_c, logits)
+            if extra is not None:
+                real_loss = real_loss + extra
+            loss = real_loss * gain
+            stats["_real_loss"] = real_loss.detach()
             stats["Loss/scores/real"] = logits.detach()
+            stats.update(extra_stats)
+        else:
+            loss = logits * 0
         if r1_gain > 0:
             penalty = r1_penalty(x, logits)
             loss = loss + penalty.unsqueeze(1) * (self.r1_gamma / 2) * r1_gain
             stats["Loss/r1_penalty"] = penalty.detach()
-            stats["Loss/D/reg"] = (penalty * self.r1_gamma / 2).detach()
+            stats.setdefault("Loss/D/reg", (penalty * self.r1_gamma / 2).detach())
         loss.mean().backward()
         return stats
 
 
-def make_loss(kind: str, G: torch.nn.Module, D: torch.nn.Module, **kwargs) -> StyleGAN2Loss:
+def make_loss(kind: str, G: torch.nn.Module, D: torch.nn.Module, **kwargs) -> TrainingPhases:
     """The training phases with the adversarial loss ``kind``: ``nonsaturating`` or ``wgangp``."""
     if kind == "nonsaturating":
-        return StyleGAN2Loss(G, D, **kwargs)
+        return TrainingPhases(G, D, adversarial=NonSaturatingLoss(), **kwargs)
     if kind == "wgangp":
         from stylegan.training.wgan import WGANGPLoss
 
-        return WGANGPLoss(G, D, **kwargs)
+        return TrainingPhases(G, D, adversarial=WGANGPLoss(), **kwargs)
     raise ValueError(f"unknown loss {kind!r}; expected nonsaturating or wgangp")

@@ -3,15 +3,14 @@
     D: D(G(z)) − D(x) + λ·(‖∇ D(x̂)‖₂ − 1)² + ε·D(x)²,  with x̂ = x + u·(G(z) − x), u ~ U(0, 1) per sample;
     G: −D(G(z)).
 
-λ = 10, ε = 0.001. Per-sample losses, averaged by the caller, as in :mod:`stylegan.training.loss`.
+λ = 10, ε = 0.001. Per-sample losses, averaged by the caller; the phases that use them are
+:class:`stylegan.training.loss.TrainingPhases`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-
-from stylegan.training.loss import StyleGAN2Loss, r1_penalty
 
 WGAN_LAMBDA = 10.0
 WGAN_TARGET = 1.0
@@ -47,9 +46,9 @@ def drift(real_logits: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class WGANGPLoss(StyleGAN2Loss):
-    """The phases of :class:`StyleGAN2Loss` with WGAN-GP + drift as the adversarial loss. R1 and path length
-    remain available (both off in ProGAN's recipe).
+class WGANGPLoss:
+    """WGAN-GP + drift as the adversarial loss of :class:`stylegan.training.loss.TrainingPhases` (R1 and path
+    length stay available there; both are off in ProGAN's recipe).
 
     wgan_lambda: gradient-penalty weight λ (10). wgan_target: the gradient norm it pulls towards (1).
     drift_epsilon: drift weight ε (0.001).
@@ -58,30 +57,20 @@ class WGANGPLoss(StyleGAN2Loss):
     wgan_lambda: float = WGAN_LAMBDA
     wgan_target: float = WGAN_TARGET
     drift_epsilon: float = DRIFT_EPSILON
+    name = "wgangp"
 
-    def g_main(self, z, c, gain: float = 1.0) -> dict[str, torch.Tensor]:
-        img, _ = self.run_G(z, c, update_w_avg=True)
-        logits = self.run_D(img, c)
-        loss = wgan_g_loss(logits)
-        (loss.mean() * gain).backward()
-        return {"Loss/G/loss": loss.detach(), "Loss/scores/fake": logits.detach()}
+    def g(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return wgan_g_loss(fake_logits)
 
-    def d_main(self, real_img, real_c, z, c, gain: float = 1.0, r1: bool = False) -> dict[str, torch.Tensor]:
-        """Critic loss, gradient penalty and drift in one backward pass; with ``r1`` also the R1 penalty."""
-        with torch.no_grad():
-            fake, _ = self.run_G(z, c)
-        fake_logits = self.run_D(fake, c)
-        real = real_img.detach().requires_grad_(r1)
-        real_logits = self.run_D(real, real_c)
-        mixed = interpolate(real_img.detach(), fake.detach()).requires_grad_(True)
-        gp = gradient_penalty(mixed, self.run_D(mixed, real_c), self.wgan_target)
+    def d_fake(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return fake_logits
+
+    def d_real(self, real_logits: torch.Tensor) -> torch.Tensor:
+        return -real_logits
+
+    def d_extra(self, phases, real_img, fake_img, real_c, real_logits):
+        """λ·(‖∇D(x̂)‖ − 1)² on interpolates x̂ (real's class) and ε·D(x)², per sample."""
+        mixed = interpolate(real_img.detach(), fake_img.detach()).requires_grad_(True)
+        gp = gradient_penalty(mixed, phases.run_D(mixed, real_c), self.wgan_target)
         reg = gp.unsqueeze(1) * self.wgan_lambda + drift(real_logits) * self.drift_epsilon
-        loss = wgan_d_loss(fake_logits, real_logits) + reg
-        stats = {"Loss/scores/fake": fake_logits.detach(), "Loss/scores/real": real_logits.detach(),
-                 "Loss/gp_penalty": gp.detach(), "Loss/D/loss": loss.detach(), "Loss/D/reg": reg.detach()}
-        if r1:
-            penalty = r1_penalty(real, real_logits)
-            loss = loss + penalty.unsqueeze(1) * (self.r1_gamma / 2)
-            stats["Loss/r1_penalty"] = penalty.detach()
-        (loss.mean() * gain).backward()
-        return stats
+        return reg, {"Loss/gp_penalty": gp.detach(), "Loss/D/reg": reg.detach()}

@@ -583,3 +583,14 @@ def test_weights_command(fake_weights, tmp_path, monkeypatch):
     assert rows["fake"]["status"] == "ok" and rows["fake"]["path"] == str(tmp_path / "cache" / "weights" / "fake.bin")
     assert rows["fake"]["sha256"] == spec.sha256
     assert rows["extra"]["status"] == "not available (optional)" and "example.invalid" in rows["extra"]["how"]
+
+
+def test_separability_is_scored_on_held_out_samples():
+    """In many dimensions an SVM separates any labels of the samples it was fitted to; scored on the other half,
+    labels that the latent does not carry give chance (about log 2 per balanced attribute)."""
+    rng = np.random.RandomState(3)
+    z = rng.randn(1000, 512)
+    res = separability_from_labels({"z": z}, rng.rand(1000, 2), num_keep=None)
+    assert all(h > 0.55 for h in res["entropies_z"]) and res["ls_z"] > 3.0  # chance: exp(2 log 2) = 4
+    separable = 1 / (1 + np.exp(-8 * z[:, 0]))
+    assert separability_from_labels({"z": z[:, :16]}, separable[:, None])["entropies_z"][0] < 0.35

@@ -512,3 +512,30 @@ def test_builtin_mnist5k(cache):
     assert (img[:, :2] == 0).all() and img.max() > 200  # the black 2-pixel border of the padding
     classes = {int(ds.get_label(i).argmax()) for i in range(0, 5000, 97)}
     assert classes == set(range(10))
+
+
+@pytest.mark.parametrize("labels,message", [
+    ([["0.png", 10 ** 9], ["1.png", 0]], "outside"),
+    ([["0.png", "cat"], ["1.png", "dog"]], "class index or a vector"),
+    ([["0.png", [1.0, [2.0]]], ["1.png", [1.0, 2.0]]], "class index or a vector"),
+    ([["0.png"], ["1.png", 0]], "pairs"),
+    ({"0.png": 1}, "pairs"),
+])
+def test_bad_labels_are_refused_with_the_file_named(tmp_path, labels, message):
+    for i in range(2):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": labels}))
+    with pytest.raises(ValueError, match=message) as e:
+        ImageDataset(tmp_path, use_labels=True)
+    assert "dataset.json" in str(e.value)
+
+
+def test_dataset_tool_refuses_labels_training_could_not_use(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / f"{i}.png")
+    (src / "dataset.json").write_text(json.dumps({"labels": [["0.png", "cat"], ["1.png", "dog"]]}))
+    with pytest.raises(ValueError, match="class index or a vector"):
+        convert_dataset(src, tmp_path / "out", 8, progress=False)
+    assert not (tmp_path / "out" / "dataset.json").exists()

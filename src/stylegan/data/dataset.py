@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import signal
 import zipfile
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylegan.config import is_power_of_two
+from stylegan.config import MAX_CLASSES, is_power_of_two
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 LABELS_FILE = "dataset.json"
@@ -116,16 +117,42 @@ def _read_label_file(storage: _Storage) -> dict[str, Any] | None:
     return labels_from_json(storage.read(LABELS_FILE), str(storage.path))
 
 
+def check_label(label: Any) -> int | list[float]:
+    """A label as datasets store it: a class index in [0, MAX_CLASSES), or a vector of at most MAX_CLASSES
+    finite numbers. Anything else (a string, a huge class index that would allocate a giant one-hot table, a
+    nested list) is a ValueError. The one check of the dataset tool and of the dataset reader."""
+    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+        if not 0 <= int(label) < MAX_CLASSES:
+            raise ValueError(f"class label {int(label)} is outside [0, {MAX_CLASSES})")
+        return int(label)
+    values = label.tolist() if isinstance(label, np.ndarray) else label
+    if (isinstance(values, (list, tuple)) and 0 < len(values) <= MAX_CLASSES
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+        return [float(v) for v in values]
+    raise ValueError(f"a label must be a class index or a vector of numbers, got {json.dumps(values)[:40]}"
+                     if isinstance(values, (str, int, float, list, dict, type(None))) else
+                     f"a label must be a class index or a vector of numbers, got a {type(values).__name__}")
+
+
 def labels_from_json(data: bytes, where: str) -> dict[str, Any] | None:
     """The labels of a ``dataset.json`` (``{"labels": [[name, label], ...]}`` or null) by image name."""
     try:
         meta = json.loads(data)
-    except ValueError as e:
-        raise ValueError(f"{where}: {LABELS_FILE} is not valid JSON: {e}") from e
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{where}: {LABELS_FILE} is not valid JSON: {str(e)[:100]}") from None
     labels = meta.get("labels") if isinstance(meta, dict) else None
     if labels is None:
         return None
-    return {str(k).replace("\\", "/"): v for k, v in labels}
+    if not isinstance(labels, list) or not all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str)
+                                               for e in labels):
+        raise ValueError(f"{where}: {LABELS_FILE}: 'labels' must be a list of [file name, label] pairs")
+    out = {}
+    for name, label in labels:
+        try:
+            out[name.replace("\\", "/")] = check_label(label)
+        except ValueError as e:
+            raise ValueError(f"{where}: {LABELS_FILE}, {name}: {e}") from None
+    return out
 
 
 class ImageDataset(torch.utils.data.Dataset):

@@ -36,7 +36,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from stylegan.config import is_power_of_two
-from stylegan.data.dataset import LABELS_FILE
+from stylegan.data.dataset import LABELS_FILE, check_label
 from stylegan.data.sources import Source, SourceItem, open_source
 
 TRANSFORMS = ("center-crop", "center-crop-wide")
@@ -303,7 +303,7 @@ def convert_dataset(source: str | os.PathLike | Source | Iterable[SourceItem], d
                 has = item.label is not None
                 any_label = has if any_label is None else (any_label or has)
                 all_labels = has if all_labels is None else (all_labels and has)
-                labels.append([name, _json_label(item.label)])
+                labels.append([name, _json_label(item.label, item.name)])
                 written += 1
                 bar.update(1)
         if written == 0:
@@ -333,11 +333,10 @@ def _pow2_floor(n: int) -> int:
     return 1 << (max(n, 4).bit_length() - 1)
 
 
-def _json_label(label: Any) -> Any:
+def _json_label(label: Any, name: str) -> Any:
     if label is None:
         return None
-    if isinstance(label, (int, np.integer)):
-        return int(label)
-    if isinstance(label, np.ndarray):
-        return label.tolist()
-    return label
+    try:
+        return check_label(label)
+    except ValueError as e:
+        raise DatasetError(f"{name}: {e}") from None

@@ -499,3 +499,9 @@ def test_projected_discriminator_trains_only_its_heads_and_reloads():
     E.load_state_dict(D.state_dict())
     D.eval(), E.eval()
     torch.testing.assert_close(E(x.detach(), c), D(x.detach(), c))
+
+
+def test_metrics_that_cannot_score_the_run_are_refused_before_training(tmp_path):
+    with pytest.raises(OptionsError, match="ls1k: needs a conditional generator"):
+        Trainer(tiny_opts(tmp_path, metrics="ls1k"))
+    assert not (tmp_path / "runs").exists()

@@ -33,20 +33,36 @@ class Metric:
     needs_generator: bool = False   # PPL, LS: images from a folder cannot stand in
     needs_data: bool = True
     needs_vectors: bool = False     # KID, PR: feature vectors, not only their mean and covariance
+    #: What a training run's generator must be for this metric, checked before training starts: a function of
+    #: the generator's configuration giving the reason it cannot be scored, or None when it can.
+    training_check: Callable[[Any], str | None] | None = None
 
 
 METRICS: dict[str, Metric] = {}
 
 
 def register_metric(name: str, description: str, needs_generator: bool = False, needs_data: bool = True,
-                    needs_vectors: bool = False):
+                    needs_vectors: bool = False, training_check: Callable[[Any], str | None] | None = None):
     """Decorator: add ``fn(opts) -> dict`` to :data:`METRICS` under ``name``."""
     def wrap(fn):
         if name in METRICS:
             raise ValueError(f"metric {name!r} is already registered")
-        METRICS[name] = Metric(name, fn, description, needs_generator, needs_data, needs_vectors)
+        METRICS[name] = Metric(name, fn, description, needs_generator, needs_data, needs_vectors, training_check)
         return fn
     return wrap
+
+
+def training_metric_problems(names: list[str], g_config) -> list[str]:
+    """Why each of ``names`` could not score the generator a training run builds (``g_config``: its
+    GeneratorConfig): checked before the first step, so that a run does not train for hours and then stop at
+    its first snapshot."""
+    problems = []
+    for name in names:
+        check = METRICS[name].training_check if name in METRICS else None
+        reason = check(g_config) if check is not None else None
+        if reason:
+            problems.append(f"{name}: {reason}")
+    return problems
 
 
 def list_metrics() -> dict[str, str]:
@@ -290,7 +306,10 @@ def _register_ppl_metrics() -> None:
 def _register_ls_metrics() -> None:
     for name, n in (("ls", 200_000), ("ls10k", 10_000), ("ls1k", 1_000)):
         register_metric(name, f"Linear separability in Z and W, {n:,} samples (classifiers, or the class labels "
-                              "of a conditional generator)", needs_generator=True, needs_data=False)(
+                              "of a conditional generator)", needs_generator=True, needs_data=False,
+                        training_check=lambda g: None if g.c_dim > 0 else
+                        "needs a conditional generator while training (attribute classifiers are given to "
+                        "`stylegan metrics --classifiers`, not to training)")(
             lambda opts, name=name, n=n: compute_ls(opts, name, n, n // 2))
 
 
@@ -309,7 +328,9 @@ def _register_coverage_metrics() -> None:
         name = f"coverage{tag}"
         register_metric(name, f"Class coverage of digits, {n:,} samples read by the shipped digit classifier: "
                               "classes covered, KL from uniform, within-class spread; accuracy of requested "
-                              "classes for conditional generators", needs_generator=True, needs_data=False)(
+                              "classes for conditional generators", needs_generator=True, needs_data=False,
+                        training_check=lambda g: None if g.c_dim in (0, 10) else
+                        f"reads digits: the generator has {g.c_dim} classes, not 0 or 10")(
             lambda opts, name=name, n=n: compute_coverage(opts, name, n))
 
 

@@ -182,6 +182,12 @@ class Trainer:
                 # --fp32: no reduced-precision layers and no clamp, as in the authors' option
                 num_fp16_res=0 if opts.fp32 else None, conv_clamp=None if opts.fp32 else "keep")
         self._check_data_fits()
+        if opts.metrics:
+            from stylegan.metrics.registry import training_metric_problems
+
+            problems = training_metric_problems(opts.metric_names(), self.config.G)
+            if problems:
+                raise OptionsError(f"--metrics: {'; '.join(problems)}")
         nets = build_networks(self.config, seed=opts.seed)
         self.G, self.G_ema, self.D = (nets[k].to(self.device) for k in ("G", "G_ema", "D"))
         self.G.train()

@@ -584,3 +584,10 @@ def test_train_command_takes_the_lineage_flags(tmp_path):
                                  "gamma": 0.5, "start_resolution": 8, "fade_kimg": 1.0, "stable_kimg": 2.0,
                                  "batch": 4, "betas": [0.0, 0.99]}
     assert printed["config"]["family"] == "progan" and printed["config"]["G"]["growing"]
+
+
+def test_flags_that_would_change_an_architecture_or_stack_penalties_say_so(tmp_path):
+    with pytest.raises(ConfigError, match="no mapping network"):
+        make_config("progan", map_depth=2)
+    run = train(lineage_opts(tmp_path, "stylegan2", loss="wgangp", kimg=0.004, tick=0.004))
+    assert "R1 runs on top of WGAN-GP" in (run / "log.txt").read_text()

@@ -525,6 +525,9 @@ def make_config(
             setattr(c.D, k, v)
     if conv_clamp != "keep":
         c.G.conv_clamp = c.D.conv_clamp = conv_clamp  # type: ignore[assignment]
+    if map_depth is not None and c.G.style == "none" and map_depth != c.G.map_depth:
+        raise ConfigError(f"map_depth: the {cfg} configuration has no mapping network (its latent feeds the 4x4 "
+                          f"input directly); a mapping network would make it another architecture")
     for k, v in dict(map_depth=map_depth, z_dim=z_dim, w_dim=w_dim, arch=g_arch).items():
         if v is not None:
             setattr(c.G, k, v)

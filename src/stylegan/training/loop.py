@@ -513,6 +513,9 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
         f"style mixing {r.style_mixing:g}, lr G {r.glr:g} D {r.dlr:g}"
         + (f", growing from {trainer.schedule.at(0).describe().split()[0]}: fade {r.fade_kimg:g} kimg, "
            f"stable {r.stable_kimg:g} kimg" if trainer.schedule is not None else ""))
+    if r.loss == "wgangp" and trainer.r1_on:
+        log("note: R1 runs on top of WGAN-GP's gradient penalty (the configuration's recipe has R1); give "
+            "--gamma 0 for WGAN-GP alone, as in ProGAN")
 
     # Fixed latents for the snapshot grids.
     cols, rows = grid_shape(config.G.resolution)

@@ -190,3 +190,16 @@ def test_reprojection_generated_closer_than_unrelated_images():
     others = torch.rand(1, 3, 16, 16) * 2 - 1  # a noise image the network cannot make
     d = reprojection_distances(G, others, distance, 1, ProjectionConfig(num_steps=40, w_avg_samples=500))
     assert max(d["generated"]) < min(d["real"])
+
+
+def test_reprojection_of_a_conditional_network():
+    distance = _lpips_or_skip()
+    from stylegan.config import make_config
+    from stylegan.networks import build_networks
+    from stylegan.tools.reprojection import reprojection_distances
+
+    cfg = make_config("stylegan2", resolution=16, cbase=256, cmax=32, map_depth=2, z_dim=32, w_dim=32, c_dim=3,
+                      num_fp16_res=0, conv_clamp=None)
+    G = build_networks(cfg, seed=0)["G_ema"].eval()
+    d = reprojection_distances(G, torch.rand(2, 3, 16, 16) * 2 - 1, distance, 2, ProjectionConfig(num_steps=2, w_avg_samples=50))
+    assert len(d["generated"]) == len(d["real"]) == 2

@@ -193,7 +193,7 @@ def reprojection_study(network, data, data_resolution, num, num_steps, device, o
     G = _load_generator(network, dev)
     distance = _distance(dev)
     try:
-        ds = ImageDataset(resolve_data(data, data_resolution))
+        ds = ImageDataset(resolve_data(data, data_resolution or G.resolution))  # a built-in: at the network's
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     if (ds.resolution, ds.num_channels) != (G.resolution, G.img_channels):

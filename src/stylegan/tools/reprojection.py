@@ -13,13 +13,14 @@ from stylegan.tools.projector import Distance, ProjectionConfig, project
 
 def reprojection_distances(G, real_images: torch.Tensor, distance: Distance, num: int,
                            cfg: ProjectionConfig, seed: int = 1000, progress: bool = False) -> dict[str, list[float]]:
-    """Final distances for ``num`` generated images (seeds seed…) and the first ``num`` real images
-    ([N, C, R, R] in [−1, 1])."""
+    """Final distances for ``num`` generated images (seeds seed…; a conditional network's in classes 0, 1, …
+    in turn) and the first ``num`` real images ([N, C, R, R] in [−1, 1])."""
     device = next(G.parameters()).device
     out: dict[str, list[float]] = {"generated": [], "real": []}
     for i in range(num):
+        c = torch.eye(G.c_dim, device=device)[[i % G.c_dim]] if G.c_dim else None
         with torch.no_grad():
-            img = G(z_from_seed(seed + i, G.z_dim).to(device), noise_mode="const")
+            img = G(z_from_seed(seed + i, G.z_dim).to(device), c, noise_mode="const")
         out["generated"].append(project(G, img, distance, cfg, progress=progress).final_distance)
     for img in real_images[:num]:
         out["real"].append(project(G, img[None].to(device), distance, cfg, progress=progress).final_distance)

@@ -73,7 +73,8 @@ def test_small_recipe_keeps_the_stylegan2_generator_and_leaves_the_paper_rows_al
 
 
 def test_every_paper_row_has_a_name():
-    assert set(LINEAGE) | set(ALIASES) | {"small"} == set(PRESETS)  # small: this package's recipe, no paper row
+    # small: this package's recipe; paper256 ... cifar: the stylegan2-ada code's presets; no paper rows
+    assert set(LINEAGE) | set(ALIASES) | {"small", "paper256", "paper512", "paper1024", "cifar"} == set(PRESETS)
     assert PRESETS["stylegan"] is PRESETS["stylegan-f"] and PRESETS["stylegan2"] is PRESETS["stylegan2-f"]
     families = {n: make_config(n).family for n in LINEAGE}
     assert families["progan"] == "progan" and families["stylegan-c"] == "stylegan"
@@ -165,7 +166,7 @@ def test_configs_command_lists_every_configuration():
     assert "stylegan-f (= stylegan)" in r.output and "StyleGAN Table 1 C" in r.output
     r = CliRunner().invoke(main, ["configs", "--resolution", "256", "--resolution", "64", "--format", "json"])
     rows = {row["name"]: row for row in json.loads(r.output)}
-    assert list(rows) == LINEAGE + ["small"]  # the papers' rows in order, then this package's own recipe
+    assert list(rows) == LINEAGE + ["small", "paper256", "paper512", "paper1024", "cifar"]  # papers, ours, stylegan2-ada's
     for name in ("progan", "stylegan-e", "stylegan2-b", "stylegan2-f"):
         for res in (256, 64):
             assert rows[name]["params"][str(res)] == parameter_counts(make_config(name, resolution=res))
@@ -591,3 +592,18 @@ def test_flags_that_would_change_an_architecture_or_stack_penalties_say_so(tmp_p
         make_config("progan", map_depth=2)
     run = train(lineage_opts(tmp_path, "stylegan2", loss="wgangp", kimg=0.004, tick=0.004))
     assert "R1 runs on top of WGAN-GP" in (run / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("name,batch,mbstd,cbase,lr,gamma,ema,rampup,maps", [
+    ("paper256", 64, 8, 16384, 0.0025, 1.0, 20, 0.0, 8),
+    ("paper512", 64, 8, 32768, 0.0025, 0.5, 20, 0.0, 8),
+    ("paper1024", 32, 4, 32768, 0.002, 2.0, 10, 0.0, 8),
+    ("cifar", 64, 32, 32768, 0.0025, 0.01, 500, 0.05, 2),
+])
+def test_the_stylegan2_ada_presets(name, batch, mbstd, cbase, lr, gamma, ema, rampup, maps):
+    """The presets of the authors' stylegan2-ada train.py, as its code and README list them."""
+    c, r = make_config(name, resolution=256), PRESETS[name].training
+    assert (r.batch, c.D.mbstd_group, c.G.cbase, c.G.cmax, c.G.map_depth) == (batch, mbstd, cbase, 512, maps)
+    assert (r.glr, r.dlr, r.gamma, r.ema_kimg, r.ema_rampup) == (lr, lr, gamma, ema, rampup)
+    assert (r.pl_weight, r.style_mixing, c.D.arch) == ((0.0, 0.0, "orig") if name == "cifar" else (2.0, 0.9, "resnet"))
+    assert (c.G.num_fp16_res, c.G.conv_clamp, r.betas) == (4, 256, (0.0, 0.99))

@@ -319,7 +319,7 @@ class TrainingRecipe:
     augmentation (``ada``). ema_kimg: half-life of the generator EMA (None: batch·10/32 kimg). betas: Adam's
     β1, β2 (0, 0.99). mode_seeking: weight of the mode-seeking penalty on G (0: off; not in the papers).
     train_noise: the noise inputs while training: ``random`` (the papers), ``const`` (each layer's fixed noise
-    image) or ``none``.
+    image) or ``none``. ema_rampup: the EMA half-life is at most this share of the images seen (0.05; 0: none).
     """
 
     loss: str = "nonsaturating"
@@ -339,6 +339,7 @@ class TrainingRecipe:
     betas: tuple[float, float] = (0.0, 0.99)
     mode_seeking: float = 0.0
     train_noise: str = "random"
+    ema_rampup: float = 0.05
 
     def validate(self) -> "TrainingRecipe":
         _check(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
@@ -354,6 +355,7 @@ class TrainingRecipe:
         _check(isinstance(self.batch, int) and self.batch >= 1, f"the batch must be >= 1, got {self.batch}")
         _check(self.aug in AUG_MODES, f"aug must be one of {', '.join(AUG_MODES)}, got {self.aug!r}")
         _check(self.ema_kimg is None or self.ema_kimg >= 0, "the EMA half-life must be >= 0")
+        _check(self.ema_rampup >= 0, f"the EMA ramp-up must be >= 0, got {self.ema_rampup}")
         _check(self.mode_seeking >= 0, f"the mode-seeking weight must be >= 0, got {self.mode_seeking}")
         _check(self.train_noise in ("random", "const", "none"),
                f"train_noise must be random, const or none, got {self.train_noise!r}")
@@ -478,6 +480,38 @@ _PRESET_LIST.append(
            "StyleGAN2's networks, narrow (cbase 1024, cmax 64, 2 mapping layers), batch 16, no path length or "
            "mixing, DiffAugment: the fastest setting of the small-compute study (docs/small-compute.md)",
            "not a paper row: this package's recipe for a laptop"))
+
+def _ada(fmaps: float, map_depth: int, mbstd_group: int, d_arch: str = "resnet") -> NetworkConfig:
+    """StyleGAN2's networks as the stylegan2-ada code's presets size them: cbase = fmaps·32768, cmax 512."""
+    c = _lineage()["stylegan2-f"]
+    for net in (c.G, c.D):
+        net.cbase, net.cmax = int(fmaps * 32768), 512
+    c.G.map_depth, c.D.mbstd_group, c.D.arch = map_depth, mbstd_group, d_arch
+    return c
+
+
+# The presets of the stylegan2-ada-pytorch code (its train.py), which users of that code know by name; not rows
+# of the papers' tables. Same lr for G and D; EMA ramp-up none except cifar's.
+_PRESET_LIST.extend([
+    Preset("paper256", lambda: _ada(0.5, 8, 8),
+           TrainingRecipe(batch=64, glr=0.0025, dlr=0.0025, gamma=1.0, ema_kimg=20, ema_rampup=0.0),
+           "stylegan2-ada's paper256: cbase 16384, batch 64, minibatch-std group 8, lr 0.0025, γ 1, EMA 20 kimg",
+           "the ADA paper's 256² setting (FFHQ, LSUN Cat ...)"),
+    Preset("paper512", lambda: _ada(1, 8, 8),
+           TrainingRecipe(batch=64, glr=0.0025, dlr=0.0025, gamma=0.5, ema_kimg=20, ema_rampup=0.0),
+           "stylegan2-ada's paper512: cbase 32768, batch 64, minibatch-std group 8, lr 0.0025, γ 0.5, EMA 20 kimg",
+           "the ADA paper's 512² setting (AFHQ, BreCaHAD, MetFaces)"),
+    Preset("paper1024", lambda: _ada(1, 8, 4),
+           TrainingRecipe(batch=32, glr=0.002, dlr=0.002, gamma=2.0, ema_kimg=10, ema_rampup=0.0),
+           "stylegan2-ada's paper1024: cbase 32768, batch 32, minibatch-std group 4, lr 0.002, γ 2, EMA 10 kimg",
+           "the ADA paper's 1024² setting (FFHQ, MetFaces)"),
+    Preset("cifar", lambda: _ada(1, 2, 32, d_arch="orig"),
+           TrainingRecipe(batch=64, glr=0.0025, dlr=0.0025, gamma=0.01, ema_kimg=500, ema_rampup=0.05,
+                          pl_weight=0.0, style_mixing=0.0),
+           "stylegan2-ada's cifar: cbase 32768, 2 mapping layers, batch 64, minibatch-std group 32, lr 0.0025, "
+           "γ 0.01, EMA 500 kimg, no path length or mixing, orig D",
+           "the ADA paper's CIFAR-10 setting (FID 2.42 class-conditional)"),
+])
 
 #: Short names for the last row of each paper.
 ALIASES = {"stylegan": "stylegan-f", "stylegan2": "stylegan2-f"}

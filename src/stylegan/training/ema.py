@@ -9,7 +9,7 @@ from torch import nn
 def ema_beta(batch_size: int, cur_nimg: int, ema_kimg: float, ema_rampup: float | None) -> float:
     """Decay per step: ``0.5 ** (batch / ema_nimg)``, with ``ema_nimg = min(ema_kimg·1000, cur_nimg·rampup)``."""
     ema_nimg = ema_kimg * 1000
-    if ema_rampup is not None:
+    if ema_rampup:  # None or 0: no ramp-up
         ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
     return 0.5 ** (batch_size / max(ema_nimg, 1e-8))
 

@@ -384,7 +384,7 @@ class Trainer:
             self._finish(self.opt_D, self.D, "D R1")
         self._set_D_trainable(False)
 
-        update_ema(self.G_ema, self.G, ema_beta(opts.batch, self.cur_nimg, self.ema_kimg, opts.ema_rampup))
+        update_ema(self.G_ema, self.G, ema_beta(opts.batch, self.cur_nimg, self.ema_kimg, self.recipe.ema_rampup))
         self.cur_nimg += opts.batch
         self.batch_idx += 1
         return stats

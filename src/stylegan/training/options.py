@@ -18,7 +18,7 @@ RECIPE_OPTIONS = {"loss": "loss", "gamma": "gamma", "r1_interval": "r1_interval"
                   "pl_interval": "pl_interval", "style_mixing": "style_mixing", "glr": "glr", "dlr": "dlr",
                   "start_res": "start_resolution", "fade_kimg": "fade_kimg", "stable_kimg": "stable_kimg",
                   "batch": "batch", "aug": "aug", "ema_kimg": "ema_kimg", "betas": "betas",
-                  "mode_seeking": "mode_seeking", "train_noise": "train_noise"}
+                  "mode_seeking": "mode_seeking", "train_noise": "train_noise", "ema_rampup": "ema_rampup"}
 
 
 class OptionsError(ValueError):
@@ -47,7 +47,7 @@ class TrainingOptions:
     kimg: length in thousands of real images shown to D. minutes: budget of training time (the training steps
     only, not snapshots or metrics), counted across resumes; training stops at kimg or minutes, whichever
     comes first. tick: kimg per progress report; snap: ticks per snapshot (image grid + checkpoint).
-    ema_rampup: ramp-up ratio of the EMA half-life (0.05). fp32: disable mixed precision
+    ema_rampup: ramp-up ratio of the EMA half-life [0.05; 0 = none]. fp32: disable mixed precision
     (float16 in the highest resolutions on CUDA, with conv clamp). cpu_bf16: run those layers in bfloat16
     on the CPU (off by default: see README for when it pays).
     workers: data-loading processes. procs: training processes on this machine (one process group, each with
@@ -89,7 +89,7 @@ class TrainingOptions:
     mode_seeking: float | None = None
     train_noise: str | None = None
     ema_kimg: float | None = None
-    ema_rampup: float | None = 0.05
+    ema_rampup: float | None = None
     style_mixing: float | None = None
     pl_weight: float | None = None
     r1_interval: int | None = None

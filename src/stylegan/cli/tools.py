@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mode, class_option, device_option,
-                               network_option, noise_option, outdir_option, trunc_option)
+                               force_option, network_option, noise_option, outdir_option, refuse_overwrite,
+                               trunc_option)
 
 
 def _distance(device):
@@ -170,7 +171,79 @@ def resolution_study(network, run_dir, num, device, outdir):
         click.echo(f"wrote {plot_over_training(rows, out / 'resolution-study.png')}")
 
 
-COMMANDS = [project, video, noise_study, resolution_study]
+@click.command()
+@network_option
+@click.option("--method", type=click.Choice(["sefa", "ganspace"]), default="sefa", show_default=True,
+              help="sefa: eigenvectors of the style affine weights (no sampling); ganspace: principal components of "
+                   "sampled w.")
+@click.option("--num", type=click.IntRange(1, 512), default=10, show_default=True, help="Directions to keep.")
+@click.option("--layers", default=None, callback=_int_list, metavar="LIST",
+              help="sefa: the style layers (ws indices, e.g. 0-5) whose weights to factorize [all].")
+@click.option("--samples", type=click.IntRange(100, 10_000_000), default=10_000, show_default=True,
+              help="ganspace: latents sampled.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), metavar="NPZ",
+              help="Where to write the directions (.npz).")
+@force_option
+@device_option
+def directions(network, method, num, layers, samples, out_path, force, device):
+    """Latent directions of a network (SeFa or GANSpace), written to an .npz for `stylegan edit`."""
+    from stylegan.tools.directions import compute_directions
+
+    if not out_path.endswith(".npz"):
+        raise click.UsageError("--out must end in .npz")
+    refuse_overwrite([out_path], force, inputs=[network])
+    G = _load_generator(network, _device(device))
+    if layers is not None and method != "sefa":
+        raise click.UsageError("--layers applies to sefa (edit --layers chooses where any direction is applied)")
+    try:
+        d = compute_directions(G, method, num, layers, samples)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    d.save(out_path)
+    click.echo(f"wrote {len(d.directions)} {method} directions to {out_path}")
+
+
+@click.command()
+@network_option
+@click.option("--seeds", required=True, callback=_int_list, metavar="LIST", help="Seeds to edit: 0-7,12.")
+@click.option("--directions", "directions_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="NPZ", help="Directions from `stylegan directions`.")
+@click.option("--index", type=click.IntRange(0), default=0, show_default=True, help="Which direction.")
+@click.option("--strength", default="-3:3:7", show_default=True, metavar="A:B:N|LIST",
+              help="Strengths in units of σ along the direction: START:STOP:COUNT or a list (-2,0,2).")
+@click.option("--layers", default=None, callback=_int_list, metavar="LIST",
+              help="Style layers (ws indices) to move, e.g. 0-5 [the directions' own, else all].")
+@trunc_option
+@class_option
+@noise_option
+@device_option
+@outdir_option
+@force_option
+def edit(network, seeds, directions_path, index, strength, layers, truncation_psi, class_idx, noise_mode, device,
+         outdir, force):
+    """A strip per seed (seedNNNN-dirK.png): the image moved along one latent direction."""
+    from stylegan.images import make_grid, save_png, to_uint8
+    from stylegan.tools.directions import Directions, edit as edit_strip, parse_strengths
+
+    try:
+        strengths = parse_strengths(strength)
+        d = Directions.load(directions_path)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    outs = [Path(outdir) / f"seed{s:04d}-dir{index}.png" for s in seeds]
+    refuse_overwrite(outs, force, inputs=[directions_path, network])
+    G = _load_generator(network, _device(device))
+    noise_mode = _noise_mode(G, noise_mode)
+    for seed, out in zip(seeds, outs):
+        try:
+            imgs = edit_strip(G, seed, d, index, strengths, layers, truncation_psi, class_idx, noise_mode)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        save_png(make_grid(to_uint8(imgs), cols=len(strengths)), out)
+    click.echo(f"wrote {len(outs)} strip(s) of {len(strengths)} to {outdir}")
+
+
+COMMANDS = [project, video, noise_study, resolution_study, directions, edit]
 
 
 @click.command("reprojection-study")

@@ -1,0 +1,167 @@
+"""Latent directions in W and editing along them.
+
+- **SeFa** (Shen & Zhou 2021, closed-form factorization): the style affine layers map w to each layer's styles,
+  s = A·w + b. Directions that change the styles most are the top eigenvectors of AᵀA, with A the weights of the
+  chosen layers stacked (each row normalized to unit length). No sampling: a property of the weights.
+- **GANSpace** (Härkönen et al. 2020): principal components of w = mapping(z) over many samples; each comes with
+  the standard deviation of w along it, so that edits can be measured in σ.
+
+An edit moves w by ``strength · σ_k · n_k`` on the chosen style layers (all by default) and renders the result;
+strength 0 gives the original image exactly. Directions are saved as ``.npz`` (plain arrays, read without
+pickle): ``directions`` [K, w_dim], ``sigma`` [K], ``method``, ``layers``.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from stylegan.tools.generate import class_labels, z_from_seed
+
+METHODS = ("sefa", "ganspace")
+
+
+@dataclass
+class Directions:
+    """Unit directions in W [K, w_dim], largest first; ``sigma``: the spread of w along each (1 for SeFa, whose
+    directions come from the weights alone); ``layers``: the style layers they were computed for (None: all)."""
+
+    directions: np.ndarray
+    sigma: np.ndarray
+    method: str
+    layers: list[int] | None = None
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        np.savez(path, directions=self.directions.astype(np.float32), sigma=self.sigma.astype(np.float32),
+                 method=np.array(self.method), layers=np.array(self.layers if self.layers is not None else [], np.int64))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Directions":
+        """Read a directions file (plain arrays only: a pickled object in it is refused)."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                d = f["directions"].astype(np.float32)
+                sigma = f["sigma"].astype(np.float32)
+                method = str(f["method"])
+                layers = [int(v) for v in f["layers"]]
+        except (OSError, KeyError, ValueError) as e:
+            raise ValueError(f"{path}: not a directions file ({str(e)[:80]})") from None
+        if d.ndim != 2 or sigma.shape != (d.shape[0],):
+            raise ValueError(f"{path}: directions must be [K, w_dim] with one sigma each")
+        return cls(d, sigma, method, layers or None)
+
+
+def style_layers(G) -> list[tuple[int, torch.nn.Module]]:
+    """(ws index, affine layer) of every style layer of a StyleGAN2 synthesis network, coarse to fine: a block's
+    convolutions take consecutive ws, its toRGB shares the next block's first."""
+    if not hasattr(G.synthesis, "block_ws"):
+        raise ValueError("SeFa needs the StyleGAN2 synthesis network (modulated convolutions); this network has "
+                         "none: use ganspace")
+    out, idx = [], 0
+    for block in G.synthesis.blocks.values():
+        convs = [m for m in (block.conv0, block.conv1) if m is not None]
+        for i, conv in enumerate(convs):
+            out.append((idx + i, conv.affine))
+        if block.torgb is not None:
+            out.append((idx + len(convs), block.torgb.affine))
+        idx += len(convs)
+    return out
+
+
+def sefa(G, num: int = 10, layers: Sequence[int] | None = None) -> Directions:
+    """The top ``num`` eigenvectors of AᵀA, A the stacked (row-normalized) affine weights of ``layers`` (ws
+    indices; all when None)."""
+    chosen = [aff for i, aff in style_layers(G) if layers is None or i in set(layers)]
+    if not chosen:
+        raise ValueError(f"no style layer among {list(layers or [])}; this network has ws 0..{G.num_ws - 1}")
+    A = torch.cat([aff.weight.detach().double().cpu() for aff in chosen])  # [sum of channels, w_dim]
+    A = A / A.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    eigvals, eigvecs = torch.linalg.eigh(A.T @ A)  # ascending
+    order = torch.argsort(eigvals, descending=True)[:num]
+    d = eigvecs[:, order].T.float().numpy()
+    return Directions(d, np.ones(len(d), np.float32), "sefa", list(layers) if layers is not None else None)
+
+
+@torch.no_grad()
+def ganspace(G, num: int = 10, samples: int = 10_000, seed: int = 0, batch: int = 1000) -> Directions:
+    """Principal components of w = mapping(z) over ``samples`` latents (random classes for a conditional G)."""
+    device = next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    ws = []
+    for i in range(0, samples, batch):
+        n = min(batch, samples - i)
+        z = torch.randn(n, G.z_dim, generator=gen).to(device)
+        c = None
+        if G.c_dim:
+            c = torch.eye(G.c_dim)[torch.randint(G.c_dim, (n,), generator=gen)].to(device)
+        ws.append(G.mapping(z, c)[:, 0].double().cpu())
+    w = torch.cat(ws)
+    w = w - w.mean(dim=0)
+    eigvals, eigvecs = torch.linalg.eigh(w.T @ w / max(len(w) - 1, 1))
+    order = torch.argsort(eigvals, descending=True)[:num]
+    d = eigvecs[:, order].T
+    return Directions(d.float().numpy(), eigvals[order].clamp_min(0).sqrt().float().numpy(), "ganspace")
+
+
+def compute_directions(G, method: str, num: int = 10, layers: Sequence[int] | None = None,
+                       samples: int = 10_000, seed: int = 0) -> Directions:
+    if method == "sefa":
+        return sefa(G, num, layers)
+    if method == "ganspace":
+        return ganspace(G, num, samples, seed)
+    raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+
+
+@torch.no_grad()
+def edit(G, seed: int, directions: Directions, index: int, strengths: Sequence[float],
+         layers: Sequence[int] | None = None, truncation_psi: float = 1.0, class_idx: int | None = None,
+         noise_mode: str = "const") -> torch.Tensor:
+    """Images [len(strengths), C, H, W] of ``seed`` moved by ``strength · σ · n`` along direction ``index`` on
+    ``layers`` (ws indices; the directions' own layers, else all)."""
+    if not 0 <= index < len(directions.directions):
+        raise ValueError(f"direction index must be in [0, {len(directions.directions)}), got {index}")
+    if directions.directions.shape[1] != G.w_dim:
+        raise ValueError(f"the directions are {directions.directions.shape[1]}-dimensional, this network's w is "
+                         f"{G.w_dim}-dimensional")
+    layers = layers if layers is not None else directions.layers
+    if layers is not None and not all(0 <= i < G.num_ws for i in layers):
+        raise ValueError(f"layers must be in [0, {G.num_ws}), got {list(layers)}")
+    device = next(G.parameters()).device
+    z = z_from_seed(seed, G.z_dim).to(device)
+    ws = G.mapping(z, class_labels(G, class_idx, 1, device), truncation_psi=truncation_psi)
+    step = torch.from_numpy(directions.directions[index] * directions.sigma[index]).to(device)
+    mask = torch.zeros(G.num_ws, 1, device=device)
+    mask[list(layers) if layers is not None else slice(None)] = 1
+    out = []
+    for s in strengths:
+        edited = ws if s == 0 else ws + float(s) * mask * step  # strength 0: the original ws, bit for bit
+        out.append(G.synthesis(edited, noise_mode=noise_mode))
+    return torch.cat(out)
+
+
+def parse_strengths(spec: str) -> list[float]:
+    """``"-3:3:7"`` (start:stop:count, inclusive) or ``"-2,0,2"``."""
+    try:
+        if ":" in spec:
+            a, b, n = spec.split(":")
+            n = int(n)
+            if not 1 <= n <= 100:
+                raise ValueError
+            values = [float(a) + (float(b) - float(a)) * i / max(n - 1, 1) for i in range(n)]
+        else:
+            values = [float(v) for v in spec.split(",") if v.strip()]
+        if not values or len(values) > 100:
+            raise ValueError
+    except ValueError:
+        values = None
+    if values is None or not all(math.isfinite(v) and abs(v) <= 1000 for v in values):
+        raise ValueError(f"strengths must be START:STOP:COUNT (COUNT 1-100) or a list such as -2,0,2, finite and "
+                         f"within ±1000; got {spec!r}")
+    return values

@@ -85,3 +85,34 @@ def test_commands(G, tmp_path):
     assert r.exit_code == 1 and "index must be in [0, 3)" in r.output
     r = run("directions", "--network", net, "--method", "sefa", "--out", tmp_path / "g.npz")
     assert r.exit_code == 1 and "already exists" in r.output
+
+
+def test_label_direction_separates_held_out_samples(G, tmp_path):
+    from stylegan.tools.directions import label_direction
+
+    d = label_direction(G, 1, samples=600)
+    assert d.directions.shape == (1, G.w_dim) and abs(np.linalg.norm(d.directions[0]) - 1) < 1e-5
+    assert d.accuracy > 0.9  # the class is in w (its embedding), so a plane separates it
+    back = Directions.load(d.save(tmp_path / "l.npz"))
+    assert back.accuracy == pytest.approx(d.accuracy) and back.method == "labels"
+
+
+def test_label_direction_from_a_classifier_reading_the_images():
+    """Unconditional: the label is what a classifier reads in each image (here: which half is brighter)."""
+    from stylegan.tools.directions import label_direction
+
+    Gu = build_networks(tiny_config(16, img_channels=1), seed=1)["G_ema"].eval()
+
+    class Brighter(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, img):
+            top, bottom = img[:, :, :8].mean(dim=[1, 2, 3]), img[:, :, 8:].mean(dim=[1, 2, 3])
+            return torch.stack([bottom - top, top - bottom, *[top * 0 - 9] * 8], dim=1)  # class 1: top brighter
+
+    d = label_direction(Gu, 1, samples=800, classifier=Brighter())
+    assert 0.5 < d.accuracy <= 1 and d.sigma[0] > 0
+    with pytest.raises(ValueError, match="appears in 0 of"):
+        label_direction(Gu, 5, samples=200, classifier=Brighter())

@@ -173,19 +173,21 @@ def resolution_study(network, run_dir, num, device, outdir):
 
 @click.command()
 @network_option
-@click.option("--method", type=click.Choice(["sefa", "ganspace"]), default="sefa", show_default=True,
+@click.option("--method", type=click.Choice(["sefa", "ganspace", "labels"]), default="sefa", show_default=True,
               help="sefa: eigenvectors of the style affine weights (no sampling); ganspace: principal components of "
-                   "sampled w.")
+                   "sampled w; labels: the normal of a linear boundary in W for --label (a conditional network's "
+                   "class, or the digit classifier's reading of an unconditional digit generator).")
+@click.option("--label", type=click.IntRange(0), default=None, help="labels: the class to separate from the rest.")
 @click.option("--num", type=click.IntRange(1, 512), default=10, show_default=True, help="Directions to keep.")
 @click.option("--layers", default=None, callback=_int_list, metavar="LIST",
               help="sefa: the style layers (ws indices, e.g. 0-5) whose weights to factorize [all].")
 @click.option("--samples", type=click.IntRange(100, 10_000_000), default=10_000, show_default=True,
-              help="ganspace: latents sampled.")
+              help="ganspace and labels: latents sampled.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), metavar="NPZ",
               help="Where to write the directions (.npz).")
 @force_option
 @device_option
-def directions(network, method, num, layers, samples, out_path, force, device):
+def directions(network, method, label, num, layers, samples, out_path, force, device):
     """Latent directions of a network (SeFa or GANSpace), written to an .npz for `stylegan edit`."""
     from stylegan.tools.directions import compute_directions
 
@@ -195,12 +197,15 @@ def directions(network, method, num, layers, samples, out_path, force, device):
     G = _load_generator(network, _device(device))
     if layers is not None and method != "sefa":
         raise click.UsageError("--layers applies to sefa (edit --layers chooses where any direction is applied)")
+    if (label is not None) != (method == "labels"):
+        raise click.UsageError("--label goes with --method labels, and that method needs it")
     try:
-        d = compute_directions(G, method, num, layers, samples)
+        d = compute_directions(G, method, num, layers, samples, label=label)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     d.save(out_path)
-    click.echo(f"wrote {len(d.directions)} {method} directions to {out_path}")
+    click.echo(f"wrote {len(d.directions)} {method} direction(s) to {out_path}"
+               + (f"; the boundary's held-out accuracy is {d.accuracy:.1%}" if d.accuracy is not None else ""))
 
 
 @click.command()

@@ -5,6 +5,10 @@
   chosen layers stacked (each row normalized to unit length). No sampling: a property of the weights.
 - **GANSpace** (Härkönen et al. 2020): principal components of w = mapping(z) over many samples; each comes with
   the standard deviation of w along it, so that edits can be measured in σ.
+- **Labels** (InterFaceGAN, Shen et al. 2020): the normal of a linear SVM in W that separates samples with a label
+  from those without, fitted on half of the samples and scored on the other half (its held-out accuracy is kept
+  with the direction). The label is the requested class of a conditional network, or for an unconditional digit
+  generator the class the package's digit classifier reads in the image.
 
 An edit moves w by ``strength · σ_k · n_k`` on the chosen style layers (all by default) and renders the result;
 strength 0 gives the original image exactly. Directions are saved as ``.npz`` (plain arrays, read without
@@ -23,7 +27,7 @@ import torch
 
 from stylegan.tools.generate import class_labels, z_from_seed
 
-METHODS = ("sefa", "ganspace")
+METHODS = ("sefa", "ganspace", "labels")
 
 
 @dataclass
@@ -35,11 +39,13 @@ class Directions:
     sigma: np.ndarray
     method: str
     layers: list[int] | None = None
+    accuracy: float | None = None  # labels: the boundary's accuracy on held-out samples
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
         np.savez(path, directions=self.directions.astype(np.float32), sigma=self.sigma.astype(np.float32),
-                 method=np.array(self.method), layers=np.array(self.layers if self.layers is not None else [], np.int64))
+                 method=np.array(self.method), layers=np.array(self.layers if self.layers is not None else [], np.int64),
+                 accuracy=np.array(np.nan if self.accuracy is None else self.accuracy, np.float64))
         return path
 
     @classmethod
@@ -51,11 +57,12 @@ class Directions:
                 sigma = f["sigma"].astype(np.float32)
                 method = str(f["method"])
                 layers = [int(v) for v in f["layers"]]
+                accuracy = float(f["accuracy"]) if "accuracy" in f.files else float("nan")
         except (OSError, KeyError, ValueError) as e:
             raise ValueError(f"{path}: not a directions file ({str(e)[:80]})") from None
         if d.ndim != 2 or sigma.shape != (d.shape[0],):
             raise ValueError(f"{path}: directions must be [K, w_dim] with one sigma each")
-        return cls(d, sigma, method, layers or None)
+        return cls(d, sigma, method, layers or None, None if math.isnan(accuracy) else accuracy)
 
 
 def style_layers(G) -> list[tuple[int, torch.nn.Module]]:
@@ -110,12 +117,58 @@ def ganspace(G, num: int = 10, samples: int = 10_000, seed: int = 0, batch: int 
     return Directions(d.float().numpy(), eigvals[order].clamp_min(0).sqrt().float().numpy(), "ganspace")
 
 
+@torch.no_grad()
+def label_direction(G, label: int, samples: int = 2000, seed: int = 0, classifier=None) -> Directions:
+    """The unit normal of a linear SVM in W separating samples with ``label`` from the rest (see the module
+    docstring), with σ the spread of w along it and the boundary's held-out accuracy."""
+    from stylegan.metrics.separability import fit_linear_svm
+
+    device = next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    ws, ys = [], []
+    net = None
+    if not G.c_dim:
+        from stylegan.metrics.digits import NUM_CLASSES, load_classifier
+
+        net = classifier if classifier is not None else load_classifier(device=device)
+        if not 0 <= label < NUM_CLASSES:
+            raise ValueError(f"label must be a digit class in [0, {NUM_CLASSES}), got {label}")
+    elif not 0 <= label < G.c_dim:
+        raise ValueError(f"label must be a class in [0, {G.c_dim}), got {label}")
+    for i in range(0, samples, 250):
+        n = min(250, samples - i)
+        z = torch.randn(n, G.z_dim, generator=gen).to(device)
+        if G.c_dim:
+            cls = torch.randint(G.c_dim, (n,), generator=gen)
+            w = G.mapping(z, torch.eye(G.c_dim)[cls].to(device))
+            ys.append(cls == label)
+        else:
+            w = G.mapping(z, None)
+            img = G.synthesis(w, noise_mode="const")
+            ys.append(net(img.float().to(next(net.parameters()).device)).argmax(dim=1).cpu() == label)
+        ws.append(w[:, 0].double().cpu())
+    w, y = torch.cat(ws).numpy(), torch.cat(ys).numpy()
+    half = len(w) // 2
+    if y[:half].all() or not y[:half].any() or y[half:].all() or not y[half:].any():
+        raise ValueError(f"label {label} appears in {int(y.sum())} of {len(y)} samples: both halves need samples "
+                         "with and without it")
+    normal, b = fit_linear_svm(w[:half], y[:half])
+    accuracy = float(((w[half:] @ normal + b > 0) == y[half:]).mean())
+    d = normal / max(np.linalg.norm(normal), 1e-12)
+    sigma = float((w @ d).std())
+    return Directions(d[None].astype(np.float32), np.array([sigma], np.float32), "labels", None, accuracy)
+
+
 def compute_directions(G, method: str, num: int = 10, layers: Sequence[int] | None = None,
-                       samples: int = 10_000, seed: int = 0) -> Directions:
+                       samples: int = 10_000, seed: int = 0, label: int | None = None) -> Directions:
     if method == "sefa":
         return sefa(G, num, layers)
     if method == "ganspace":
         return ganspace(G, num, samples, seed)
+    if method == "labels":
+        if label is None:
+            raise ValueError("the labels method needs the label (class) to separate")
+        return label_direction(G, label, samples, seed)
     raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
 
 

@@ -116,3 +116,23 @@ def test_label_direction_from_a_classifier_reading_the_images():
     assert 0.5 < d.accuracy <= 1 and d.sigma[0] > 0
     with pytest.raises(ValueError, match="appears in 0 of"):
         label_direction(Gu, 5, samples=200, classifier=Brighter())
+
+
+def test_edit_a_projection(G, tmp_path):
+    from stylegan.checkpoint import save_checkpoint
+
+    net = save_checkpoint(tmp_path / "net.safetensors", tiny_config(16, c_dim=3), {"G_ema": G})
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(2, G.z_dim), torch.eye(3)[[0, 1]])
+    np.savez(tmp_path / "projected_w.npz", w=ws.numpy())
+    sefa(G, num=2).save(tmp_path / "s.npz")
+    r = CliRunner().invoke(main, ["edit", "--network", str(net), "--projected-w", str(tmp_path / "projected_w.npz"),
+                                  "--directions", str(tmp_path / "s.npz"), "--strength", "0,1", "--outdir",
+                                  str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    from PIL import Image
+    strip = np.asarray(Image.open(tmp_path / "o" / "proj01-dir0.png"))
+    with torch.no_grad():
+        from stylegan.images import to_uint8
+        original = to_uint8(G.synthesis(ws[1:], noise_mode="const"))[0]
+    assert np.array_equal(strip[:, :16], original)  # strength 0: the projection's own image

@@ -210,7 +210,9 @@ def directions(network, method, label, num, layers, samples, out_path, force, de
 
 @click.command()
 @network_option
-@click.option("--seeds", required=True, callback=_int_list, metavar="LIST", help="Seeds to edit: 0-7,12.")
+@click.option("--seeds", default=None, callback=_int_list, metavar="LIST", help="Seeds to edit: 0-7,12.")
+@click.option("--projected-w", default=None, type=click.Path(exists=True, dir_okay=False), metavar="NPZ",
+              help="Edit the ws of a projection (projected_w.npz from `stylegan project`) instead of seeds.")
 @click.option("--directions", "directions_path", required=True, type=click.Path(exists=True, dir_okay=False),
               metavar="NPZ", help="Directions from `stylegan directions`.")
 @click.option("--index", type=click.IntRange(0), default=0, show_default=True, help="Which direction.")
@@ -224,27 +226,38 @@ def directions(network, method, label, num, layers, samples, out_path, force, de
 @device_option
 @outdir_option
 @force_option
-def edit(network, seeds, directions_path, index, strength, layers, truncation_psi, class_idx, noise_mode, device,
-         outdir, force):
-    """A strip per seed (seedNNNN-dirK.png): the image moved along one latent direction."""
+def edit(network, seeds, projected_w, directions_path, index, strength, layers, truncation_psi, class_idx, noise_mode,
+         device, outdir, force):
+    """A strip per seed (seedNNNN-dirK.png) or per projected image (projNN-dirK.png): the image moved along one
+    latent direction."""
     from stylegan.images import make_grid, save_png, to_uint8
-    from stylegan.tools.directions import Directions, edit as edit_strip, parse_strengths
+    from stylegan.tools.directions import Directions, edit as edit_strip, edit_ws, parse_strengths
+    from stylegan.tools.projector import load_projected_w
+
+    if (seeds is None) == (projected_w is None):
+        raise click.UsageError("give exactly one of --seeds and --projected-w")
 
     try:
         strengths = parse_strengths(strength)
         d = Directions.load(directions_path)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    outs = [Path(outdir) / f"seed{s:04d}-dir{index}.png" for s in seeds]
-    refuse_overwrite(outs, force, inputs=[directions_path, network])
     G = _load_generator(network, _device(device))
     noise_mode = _noise_mode(G, noise_mode)
-    for seed, out in zip(seeds, outs):
-        try:
-            imgs = edit_strip(G, seed, d, index, strengths, layers, truncation_psi, class_idx, noise_mode)
-        except ValueError as e:
-            raise click.ClickException(str(e)) from None
-        save_png(make_grid(to_uint8(imgs), cols=len(strengths)), out)
+    try:
+        if projected_w is not None:
+            ws = load_projected_w(projected_w, G)
+            outs = [Path(outdir) / f"proj{i:02d}-dir{index}.png" for i in range(len(ws))]
+            jobs = [lambda w=w: edit_ws(G, w[None], d, index, strengths, layers, noise_mode) for w in ws]
+        else:
+            outs = [Path(outdir) / f"seed{s:04d}-dir{index}.png" for s in seeds]
+            jobs = [lambda s=s: edit_strip(G, s, d, index, strengths, layers, truncation_psi, class_idx, noise_mode)
+                    for s in seeds]
+        refuse_overwrite(outs, force, inputs=[directions_path, network, projected_w])
+        for job, out in zip(jobs, outs):
+            save_png(make_grid(to_uint8(job()), cols=len(strengths)), out)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     click.echo(f"wrote {len(outs)} strip(s) of {len(strengths)} to {outdir}")
 
 

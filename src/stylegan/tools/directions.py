@@ -178,6 +178,16 @@ def edit(G, seed: int, directions: Directions, index: int, strengths: Sequence[f
          noise_mode: str = "const") -> torch.Tensor:
     """Images [len(strengths), C, H, W] of ``seed`` moved by ``strength · σ · n`` along direction ``index`` on
     ``layers`` (ws indices; the directions' own layers, else all)."""
+    device = next(G.parameters()).device
+    z = z_from_seed(seed, G.z_dim).to(device)
+    ws = G.mapping(z, class_labels(G, class_idx, 1, device), truncation_psi=truncation_psi)
+    return edit_ws(G, ws, directions, index, strengths, layers, noise_mode)
+
+
+@torch.no_grad()
+def edit_ws(G, ws: torch.Tensor, directions: Directions, index: int, strengths: Sequence[float],
+            layers: Sequence[int] | None = None, noise_mode: str = "const") -> torch.Tensor:
+    """:func:`edit` of given ws [1, num_ws, w_dim], e.g. a projection of a real image (``projected_w.npz``)."""
     if not 0 <= index < len(directions.directions):
         raise ValueError(f"direction index must be in [0, {len(directions.directions)}), got {index}")
     if directions.directions.shape[1] != G.w_dim:
@@ -187,8 +197,7 @@ def edit(G, seed: int, directions: Directions, index: int, strengths: Sequence[f
     if layers is not None and not all(0 <= i < G.num_ws for i in layers):
         raise ValueError(f"layers must be in [0, {G.num_ws}), got {list(layers)}")
     device = next(G.parameters()).device
-    z = z_from_seed(seed, G.z_dim).to(device)
-    ws = G.mapping(z, class_labels(G, class_idx, 1, device), truncation_psi=truncation_psi)
+    ws = ws.to(device)
     step = torch.from_numpy(directions.directions[index] * directions.sigma[index]).to(device)
     mask = torch.zeros(G.num_ws, 1, device=device)
     mask[list(layers) if layers is not None else slice(None)] = 1

@@ -477,3 +477,14 @@ def test_network_without_truncation_pins_psi_to_one():
         assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size[0] == G.current_resolution
         bad = c.get("/api/image?seed=1&psi=0.5")
         assert 400 <= bad.status_code < 500 and "truncation" in bad.text
+
+
+def test_head_requests_and_repeated_parameters(tmp_path):
+    G = stylegan.load(_checkpoint(tmp_path / "u.safetensors"))
+    with TestClient(create_app(G)) as c:
+        for path in ("/", "/api/health", "/api/info", "/api/image?seed=3"):
+            h, g = c.head(path), c.get(path)
+            assert h.status_code == 200 == g.status_code and h.content == b"", path
+            assert h.headers["content-type"] == g.headers["content-type"]
+        r = c.get("/api/image?seed=1&seed=2")
+        assert r.status_code == 422 and "more than once" in r.json()["message"]

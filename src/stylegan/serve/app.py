@@ -147,6 +147,25 @@ class _Headers:
         await self.app(scope, receive, send_with_headers)
 
 
+class _HeadAsGet:
+    """Pure ASGI middleware: HEAD is answered as GET without the body (same status and headers), so that every
+    page and API path takes it, as HTTP asks, without a second route per path in the schema."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def send_headers_only(message):
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(dict(scope, method="GET"), receive, send_headers_only)
+
+
 def load_static() -> dict[str, tuple[bytes, str]]:
     """The page's files, read once: name → (content, media type)."""
     out: dict[str, tuple[bytes, str]] = {}
@@ -227,6 +246,7 @@ def create_app(
     )
     app.state.worker, app.state.renderer, app.state.info = worker, renderer, info
     app.add_middleware(_Headers)
+    app.add_middleware(_HeadAsGet)
     if allowed_hosts:
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -250,10 +270,14 @@ def create_app(
 
     # -- parameters -----------------------------------------------------------------------------------------
     def only(*allowed: str):
-        """Refuse unknown query parameters (a typo must not silently fall back to a default)."""
+        """Refuse unknown and repeated query parameters (a typo must not silently fall back to a default)."""
         allowed_set = set(allowed) | {"v"}
 
         def check(request: Request):
+            repeated = sorted(k for k in set(request.query_params) if len(request.query_params.getlist(k)) > 1)
+            if repeated:  # which one would win is not obvious; say so rather than pick
+                raise ApiError(422, "invalid_parameter",
+                               f"parameter(s) given more than once: {', '.join(map(repr, repeated))}")
             unknown = sorted(set(request.query_params) - allowed_set)
             if unknown:
                 hint = (" (this network is unconditional)" if "class" in unknown and c_dim == 0 else "")

@@ -223,3 +223,21 @@ def test_fuzz_inputs_are_valid(fuzz_inputs, tmp_path):
     path.write_bytes(fuzz_inputs["tf.pkl"])
     with pytest.raises(InteropError, match="no 4x4 synthesis"):
         stylegan.load(path)
+
+
+def test_views_of_one_storage_are_not_multiplied(tmp_path):
+    """A small file can view one storage many times; reading it must not copy the storage once per view."""
+    import io
+
+    from stylegan.interop.safe_pickle import load_torch_bytes
+
+    base = torch.arange(250_000, dtype=torch.float32)  # 1 MB
+    buf = io.BytesIO()
+    torch.save({f"t{i}": base[i:] for i in range(300)}, buf)  # 300 views: 300 MB if each were copied
+    assert len(buf.getvalue()) < 2 * 2 ** 20
+    top = load_torch_bytes(buf.getvalue(), "views.pt")
+    ptrs = {t.untyped_storage().data_ptr() for t in top.values()}
+    assert len(ptrs) == 1 and torch.equal(top["t7"], base[7:])
+    (tmp_path / "views.pt").write_bytes(buf.getvalue())
+    with pytest.raises(stylegan.CheckpointError):
+        stylegan.load(tmp_path / "views.pt")

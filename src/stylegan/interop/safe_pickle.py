@@ -274,7 +274,9 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *rest):
         if last >= storage.numel or numel > storage.numel:
             raise InteropError(f"tensor view {size} (stride {stride}, offset {offset}) exceeds its storage of "
                                f"{storage.numel} elements")
-        return torch.as_strided(storage.flat(), size, stride, offset).clone()
+        # A view, not a copy: a file that views one storage many times must not multiply its memory (the
+        # importers copy only the tensors they use, after checking names and shapes).
+        return torch.as_strided(storage.flat(), size, stride, offset)
     return torch.empty(size, dtype=storage.dtype)
 
 

@@ -198,3 +198,49 @@ def test_claimed_network_checked_before_it_is_built(saved, tmp_path, monkeypatch
     with pytest.raises(CheckpointError, match="shape mismatch"):
         stylegan.load(path)
     assert built == ["meta"]  # built once, on the meta device, then refused
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+                     max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(where=st.sampled_from(["G", "D", "top", "networks", "extra"]), key=st.sampled_from(
+    ["z_dim", "w_dim", "c_dim", "resolution", "cbase", "cmax", "map_depth", "map_lr_mul", "w_avg_beta", "conv_clamp",
+     "num_fp16_res", "arch", "noise", "mbstd_group", "cmap_dim", "mbstd_gain", "growing", "style", "family"]),
+       value=_json)
+def test_fuzzed_metadata_loads_or_fails_with_our_error(saved, tmp_path, where, key, value):
+    """Any JSON value in any field of the metadata: the loaders answer with a network or a CheckpointError."""
+    cfg = saved[1].to_dict()
+    meta = {}
+    if where in ("G", "D"):
+        cfg[where][key] = value
+    elif where == "top":
+        cfg[key] = value
+    else:
+        meta[where] = json.dumps(value)
+    path = _crafted(tmp_path, saved, "fuzz", config=cfg, meta_overrides=meta)
+    for fn in (stylegan.load, stylegan.checkpoint.checkpoint_info):
+        try:
+            fn(path)
+        except CheckpointError:
+            pass
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(text=st.text(alphabet="0123456789-,:. eE+naif", max_size=30))
+def test_fuzzed_value_parsers_answer_or_refuse(text):
+    from stylegan.tools.directions import parse_strengths
+    from stylegan.tools.generate import parse_range
+
+    for parse in (parse_range, parse_strengths):
+        try:
+            out = parse(text)
+        except ValueError:
+            continue
+        assert isinstance(out, list) and 0 < len(out) <= 1_000_000

@@ -366,3 +366,15 @@ def test_diffaugment_semantics():
     with pytest.raises(ValueError):
         diff_augment(x, "color,flip")
     assert torch.equal(DiffAugment("")(x), x)
+
+
+@pytest.mark.parametrize("size", [24, 40, 600])  # both executions: dense matrix product and convolution
+def test_augmentation_fir_resampling_agrees_with_nn_upfirdn(size):
+    """The augmentation's separable 2x FIR resampling (fast paths of its own) equals the networks' upfirdn2d."""
+    from stylegan.nn.upfirdn import upfirdn2d, upsample2d
+    from stylegan.training.augment import GEOM_FILTER, fir_down2, fir_up2
+
+    f = torch.tensor(GEOM_FILTER, dtype=torch.float64)
+    x = torch.randn(2, 3, min(size, 20), size, dtype=torch.float64)  # at least the 16 taps down needs
+    torch.testing.assert_close(fir_up2(x, f), upsample2d(x, f, up=2), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(fir_down2(x, f), upfirdn2d(x, f, down=2), rtol=1e-10, atol=1e-10)

@@ -61,6 +61,12 @@ def test_directions_files_and_strengths(tmp_path):
     (tmp_path / "evil.npz").write_bytes((tmp_path / "evil.npy").read_bytes())
     with pytest.raises(ValueError, match="not a directions file"):
         Directions.load(tmp_path / "evil.npz")
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="not a directions file"):
+        Directions.load(tmp_path / "plain.npy")
+    np.savez(tmp_path / "nan.npz", directions=np.full((1, 8), np.nan), sigma=np.ones(1), method="x", layers=[])
+    with pytest.raises(ValueError, match="finite"):
+        Directions.load(tmp_path / "nan.npz")
     assert parse_strengths("-3:3:7") == [-3, -2, -1, 0, 1, 2, 3] and parse_strengths("-2,0,2") == [-2, 0, 2]
     for bad in ("1:2", "nan,1", "0:1:1000", "a"):
         with pytest.raises(ValueError):

@@ -58,10 +58,12 @@ class Directions:
                 method = str(f["method"])
                 layers = [int(v) for v in f["layers"]]
                 accuracy = float(f["accuracy"]) if "accuracy" in f.files else float("nan")
-        except (OSError, KeyError, ValueError) as e:
+        except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:  # a .npy or any other file too
             raise ValueError(f"{path}: not a directions file ({str(e)[:80]})") from None
         if d.ndim != 2 or sigma.shape != (d.shape[0],):
             raise ValueError(f"{path}: directions must be [K, w_dim] with one sigma each")
+        if not (np.isfinite(d).all() and np.isfinite(sigma).all()):
+            raise ValueError(f"{path}: directions and sigma must be finite")
         return cls(d, sigma, method, layers or None, None if math.isnan(accuracy) else accuracy)
 
 

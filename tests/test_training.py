@@ -505,3 +505,20 @@ def test_metrics_that_cannot_score_the_run_are_refused_before_training(tmp_path)
     with pytest.raises(OptionsError, match="ls1k: needs a conditional generator"):
         Trainer(tiny_opts(tmp_path, metrics="ls1k"))
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_signal_during_start_up_ends_cleanly(tmp_path, monkeypatch, capsys):
+    """SIGTERM while the trainer is being built (data, networks): a clean exit, nothing trained or written."""
+    import stylegan.training.loop as loop
+
+    real_init = loop.Trainer.__init__
+
+    def init_then_signal(self, *a, **k):
+        real_init(self, *a, **k)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled by train()'s handler, which records it
+    monkeypatch.setattr(loop.Trainer, "__init__", init_then_signal)
+    before = signal.getsignal(signal.SIGTERM)
+    assert train(tiny_opts(tmp_path)) is None
+    assert "stopped by SIGTERM during start-up" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back

@@ -504,21 +504,55 @@ def run_description(opts: TrainingOptions, world_size: int, gamma: float) -> str
     return desc + (f"-{opts.desc}" if opts.desc else "")
 
 
+class StopSignals:
+    """SIGINT and SIGTERM from the moment training is asked for: during start-up they end it cleanly with
+    nothing trained; once steps run, the step finishes and a final snapshot is written (``on_stop``)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.on_stop: Callable[[int], None] | None = None
+        self._old: dict = {}
+
+    def __call__(self, signum, frame) -> None:
+        self.signum = signum
+        if self.on_stop is not None:
+            self.on_stop(signum)
+
+    def __enter__(self) -> "StopSignals":
+        try:
+            self._old = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:  # not the main thread: signals stay with whoever owns them
+            self._old = {}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
 def train(opts: TrainingOptions) -> Path | None:
     """Train until ``opts.kimg`` thousand images or SIGINT/SIGTERM (then a final snapshot is written).
-    Returns the run folder (None for a dry run)."""
-    info = init_distributed(opts.device)
-    try:
-        return _train(opts, info)
-    finally:
-        shutdown(info)
+    Returns the run folder (None for a dry run, or when stopped during start-up)."""
+    with StopSignals() as stop:
+        info = init_distributed(opts.device)
+        try:
+            return _train(opts, info, stop)
+        finally:
+            shutdown(info)
 
 
-def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
+def _train(opts: TrainingOptions, info: DistInfo, stop_signals: StopSignals | None = None) -> Path | None:
+    stop_signals = stop_signals or StopSignals()
     torch.manual_seed(opts.seed * info.world_size + info.rank)
     np.random.seed((opts.seed * info.world_size + info.rank) % 2 ** 32)
     trainer = Trainer(opts, info)
     config = trainer.config
+    if stop_signals.signum is not None:
+        trainer.loader.close()
+        if info.is_main:
+            print(f"stopped by {signal.Signals(stop_signals.signum).name} during start-up: nothing trained, "
+                  "nothing written")
+        return None
 
     if opts.dry_run:
         if info.is_main:
@@ -585,16 +619,16 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
         save_png(fake_grid(trainer.G_ema, grid_z, grid_c, cols), run_dir / "fakes_init.png")
 
     # Stop cleanly on SIGINT / SIGTERM: finish the step, write a snapshot, exit.
-    def on_signal(signum, frame):
+    def on_signal(signum):
         trainer.stop_requested = True
         log(f"received {signal.Signals(signum).name}: writing a final snapshot after this step")
-    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop_signals.on_stop = on_signal
+    if stop_signals.signum is not None:  # arrived while the run folder was being set up
+        on_signal(stop_signals.signum)
 
     total_nimg = int(opts.kimg * 1000)
     tick_nimg = int(opts.tick * 1000)
     if trainer.cur_nimg >= total_nimg or trainer.budget_spent():
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
         trainer.loader.close()
         log(f"this run has already reached its {'--minutes budget' if trainer.budget_spent() else '--kimg'} "
             f"({trainer.cur_nimg / 1000:g} kimg, {trainer.train_seconds / 60:.1f} training minutes); nothing to do. "
@@ -652,8 +686,7 @@ def _train(opts: TrainingOptions, info: DistInfo) -> Path | None:
                 break
     finally:
         bar.close()
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
+        stop_signals.on_stop = None
         trainer.loader.close()
         log.close()
     log("stopped by signal; resume with --resume latest" if trainer.stop_requested and not done else "done")

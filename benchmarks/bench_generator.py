@@ -43,9 +43,10 @@ def bench_generator(name: str, reps: int, device: str, peak: float, batch: int |
     reference = None  # float32 images of the same network and latents, for the effect of reduced precision
     with tf32(False):  # float32 is true float32 on CUDA too
         for precision, fused in variants:
-            rows.append(_bench_variant(s, name, precision, fused, reps, device, peak, cpu, reference))
-            reference = reference if reference is not None else rows[-1].pop("_images")
-            rows[-1].pop("_images", None)
+            row = _bench_variant(s, name, precision, fused, reps, device, peak, cpu, reference)
+            images = row.pop("_images")
+            reference = images if reference is None else reference
+            rows.append(row)
     return rows
 
 

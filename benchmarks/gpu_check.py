@@ -56,7 +56,8 @@ def part(results: dict, name: str, fn, *args) -> None:
 def gpu_tests() -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
-                        str(HERE.parent / "tests" / "test_gpu.py")], capture_output=True, text=True, env=env, timeout=600)
+                        str(HERE.parent / "tests" / "test_gpu.py")],
+                       capture_output=True, text=True, env=env, timeout=600)
     tail = (r.stdout + r.stderr).strip().splitlines()[-1:] or [""]
     if r.returncode not in (0, 5):  # 5: nothing selected
         raise RuntimeError(f"pytest exit {r.returncode}: {(r.stdout + r.stderr)[-1500:]}")
@@ -126,7 +127,8 @@ def nccl(device: str = "cuda") -> dict:
     from stylegan.training.distributed import DistInfo, all_reduce_grads, free_port
 
     cuda = torch.device(device).type == "cuda"
-    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0,
+                            world_size=1)
     try:
         info = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device(device))
         p = torch.nn.Parameter(torch.zeros(1000, device=device))
@@ -180,26 +182,24 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     results: dict = dict(torch=torch.__version__, python=platform.python_version(), cuda=torch.cuda.is_available())
     start = time.perf_counter()
-    if args.device == "cpu":
-        for name, fn, fargs in (("train", fp16_training, (args.steps, "cpu")), ("nccl", nccl, ("cpu",)),
-                                ("compile", compile_generator, ("cpu",))):
-            if name not in skip:
-                part(results, name, fn, *fargs)
+    if args.device == "cpu":  # a smoke test of the parts' code
+        parts = [("train", fp16_training, (args.steps, "cpu")), ("nccl", nccl, ("cpu",)),
+                 ("compile", compile_generator, ("cpu",))]
     elif not torch.cuda.is_available():
         print("gpu-check: no CUDA device on this machine; running the GPU-marked tests (they skip) only")
-        part(results, "tests", gpu_tests)
+        parts = [("tests", gpu_tests, ())]
     else:
         p = torch.cuda.get_device_properties(0)
         results.update(device=torch.cuda.get_device_name(0), capability=f"{p.major}.{p.minor}",
                        memory_gb=p.total_memory / 2 ** 30, cuda_version=torch.version.cuda)
         print(f"gpu-check on {results['device']} (compute capability {results['capability']}, "
               f"{results['memory_gb']:.0f} GB), torch {torch.__version__}, CUDA {torch.version.cuda}", flush=True)
-        for name, fn, fargs in (("tests", gpu_tests, ()), ("train", fp16_training, (args.steps,)),
-                                ("compile", compile_generator, ()), ("nccl", nccl, ()),
-                                ("bench", benchmarks, (32, 64, args.reps))):
-            if name not in skip:
-                part(results, name, fn, *fargs)
-                Path(args.json).write_text(json.dumps(results, indent=2, default=str))  # kept if stopped later
+        parts = [("tests", gpu_tests, ()), ("train", fp16_training, (args.steps,)), ("compile", compile_generator, ()),
+                 ("nccl", nccl, ()), ("bench", benchmarks, (32, 64, args.reps))]
+    for name, fn, fargs in parts:
+        if name not in skip:
+            part(results, name, fn, *fargs)
+            Path(args.json).write_text(json.dumps(results, indent=2, default=str))  # kept if stopped later
     results["total_seconds"] = time.perf_counter() - start
     failed = [k for k, v in results.items() if isinstance(v, dict) and not v.get("ok", True)]
     results["failed"] = failed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import click
 
@@ -87,8 +88,6 @@ force_option = click.option("--force", is_flag=True, default=False,
 def refuse_overwrite(outputs, force: bool, inputs=()) -> None:
     """The one check every command makes before it writes: an output that is also one of its inputs is refused
     even with ``--force``; an existing output is refused unless ``--force``. Nothing is written either way."""
-    from pathlib import Path
-
     ins = {Path(p).resolve() for p in inputs if p is not None}
     outs = [Path(p) for p in outputs]
     for p in outs:

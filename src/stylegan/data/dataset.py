@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import numbers
 import os
 import signal
 import zipfile
@@ -127,11 +128,9 @@ def check_label(label: Any) -> int | list[float]:
         return int(label)
     values = label.tolist() if isinstance(label, np.ndarray) else label
     if (isinstance(values, (list, tuple)) and 0 < len(values) <= MAX_CLASSES
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+            and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
         return [float(v) for v in values]
-    raise ValueError(f"a label must be a class index or a vector of numbers, got {json.dumps(values)[:40]}"
-                     if isinstance(values, (str, int, float, list, dict, type(None))) else
-                     f"a label must be a class index or a vector of numbers, got a {type(values).__name__}")
+    raise ValueError(f"a label must be a class index or a vector of numbers, got {repr(values)[:40]}")
 
 
 def labels_from_json(data: bytes, where: str) -> dict[str, Any] | None:

@@ -2,8 +2,8 @@
 
 Generate images from random z, label each with binary attribute classifiers, keep the most confident half
 per attribute, fit a linear SVM from the latent (z, or w) to each label on half of them, and measure how well
-the SVM's side of the hyperplane predicts the label of the other half by the conditional entropy H(Y | X) (Y the classifier's label, X the
-SVM's prediction, natural logarithm). The score is exp(Σ_attributes H(Y | X)): 1 when every attribute is
+the SVM's side of the hyperplane predicts the label of the other half by the conditional entropy H(Y | X)
+(Y the classifier's label, X the SVM's prediction, natural logarithm). The score is exp(Σ_attributes H(Y | X)): 1 when every attribute is
 linearly separable in that space, larger when not (a useless latent gives about 2 per balanced attribute).
 
 Labels come from one of two places (the result says which):

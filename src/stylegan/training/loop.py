@@ -171,12 +171,10 @@ def _mean(means: dict[str, float], key: str) -> str:
 
 def tick_line(trainer: "Trainer", row: dict[str, Any], means: dict[str, float]) -> str:
     """The tick's line in log.txt."""
-    def fmt(key):
-        return _mean(means, key)
     return (f"tick {trainer.cur_tick:<5d} kimg {row['kimg']:<8.1f} sec/tick {row['sec_per_tick']:<7.1f} "
             f"sec/kimg {row['sec_per_kimg']:<7.2f} img/s {row['images_per_s']:<7.1f} "
-            f"G {fmt('Loss/G/loss')} D {fmt('Loss/D/loss')} r1 {fmt('Loss/r1_penalty')} "
-            f"pl {fmt('Loss/pl_penalty')} "
+            f"G {_mean(means, 'Loss/G/loss')} D {_mean(means, 'Loss/D/loss')} "
+            f"r1 {_mean(means, 'Loss/r1_penalty')} pl {_mean(means, 'Loss/pl_penalty')} "
             + (f"augment {row['Progress/augment']:.3f} " if "Progress/augment" in row else "")
             + (f"res {trainer.growth.describe()} " if trainer.growth is not None else "")
             + f"mem {row['cpu_mem_gb']:.2f}GB")

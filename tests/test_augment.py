@@ -1,13 +1,14 @@
 """Adaptive discriminator augmentation (AugmentPipe, AdaController) and DiffAugment."""
 import json
 import math
+from typing import Iterable
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from stylegan.training.augment import (GROUPS, PIPELINES, AdaController, AugmentPipe, band_filters,
-                                       measure_geom_error, warp_affine)
+from stylegan.training.augment import (GEOM_FILTER, GROUPS, PIPELINES, AdaController, AugmentPipe, band_filters,
+                                       warp_affine)
 from stylegan.training.diffaug import DiffAugment, diff_augment
 
 
@@ -164,6 +165,73 @@ def test_geom_centre_convention():
     assert cx.abs().max() < 0.01 and cy.abs().max() < 0.01
 
 
+def measure_geom_error(size: int = 64, freq: float = 0.25, mode: str = "bicubic", above_nyquist: bool = False,
+                       trials: int = 8, seed: int = 0, margin: float = 6.0,
+                       taps: Iterable[float] | torch.Tensor = GEOM_FILTER) -> float:
+    """Accuracy / aliasing of :func:`warp_affine` on band-limited test patterns: the largest, over ``trials``
+    random draws, of RMS(output − reference) / RMS(sinusoid), taken over the output pixels whose source
+    position lies at least ``margin`` pixels inside the input and which are ``margin`` pixels inside the
+    output (mirror padding makes the borders differ from a pure sinusoid).
+
+    Each trial draws a sinusoid cos(2π k·u + φ) (random direction and phase) and an affine map with a random
+    rotation U(−π, π), anisotropy 2^U(−0.3, 0.3) and translation U(−3.7, 3.7) pixels (fractional). The
+    warped image is the sinusoid cos(2π (Aᵀk)·u + 2π k·t + φ) for the sampling map u ↦ A u + t:
+
+    - ``above_nyquist=False`` (passband): |k| = ``freq`` cycles/pixel, isotropic scale 2^U(−0.5, 0.5), redrawn
+      until |Aᵀk| ≤ ``freq`` too. Reference: the transformed sinusoid (error = passband droop, interpolation
+      error and aliasing together).
+    - ``above_nyquist=True`` (stopband): |k| ~ U(0.2, 0.35) and an isotropic zoom-out chosen so that the
+      transformed frequency lies above the output's Nyquist frequency, max(|(Aᵀk)ₓ|, |(Aᵀk)ᵧ|) ~ U(0.7, 0.95)
+      cycles/pixel. An ideal resampler outputs 0 there; a naive one (sampling without the low-pass) folds the
+      sinusoid back at full amplitude to 0.05–0.3 cycles/pixel. Reference 0: the value is the leaked share.
+    """
+    g = torch.Generator().manual_seed(seed)
+    u = torch.arange(size, dtype=torch.float64) + 0.5 - size / 2
+    yy, xx = torch.meshgrid(u, u, indexing="ij")
+    half = size / 2 - margin
+    worst = 0.0
+    done = 0
+    while done < trials:
+        r = torch.rand(8, generator=g, dtype=torch.float64).tolist()
+        theta = (r[0] * 2 - 1) * math.pi
+        a = 2 ** ((r[2] * 2 - 1) * 0.3)
+        tx, ty = (r[3] * 2 - 1) * 3.7, (r[4] * 2 - 1) * 3.7
+        phi0, d = r[5] * 2 * math.pi, r[6] * 2 * math.pi
+        c, sn = math.cos(theta), math.sin(theta)
+        direction = torch.tensor([math.cos(d), math.sin(d)], dtype=torch.float64)
+
+        def sampling_map(s: float) -> torch.Tensor:
+            # Forward map (input -> output): translate · rotate · diag(s a, s / a); the warp samples its inverse.
+            fwd = torch.tensor([[c * s * a, -sn * s / a, tx], [sn * s * a, c * s / a, ty], [0, 0, 1]],
+                               dtype=torch.float64)
+            return torch.linalg.inv(fwd)
+
+        if above_nyquist:
+            k = direction * (0.2 + 0.15 * r[1])
+            target = 0.7 + 0.25 * r[7]
+            s = float((sampling_map(1.0)[:2, :2].T @ k).abs().max()) / target
+            inv = sampling_map(s)
+        else:
+            k = direction * freq
+            inv = sampling_map(2 ** (r[1] - 0.5))
+            if float((inv[:2, :2].T @ direction).norm()) > 1:
+                continue
+        sx = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]
+        sy = inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
+        valid = (sx.abs() <= half) & (sy.abs() <= half) & (xx.abs() <= half) & (yy.abs() <= half)
+        if int(valid.sum()) < 64:
+            continue
+        done += 1
+        img = torch.cos(2 * math.pi * (k[0] * xx + k[1] * yy) + phi0)
+        out = warp_affine(img[None, None].float(), inv[None].float(), mode=mode, taps=taps)[0, 0].double()
+        ko = inv[:2, :2].T @ k
+        phase = 2 * math.pi * (k[0] * inv[0, 2] + k[1] * inv[1, 2]) + phi0
+        ref = torch.zeros_like(out) if above_nyquist else torch.cos(2 * math.pi * (ko[0] * xx + ko[1] * yy) + phase)
+        err = (out - ref)[valid].square().mean().sqrt() / math.sqrt(0.5)
+        worst = max(worst, float(err))
+    return worst
+
+
 def test_geom_aliasing_bound():
     """Measured bound of the band-limited warp (:func:`measure_geom_error`, 64×64 band-limited sinusoids, random
     rotation, scale 2^U(−0.5, 0.5), anisotropy 2^U(−0.3, 0.3), fractional translation, interior pixels):
@@ -235,8 +303,8 @@ def test_filter_bank():
 
 
 def test_dense_and_convolution_paths_agree(monkeypatch):
-    """Small images resample / filter with dense matrices, large ones with convolutions: same results."""
-    import stylegan.training.augment as aug
+    """Small images are filtered with dense matrices, large ones with convolutions: same results."""
+    import stylegan.training.augment.filters as aug
 
     x = smooth_images(3, 3, 24).double()
     outs = []

@@ -337,7 +337,8 @@ def test_training_resumes_from_their_checkpoint(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from stylegan.training.loop import Trainer, resume_options
+    from stylegan.training.loop import Trainer
+    from stylegan.training.runs import resume_options
 
     g, d = random_rosinality(CHANNELS)
     path = tmp_path / "000100.pt"

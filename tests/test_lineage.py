@@ -18,7 +18,8 @@ from stylegan.config import ALIASES, PRESETS, ConfigError, TrainingRecipe, make_
 from stylegan.networks import build_networks, num_parameters, parameter_counts
 from stylegan.nn.adain import AdaIN, adain
 from stylegan.training.growing import Growth, GrowthSchedule, images_at
-from stylegan.training.loop import Trainer, resume_options, train
+from stylegan.training.loop import Trainer, train
+from stylegan.training.runs import resume_options
 from stylegan.training.loss import NonSaturatingLoss, make_loss
 from stylegan.training.options import OptionsError, TrainingOptions
 from stylegan.training.wgan import WGANGPLoss, drift, gradient_penalty, interpolate

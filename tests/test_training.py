@@ -14,7 +14,8 @@ from PIL import Image
 
 from stylegan.checkpoint import read_checkpoint
 from stylegan.training.ema import ema_beta, update_ema
-from stylegan.training.loop import Trainer, latest_snapshot, train
+from stylegan.training.loop import Trainer, train
+from stylegan.training.runs import latest_snapshot
 from stylegan.training.loss import path_lengths, r1_penalty
 from stylegan.training.options import OptionsError, TrainingOptions
 
@@ -166,7 +167,7 @@ def test_full_run_outputs_and_resume_latest(tmp_path):
     ckpt = read_checkpoint(run / "network-snapshot-000000.safetensors")
     assert ckpt.extra["training"]["cur_nimg"] == 40 and ckpt.extra["options"]["batch"] == 4
     # Resume the same run for longer, from the newest snapshot.
-    from stylegan.training.loop import resume_options
+    from stylegan.training.runs import resume_options
 
     opts = resume_options("latest", str(tmp_path / "runs"), {"kimg": 0.06})
     assert opts.batch == 4 and opts.cbase == 256
@@ -181,7 +182,7 @@ def test_resume_keeps_one_log_and_leaves_finished_runs_alone(tmp_path):
     a run that has reached its --kimg is not trained further; snapshots are as readable as the other files."""
     import shutil
 
-    from stylegan.training.loop import resume_options
+    from stylegan.training.runs import resume_options
 
     run = train(tiny_opts(tmp_path, kimg=0.04, tick=0.02, snap=2))  # ticks 1, 2; snapshot at tick 2
     snap = run / "network-snapshot-000000.safetensors"

@@ -14,3 +14,95 @@ def test_no_citation_of_documents_outside_the_tree():
                     cited.append(str(p.relative_to(ROOT)))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert not cited and "SPEC" not in readme, cited
+
+
+SRC = ROOT / "src"
+PACKAGE = SRC / "stylegan"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The package's modules that ``path`` imports, at module level or inside functions, resolved to modules
+    (``from a.b import c`` is module ``a.b.c`` when that is a module, else ``a.b``); imports under
+    ``if TYPE_CHECKING:`` are annotations only and do not count."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            for a in node.names:
+                found.add(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base)
+    return {m for m in found if m in modules}
+
+
+def test_no_import_cycle_among_the_package_modules():
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {m: _imports(p, set(paths)) - {m} for m, p in paths.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles = []
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                cycles.append(" -> ".join(path[path.index(n):] + [n]))
+            elif n not in state:
+                visit(n, path + [n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_cycle_finder_finds_a_cycle(tmp_path):
+    pkg = tmp_path / "stylegan"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from stylegan.b import f\n")
+    (pkg / "b.py").write_text("def f():\n    from stylegan import a\n")
+    mods = {"stylegan.a", "stylegan.b", "stylegan"}
+    global SRC
+    old, SRC = SRC, tmp_path
+    try:
+        assert _imports(pkg / "a.py", mods) == {"stylegan.b"}
+        assert _imports(pkg / "b.py", mods) == {"stylegan.a"}
+    finally:
+        SRC = old
+
+
+#: The packages whose functions must stay short (≤ MAX_FUNCTION_LINES from ``def`` to the last line) unless
+#: their docstring says why ("Long because ...").
+SHORT_FUNCTION_PACKAGES = ("training", "serve", "interop")
+MAX_FUNCTION_LINES = 60
+
+
+def test_functions_in_training_serve_interop_are_short():
+    import ast
+
+    long = []
+    for package in SHORT_FUNCTION_PACKAGES:
+        for p in (PACKAGE / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    n = node.end_lineno - node.lineno + 1
+                    if n > MAX_FUNCTION_LINES and "Long because" not in (ast.get_docstring(node) or ""):
+                        long.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, "functions over 60 lines without a reason:\n" + "\n".join(long)

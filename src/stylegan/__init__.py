@@ -6,7 +6,7 @@
 >>> img = G(z, truncation_psi=0.7, noise_mode="const")  # NCHW float in [-1, 1]
 >>> stylegan.to_pil(img)[0].save("seed.png")
 """
-__version__ = "0.1.0"
+from stylegan.version import __version__  # noqa: E402,F401
 
 from stylegan.checkpoint import CheckpointError, load_networks, save_checkpoint  # noqa: E402
 from stylegan.config import NetworkConfig, make_config  # noqa: E402

@@ -99,7 +99,7 @@ def save_checkpoint(
     their own prefixes) and JSON-able ``extra`` metadata, atomically."""
     from safetensors.torch import save_file
 
-    from stylegan import __version__
+    from stylegan.version import __version__
 
     tensors: dict[str, torch.Tensor] = {}
     for name, module in networks.items():

@@ -7,8 +7,8 @@
 * MNIST / Fashion-MNIST IDX files: ``*-images-idx3-ubyte`` (or ``.gz``), labels from the matching
   ``*-labels-idx1-ubyte(.gz)`` beside it; a folder holding them uses the ``train-`` set;
 * CIFAR-10 python batches: ``cifar-10-python.tar.gz`` (or the extracted ``cifar-10-batches-py`` folder);
-  the 50,000 training images of ``data_batch_1..5``, with labels. The pickles are read with a restricted
-  unpickler that builds only dicts, lists and numpy arrays;
+  the 50,000 training images of ``data_batch_1..5``, with labels. The pickles are read with the package's
+  restricted unpickler (:mod:`stylegan.safe_unpickle`), allowed to build only dicts, lists and numpy arrays;
 * an LSUN lmdb export (a folder with ``data.mdb``), which needs ``pip install lmdb``.
 
 Every source yields :class:`SourceItem` s, whose image is decoded only when ``load()`` is called, so the
@@ -33,6 +33,8 @@ import numpy as np
 from PIL import Image
 
 from stylegan.data.dataset import LABELS_FILE, is_image_name, labels_from_json
+from stylegan.safe_unpickle import (AllowList, AllowListUnpickler, allow, builtin_dict, builtin_list, guard,
+                                    lookup_global, new_dict, new_list, numpy_array_globals, plain_arrays)
 
 
 @dataclass
@@ -228,41 +230,45 @@ def _find_idx_images(folder: Path) -> Path | None:
 # --- CIFAR-10 ----------------------------------------------------------------------------------------
 
 
-def _allowed_globals() -> dict[tuple[str, str], Any]:
-    try:
-        from numpy._core import multiarray, numeric
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray, numeric
-    allowed: dict[tuple[str, str], Any] = {}
-    for mod in ("numpy.core", "numpy._core"):
-        allowed[(f"{mod}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        if hasattr(numeric, "_frombuffer"):
-            allowed[(f"{mod}.numeric", "_frombuffer")] = numeric._frombuffer
-    allowed[("numpy", "ndarray")] = np.ndarray
-    allowed[("numpy", "dtype")] = np.dtype
-    for mod in ("builtins", "__builtin__"):
-        allowed[(mod, "dict")] = dict
-        allowed[(mod, "list")] = list
+def _cifar_globals() -> AllowList:
+    allowed = numpy_array_globals()
+    allow(allowed, ["builtins.dict", "__builtin__.dict"], builtin_dict, new=new_dict)
+    allow(allowed, ["builtins.list", "__builtin__.list"], builtin_list, new=new_list)
     return allowed
+
+
+_CIFAR_GLOBALS = _cifar_globals()
 
 
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickles dicts, lists, strings, numbers and numpy arrays, and refuses every other global.
 
-    Only numpy's array reconstruction functions, ``numpy.ndarray``, ``numpy.dtype`` and builtins
-    ``dict``/``list`` may be named by the pickle, so a crafted file cannot call anything else
-    (``os.system`` and friends raise :class:`pickle.UnpicklingError`).
+    The pickle is interpreted by the package's restricted unpickler (:mod:`stylegan.safe_unpickle`), never by
+    Python's: only numpy's array reconstruction functions, ``numpy.ndarray``, ``numpy.dtype`` (numeric types)
+    and builtins ``dict``/``list`` may be named, and they reach stand-ins, so a crafted file cannot call anything
+    (``os.system`` and friends raise :class:`pickle.UnpicklingError`, as does a malformed file). The class keeps
+    :class:`pickle.Unpickler`'s interface: ``RestrictedUnpickler(file, encoding=...).load()``.
     """
 
-    _allowed: dict[tuple[str, str], Any] | None = None
+    def __init__(self, file, *, encoding: str = "ASCII", errors: str = "strict", **kwargs):
+        super().__init__(file, encoding=encoding, errors=errors, **kwargs)
+        self._file, self._encoding, self._errors = file, encoding, errors
 
     def find_class(self, module: str, name: str) -> Any:
-        if RestrictedUnpickler._allowed is None:
-            RestrictedUnpickler._allowed = _allowed_globals()
-        try:
-            return RestrictedUnpickler._allowed[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a pickle") from None
+        """The stand-in a pickle's reference to ``module.name`` resolves to; refuses names not allowed."""
+        return lookup_global(_CIFAR_GLOBALS, module, name)
+
+    def load(self) -> Any:
+        """The next object of the file, numpy arrays as :class:`numpy.ndarray`; the file is left after it when it
+        can seek."""
+        seekable = getattr(self._file, "seekable", lambda: False)()
+        start = self._file.tell() if seekable else 0
+        data = self._file.read()
+        unpickler = AllowListUnpickler(data, _CIFAR_GLOBALS, encoding=self._encoding, errors=self._errors)
+        obj, end = guard(lambda: unpickler.load(0))
+        if seekable:
+            self._file.seek(start + end)
+        return guard(lambda: plain_arrays(obj))
 
 
 def restricted_loads(data: bytes) -> Any:

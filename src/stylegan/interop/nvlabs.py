@@ -259,7 +259,8 @@ def import_nvlabs_pickle(top: Any, what: str):
             raise InteropError(f"{what}: G and G_ema were built with different arguments")
     states: dict[str, dict[str, torch.Tensor]] = {}
     notes: list[str] = []
-    syn = {**{k: v for k, v in G_kwargs.items() if k in _SYNTHESIS_KEYS}, **dict(G_kwargs.get("synthesis_kwargs") or {})}
+    syn = {**{k: v for k, v in G_kwargs.items() if k in _SYNTHESIS_KEYS},
+           **dict(G_kwargs.get("synthesis_kwargs") or {})}
     for name, net in nets.items():
         flat = flatten_module(net, f"{what} [{name}]")
         if name == "D":

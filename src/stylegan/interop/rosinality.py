@@ -79,8 +79,8 @@ class _State:
                                + (" ..." if len(left) > 10 else ""))
 
 
-def _g_from_rosinality(sd: dict, what: str) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
-    S = _State(sd, what)
+def _g_config_from_rosinality(S: _State, what: str) -> tuple[GeneratorConfig, dict[int, int]]:
+    """Our generator configuration, and the channels per resolution, from the tensors' names and shapes."""
     depth = 0
     while f"style.{depth + 1}.weight" in S:
         depth += 1
@@ -107,9 +107,15 @@ def _g_from_rosinality(sd: dict, what: str) -> tuple[GeneratorConfig, dict[str, 
                             cmax=cmax, arch="skip", num_fp16_res=0, conv_clamp=None).validate()
     except ConfigError as e:
         raise InteropError(f"{what}: {e}") from None
+    return g, channels
+
+
+def _g_state_from_rosinality(S: _State, g: GeneratorConfig, channels: dict[int, int]) -> dict[str, torch.Tensor]:
+    """Our generator's state dict, each tensor checked for the shape ``g`` gives it."""
+    w_dim, img_channels = g.w_dim, g.img_channels
     s: dict[str, torch.Tensor] = {}
-    for i in range(depth):
-        s[f"mapping.layers.{i}.weight"] = S(f"style.{i + 1}.weight", (w_dim, z_dim if i == 0 else w_dim))
+    for i in range(g.map_depth):
+        s[f"mapping.layers.{i}.weight"] = S(f"style.{i + 1}.weight", (w_dim, g.z_dim if i == 0 else w_dim))
         s[f"mapping.layers.{i}.bias"] = S(f"style.{i + 1}.bias", (w_dim,))
 
     def styled(ours, theirs, cin, cout, noise_idx, res, up=False):
@@ -134,12 +140,19 @@ def _g_from_rosinality(sd: dict, what: str) -> tuple[GeneratorConfig, dict[str, 
     s["synthesis.blocks.4.const"] = S("input.input", (1, c4, 4, 4))[0]
     styled("synthesis.blocks.4.conv1", "conv1", c4, c4, 0, 4)
     torgb("synthesis.blocks.4.torgb", "to_rgb1", c4, False)
-    for k in range(n_up):
+    for k in range(int(math.log2(g.resolution)) - 2):
         r = 8 * 2 ** k
         cin, cout = channels[r // 2], channels[r]
         styled(f"synthesis.blocks.{r}.conv0", f"convs.{2 * k}", cin, cout, 2 * k + 1, r, up=True)
         styled(f"synthesis.blocks.{r}.conv1", f"convs.{2 * k + 1}", cout, cout, 2 * k + 2, r)
         torgb(f"synthesis.blocks.{r}.torgb", f"to_rgbs.{k}", cout, True)
+    return s
+
+
+def _g_from_rosinality(sd: dict, what: str) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+    S = _State(sd, what)
+    g, channels = _g_config_from_rosinality(S, what)
+    s = _g_state_from_rosinality(S, g, channels)
     S.check_all_used()
     return g, s
 

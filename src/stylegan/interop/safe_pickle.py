@@ -1,16 +1,16 @@
 """Reading pickles and ``torch.save`` files without executing anything.
 
 Python's own unpickler calls whatever a pickle names (``posix.system``, ``builtins.eval``, a module's source
-given to ``exec`` by the authors' ``torch_utils.persistence``...). This module interprets the pickle opcodes
-itself (the stream is decoded by :func:`pickletools.genops`, which only parses) and resolves every global
-through an explicit allow-list of *stand-ins written here*:
+given to ``exec`` by the authors' ``torch_utils.persistence``...). Pickles here are interpreted by the package's
+restricted unpickler (:class:`stylegan.safe_unpickle.AllowListUnpickler`, which executes nothing a pickle names)
+with this allow-list of stand-ins:
 
 - ``collections.OrderedDict``, ``builtins.set``/``frozenset``, ``_codecs.encode`` (protocol-2 bytes);
 - tensors: ``torch._utils._rebuild_tensor_v2`` / ``_rebuild_tensor`` / ``_rebuild_parameter`` /
   ``_rebuild_parameter_with_state``, the typed storage classes ``torch.FloatStorage`` etc. (markers with a
   dtype), ``torch.storage._load_from_bytes`` (a nested ``torch.save`` blob, read again by this module);
 - numpy: ``dtype``, ``ndarray`` + ``multiarray._reconstruct``, ``multiarray.scalar``, ``numeric._frombuffer``,
-  numeric dtypes only (no object arrays);
+  numeric dtypes only (no object arrays); arrays come back as :class:`NpArray` (see :func:`as_numpy`);
 - the authors' containers: ``torch_utils.persistence._reconstruct_persistent_obj`` (captures its ``meta``
   as a :class:`PersistentObject` and never looks at ``module_src`` beyond keeping the text),
   ``dnnlib.util.EasyDict`` (a dict), ``dnnlib.tflib.network.Network`` (captures the state dict as a
@@ -27,9 +27,7 @@ then the raw storages).
 from __future__ import annotations
 
 import io
-import pickletools
 import struct
-import warnings
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -38,11 +36,16 @@ import numpy as np
 import torch
 
 from stylegan.interop.errors import InteropError
+from stylegan.safe_unpickle import (MAX_DIM, AllowList, Allowed, AllowListUnpickler, NpArray, allow, check_shape, guard,
+                                    latin1_bytes, make_set, new_dict, numpy_array_globals, numpy_scalar_globals,
+                                    pairs_dict)
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 MAX_NESTING = 3  # torch.storage._load_from_bytes inside a pickle inside ...: more is refused
-MAX_DIM = 1 << 40
+
+__all__ = ["MAX_DIM", "Namespace", "NpArray", "PersistentObject", "SafeUnpickler", "TFNetwork", "allowed_globals",
+           "as_numpy", "is_torch_file", "load_pickle_bytes", "load_torch_bytes"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -120,64 +123,6 @@ class _Placeholder:
 _PLACEHOLDER = _Placeholder()
 
 
-class _NpDType:
-    def __init__(self, code: str):
-        self.code = code
-        self.byteorder = "="
-
-    def _safe_setstate(self, state):
-        if not isinstance(state, tuple) or len(state) < 2 or state[1] not in ("<", ">", "=", "|"):
-            raise InteropError("malformed numpy dtype state")
-        self.byteorder = state[1]
-
-    def resolve(self) -> np.dtype:
-        if not isinstance(self.code, str) or len(self.code) > 4 or self.code[:1] not in "fiubc":
-            raise InteropError(f"numpy dtype {self.code!r} is not a plain numeric type")
-        dt = np.dtype(self.code).newbyteorder(self.byteorder if self.byteorder in "<>" else "=")
-        if dt.kind not in "fiubc" or dt.hasobject:
-            raise InteropError(f"numpy dtype {self.code!r} is not a plain numeric type")
-        return dt
-
-
-class NpArray:
-    """A numpy array being rebuilt (``_reconstruct`` then ``BUILD``); ``.array`` once complete."""
-
-    def __init__(self):
-        self.array: np.ndarray | None = None
-
-    def _safe_setstate(self, state):
-        if not isinstance(state, tuple) or len(state) not in (4, 5):
-            raise InteropError("malformed numpy array state")
-        if len(state) == 5:
-            state = state[1:]
-        shape, dtype, fortran, raw = state
-        if isinstance(raw, str):  # Python 2 pickles
-            raw = raw.encode("latin-1")
-        if not isinstance(dtype, _NpDType) or not isinstance(raw, (bytes, bytearray)):
-            raise InteropError("numpy array with an object dtype or no raw data")
-        self.array = _array_from_bytes(raw, dtype.resolve(), shape, bool(fortran))
-
-
-def _check_shape(shape) -> tuple[int, ...]:
-    if not isinstance(shape, (tuple, list)) or len(shape) > 16:
-        raise InteropError("malformed array shape")
-    for d in shape:
-        if type(d) is not int or d < 0 or d > MAX_DIM:
-            raise InteropError("malformed array shape")
-    return tuple(shape)
-
-
-def _array_from_bytes(raw, dt: np.dtype, shape, fortran: bool) -> np.ndarray:
-    shape = _check_shape(shape)
-    n = 1
-    for d in shape:
-        n *= d
-    if n * dt.itemsize != len(raw):
-        raise InteropError(f"numpy array of shape {shape} and dtype {dt} does not match its {len(raw)} bytes")
-    a = np.frombuffer(bytes(raw), dtype=dt).reshape(shape, order="F" if fortran else "C")
-    return np.ascontiguousarray(a).astype(dt.newbyteorder("="), copy=True)
-
-
 def as_numpy(x) -> np.ndarray:
     """A numpy array from what the interpreter produced for one (or a tensor)."""
     if isinstance(x, NpArray) and x.array is not None:
@@ -190,16 +135,7 @@ def as_numpy(x) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The allow-list: every callable a pickle may reach. Each is a _Safe wrapper so that REDUCE and NEWOBJ
-# never call anything else.
-
-class _Safe:
-    def __init__(self, name: str, fn: Callable | None = None, new: Callable | None = None):
-        self.name, self.fn, self.new = name, fn, new
-
-    def __repr__(self):
-        return f"<allowed {self.name}>"
-
+# The allow-list: every callable a pickle may reach, each a stand-in (see stylegan.safe_unpickle).
 
 _STORAGE_DTYPES = {
     "DoubleStorage": torch.float64, "FloatStorage": torch.float32, "HalfStorage": torch.float16,
@@ -208,46 +144,6 @@ _STORAGE_DTYPES = {
     "BoolStorage": torch.bool, "ComplexFloatStorage": torch.complex64, "ComplexDoubleStorage": torch.complex128,
     "UntypedStorage": torch.uint8,
 }
-
-
-def _is_key(k, depth=0) -> bool:
-    if k is None or type(k) in (str, bytes, int, float, bool):
-        return True
-    return type(k) is tuple and depth == 0 and len(k) <= 16 and all(_is_key(v, 1) for v in k)
-
-
-def _checked_key(k):
-    if not _is_key(k):
-        raise InteropError(f"dictionary key of type {type(k).__name__} is not allowed")
-    return k
-
-
-def _ordered_dict(*args):
-    if len(args) > 1:
-        raise InteropError("OrderedDict takes at most one argument")
-    out = {}
-    if args:
-        items = args[0]
-        if not isinstance(items, (list, tuple)):
-            raise InteropError("OrderedDict argument must be a list of pairs")
-        for kv in items:
-            if not isinstance(kv, (list, tuple)) or len(kv) != 2:
-                raise InteropError("OrderedDict argument must be a list of pairs")
-            out[_checked_key(kv[0])] = kv[1]
-    return out
-
-
-def _make_set(*args, frozen=False):
-    if len(args) > 1 or (args and not isinstance(args[0], (list, tuple, set, frozenset))):
-        raise InteropError("set() takes one list")
-    items = [_checked_key(v) for v in (args[0] if args else ())]
-    return frozenset(items) if frozen else set(items)
-
-
-def _codecs_encode(s, encoding="utf-8", *rest):
-    if not isinstance(s, str) or encoding not in ("latin1", "latin-1") or rest:
-        raise InteropError("_codecs.encode is allowed only for latin-1 text (protocol-2 bytes)")
-    return s.encode("latin-1")
 
 
 def _int(v, what) -> int:
@@ -261,8 +157,8 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *rest):
         raise InteropError("tensor rebuilt from something that is not a storage")
     if storage.data is None:
         return _PLACEHOLDER
-    size = _check_shape(tuple(size) if isinstance(size, (list, tuple)) else size)
-    stride = _check_shape(tuple(stride) if isinstance(stride, (list, tuple)) else stride)
+    size = check_shape(tuple(size) if isinstance(size, (list, tuple)) else size)
+    stride = check_shape(tuple(stride) if isinstance(stride, (list, tuple)) else stride)
     offset = _int(storage_offset, "storage offset")
     if len(size) != len(stride) or offset < 0:
         raise InteropError("malformed tensor size/stride/offset")
@@ -294,36 +190,7 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=Non
 def _torch_size(*args):
     if len(args) != 1:
         raise InteropError("torch.Size takes one tuple")
-    return _check_shape(tuple(args[0]) if isinstance(args[0], (list, tuple)) else args[0])
-
-
-def _np_dtype(code, align=False, copy=True):
-    if not isinstance(code, str):
-        raise InteropError("numpy dtype must be given by name")
-    return _NpDType(code)
-
-
-def _np_reconstruct(cls, shape, typecode):
-    if not (isinstance(cls, _Safe) and cls.name == "numpy.ndarray"):
-        raise InteropError("numpy _reconstruct of something other than ndarray")
-    return NpArray()
-
-
-def _np_scalar(dtype, raw=None):
-    if not isinstance(dtype, _NpDType) or not isinstance(raw, (bytes, str)):
-        raise InteropError("numpy scalar with an object dtype")
-    if isinstance(raw, str):
-        raw = raw.encode("latin-1")
-    a = _array_from_bytes(raw, dtype.resolve(), (), False)
-    return a.item()
-
-
-def _np_frombuffer(buf, dtype, shape, order):
-    if not isinstance(dtype, _NpDType) or not isinstance(buf, (bytes, bytearray)):
-        raise InteropError("numpy buffer with an object dtype")
-    a = NpArray()
-    a.array = _array_from_bytes(buf, dtype.resolve(), shape, order == "F")
-    return a
+    return check_shape(tuple(args[0]) if isinstance(args[0], (list, tuple)) else args[0])
 
 
 def _persistent_obj(meta):
@@ -339,10 +206,6 @@ def _persistent_obj(meta):
     return PersistentObject(class_name=name, module_src=src, version=meta.get("version"), state=state)
 
 
-def _new_dict(args, kwargs=None):
-    return {}
-
-
 def _new_tfnetwork(args, kwargs=None):
     return TFNetwork()
 
@@ -355,36 +218,25 @@ def _namespace(**kw):
     return Namespace(**kw)
 
 
-def _build_allowlist(load_nested: Callable[[bytes], Any]) -> dict[str, _Safe]:
-    allowed: dict[str, _Safe] = {}
-
-    def add(names, fn=None, new=None):
-        for n in names if isinstance(names, (list, tuple)) else [names]:
-            allowed[n] = _Safe(n, fn, new)
-
-    add("collections.OrderedDict", _ordered_dict)
-    add(["builtins.set", "__builtin__.set"], _make_set)
-    add(["builtins.frozenset", "__builtin__.frozenset"], lambda *a: _make_set(*a, frozen=True))
-    add("_codecs.encode", _codecs_encode)
-    add("torch._utils._rebuild_tensor_v2", _rebuild_tensor_v2)
-    add("torch._utils._rebuild_tensor", _rebuild_tensor)
-    add(["torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state"], _rebuild_parameter)
-    add("torch.Size", _torch_size)
-    add("torch.storage._load_from_bytes", load_nested)
-    for name, dt in _STORAGE_DTYPES.items():
-        for mod in ("torch", "torch.cuda"):  # storages saved from a GPU: the bytes are the same
-            allowed[f"{mod}.{name}"] = _Safe(f"{mod}.{name}")
-            allowed[f"{mod}.{name}"].storage_type = _StorageType(name, dt)  # type: ignore[attr-defined]
-    for np_core in ("numpy.core", "numpy._core"):
-        add(f"{np_core}.multiarray._reconstruct", _np_reconstruct)
-        add(f"{np_core}.multiarray.scalar", _np_scalar)
-        add(f"{np_core}.numeric._frombuffer", _np_frombuffer)
-    add("numpy.ndarray")
-    add("numpy.dtype", _np_dtype)
-    add("torch_utils.persistence._reconstruct_persistent_obj", _persistent_obj)
-    add(["dnnlib.util.EasyDict", "dnnlib.EasyDict"], new=_new_dict)
-    add("dnnlib.tflib.network.Network", new=_new_tfnetwork)
-    add("argparse.Namespace", _namespace, new=_new_namespace)
+def _build_allowlist(load_nested: Callable[[bytes], Any]) -> AllowList:
+    allowed: AllowList = {**numpy_array_globals(), **numpy_scalar_globals()}
+    allow(allowed, "collections.OrderedDict", pairs_dict)
+    allow(allowed, ["builtins.set", "__builtin__.set"], make_set)
+    allow(allowed, ["builtins.frozenset", "__builtin__.frozenset"], lambda *a: make_set(*a, frozen=True))
+    allow(allowed, "_codecs.encode", latin1_bytes)
+    allow(allowed, "torch._utils._rebuild_tensor_v2", _rebuild_tensor_v2)
+    allow(allowed, "torch._utils._rebuild_tensor", _rebuild_tensor)
+    allow(allowed, ["torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state"],
+          _rebuild_parameter)
+    allow(allowed, "torch.Size", _torch_size)
+    allow(allowed, "torch.storage._load_from_bytes", load_nested)
+    for name, dt in _STORAGE_DTYPES.items():  # markers only: storages are never called
+        # storages saved from a GPU: the bytes are the same
+        allow(allowed, [f"torch.{name}", f"torch.cuda.{name}"], marker=_StorageType(name, dt))
+    allow(allowed, "torch_utils.persistence._reconstruct_persistent_obj", _persistent_obj)
+    allow(allowed, ["dnnlib.util.EasyDict", "dnnlib.EasyDict"], new=new_dict)
+    allow(allowed, "dnnlib.tflib.network.Network", new=_new_tfnetwork)
+    allow(allowed, "argparse.Namespace", _namespace, new=_new_namespace)
     return allowed
 
 
@@ -396,17 +248,15 @@ def allowed_globals() -> list[str]:
 # ---------------------------------------------------------------------------------------------------------
 # The interpreter.
 
-_MARK = object()
-
-
-class SafeUnpickler:
-    """Interprets one pickle from ``data`` at ``pos``. ``persistent_load(pid)`` resolves persistent ids
-    (torch storages); without it they are refused."""
+class SafeUnpickler(AllowListUnpickler):
+    """Interprets one pickle from ``data`` at ``pos`` against the allow-list above, raising :class:`InteropError`.
+    ``persistent_load(pid)`` resolves persistent ids (torch storages); without it they are refused. ``nesting``
+    counts the ``torch.save`` blobs this pickle sits in."""
 
     def __init__(self, data: bytes, what: str, persistent_load: Callable[[Any], Any] | None = None,
                  nesting: int = 0):
-        self.data, self.what, self.persistent_load, self.nesting = data, what, persistent_load, nesting
-        self.allowed = _build_allowlist(self._load_nested)
+        super().__init__(data, _build_allowlist(self._load_nested), what, InteropError, persistent_load)
+        self.nesting = nesting
 
     def _load_nested(self, blob):
         if not isinstance(blob, (bytes, bytearray)):
@@ -418,190 +268,6 @@ class SafeUnpickler:
             raise InteropError("torch.storage._load_from_bytes did not hold a storage")
         return obj
 
-    def _global(self, module, name):
-        if not isinstance(module, str) or not isinstance(name, str):
-            raise InteropError(f"{self.what}: malformed global reference")
-        full = f"{module}.{name}"
-        if full not in self.allowed:
-            shown = full if len(full) < 200 else full[:200] + "..."
-            raise InteropError(f"{self.what}: the pickle refers to the global {shown!r}, which is not on the "
-                               "list of allowed globals; refusing to load it (through such references a pickle "
-                               "can run arbitrary code)")
-        return self.allowed[full]
-
-    def load(self, pos: int = 0) -> tuple[Any, int]:
-        """The object and the position just after its STOP opcode."""
-        with warnings.catch_warnings():  # pickletools warns about odd escapes in protocol-0 strings
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return self._load(pos)
-
-    def _load(self, pos: int) -> tuple[Any, int]:
-        f = io.BytesIO(self.data)
-        f.seek(pos)
-        stack: list = []
-        metastack: list = []
-        memo: dict = {}
-
-        def pop_mark():
-            nonlocal stack
-            items = stack
-            stack = metastack.pop()
-            return items
-
-        for op, arg, _ in pickletools.genops(f):
-            name = op.name
-            if name in ("PROTO", "FRAME"):
-                continue
-            if name == "STOP":
-                if len(stack) != 1 or metastack:
-                    raise InteropError(f"{self.what}: malformed pickle (stack not balanced at STOP)")
-                return stack.pop(), f.tell()
-            if name == "MARK":
-                metastack.append(stack)
-                stack = []
-            elif name == "POP":
-                if stack:
-                    stack.pop()
-                else:
-                    pop_mark()
-            elif name == "POP_MARK":
-                pop_mark()
-            elif name == "DUP":
-                stack.append(stack[-1])
-            elif name in ("NONE",):
-                stack.append(None)
-            elif name == "NEWTRUE":
-                stack.append(True)
-            elif name == "NEWFALSE":
-                stack.append(False)
-            elif name in ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
-                          "STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
-                          "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"):
-                stack.append(arg)
-            elif name == "BYTEARRAY8":
-                stack.append(bytearray(arg))
-            elif name == "EMPTY_LIST":
-                stack.append([])
-            elif name == "EMPTY_TUPLE":
-                stack.append(())
-            elif name == "EMPTY_DICT":
-                stack.append({})
-            elif name == "EMPTY_SET":
-                stack.append(set())
-            elif name == "LIST":
-                items = pop_mark()
-                stack.append(list(items))
-            elif name == "TUPLE":
-                items = pop_mark()
-                stack.append(tuple(items))
-            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                n = int(name[-1])
-                if len(stack) < n:
-                    raise InteropError(f"{self.what}: malformed pickle (stack underflow)")
-                items = tuple(stack[-n:])
-                del stack[-n:]
-                stack.append(items)
-            elif name == "DICT":
-                items = pop_mark()
-                stack.append(self._setitems({}, items))
-            elif name == "FROZENSET":
-                items = pop_mark()
-                stack.append(frozenset(_checked_key(v) for v in items))
-            elif name == "APPEND":
-                v = stack.pop()
-                self._target(stack, list).append(v)
-            elif name == "APPENDS":
-                items = pop_mark()
-                self._target(stack, list).extend(items)
-            elif name == "SETITEM":
-                v = stack.pop()
-                k = stack.pop()
-                self._setitems(self._target(stack, dict), [k, v])
-            elif name == "SETITEMS":
-                items = pop_mark()
-                self._setitems(self._target(stack, dict), items)
-            elif name == "ADDITEMS":
-                items = pop_mark()
-                target = self._target(stack, set)
-                for v in items:
-                    target.add(_checked_key(v))
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[arg] = stack[-1]
-            elif name == "MEMOIZE":
-                memo[len(memo)] = stack[-1]
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                if arg not in memo:
-                    raise InteropError(f"{self.what}: malformed pickle (memo entry {arg} missing)")
-                stack.append(memo[arg])
-            elif name == "GLOBAL":
-                module, _, gname = str(arg).partition(" ")
-                stack.append(self._global(module, gname))
-            elif name == "STACK_GLOBAL":
-                gname = stack.pop()
-                module = stack.pop()
-                stack.append(self._global(module, gname))
-            elif name == "REDUCE":
-                args = stack.pop()
-                func = stack.pop()
-                stack.append(self._call(func, args))
-            elif name in ("NEWOBJ", "NEWOBJ_EX"):
-                kwargs = stack.pop() if name == "NEWOBJ_EX" else {}
-                args = stack.pop()
-                cls = stack.pop()
-                if not isinstance(cls, _Safe) or cls.new is None or not isinstance(args, tuple):
-                    raise InteropError(f"{self.what}: the pickle creates an object of {cls!r}, which is not allowed")
-                stack.append(cls.new(args, kwargs))
-            elif name == "BUILD":
-                state = stack.pop()
-                self._build(stack[-1], state)
-            elif name in ("PERSID", "BINPERSID"):
-                pid = arg if name == "PERSID" else stack.pop()
-                if self.persistent_load is None:
-                    raise InteropError(f"{self.what}: unexpected persistent reference in a plain pickle")
-                stack.append(self.persistent_load(pid))
-            else:  # INST, OBJ, EXT1/2/4, NEXT_BUFFER, READONLY_BUFFER
-                raise InteropError(f"{self.what}: pickle opcode {name} is not supported")
-        raise InteropError(f"{self.what}: pickle ended without STOP")
-
-    def _target(self, stack, kind):
-        if not stack or type(stack[-1]) is not kind:
-            raise InteropError(f"{self.what}: malformed pickle (item added to something not a {kind.__name__})")
-        return stack[-1]
-
-    @staticmethod
-    def _setitems(target: dict, items: list) -> dict:
-        if len(items) % 2:
-            raise InteropError("malformed pickle (odd number of dict items)")
-        for i in range(0, len(items), 2):
-            target[_checked_key(items[i])] = items[i + 1]
-        return target
-
-    def _call(self, func, args):
-        if not isinstance(func, _Safe) or func.fn is None:
-            raise InteropError(f"{self.what}: the pickle calls {func!r}, which is not allowed")
-        if not isinstance(args, tuple):
-            raise InteropError(f"{self.what}: malformed pickle (call arguments are not a tuple)")
-        if func.name.startswith("torch.") and func.name.endswith("Storage"):
-            raise InteropError(f"{self.what}: the pickle calls {func.name}, which is not allowed")
-        try:
-            return func.fn(*args)
-        except TypeError:
-            raise InteropError(f"{self.what}: wrong arguments for {func.name}") from None
-
-    def _build(self, inst, state):
-        setter = getattr(type(inst), "_safe_setstate", None)
-        if setter is not None:
-            setter(inst, state)
-        elif state is None:
-            pass
-        elif type(inst) is dict and isinstance(state, dict):
-            # An OrderedDict's pickled state is its instance attributes, not items: ``module.state_dict()``
-            # carries ``_metadata`` (per-module version numbers). Attributes hold no tensors; they are dropped.
-            pass
-        else:
-            raise InteropError(f"{self.what}: the pickle sets the state of a {type(inst).__name__}, "
-                               "which is not allowed")
-
 
 def load_pickle_bytes(data: bytes, what: str) -> Any:
     """A plain pickle (no persistent ids), e.g. the authors' network pickles."""
@@ -610,17 +276,7 @@ def load_pickle_bytes(data: bytes, what: str) -> Any:
 
 
 def _guard(fn, what):
-    try:
-        return fn()
-    except InteropError:
-        raise
-    except RecursionError:
-        raise InteropError(f"{what}: structure nested too deeply") from None
-    except MemoryError:
-        raise InteropError(f"{what}: structure too large for memory") from None
-    except Exception as e:  # malformed input surfaces as many exception types; all mean the same
-        raise InteropError(f"{what}: not a readable pickle; it may be truncated or corrupted "
-                           f"({type(e).__name__}: {str(e)[:200]})") from None
+    return guard(fn, what, InteropError)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -628,9 +284,9 @@ def _guard(fn, what):
 
 def _storage_pid(pid, what):
     if (not isinstance(pid, tuple) or len(pid) not in (5, 6) or pid[0] != "storage"
-            or not isinstance(pid[1], _Safe) or not hasattr(pid[1], "storage_type")):
+            or not isinstance(pid[1], Allowed) or not isinstance(pid[1].marker, _StorageType)):
         raise InteropError(f"{what}: unsupported persistent reference (only tensor storages are allowed)")
-    st: _StorageType = pid[1].storage_type  # type: ignore[attr-defined]
+    st: _StorageType = pid[1].marker
     key, numel = pid[2], pid[4]
     if not isinstance(key, (str, int)) or type(numel) is not int or numel < 0 or numel > MAX_DIM:
         raise InteropError(f"{what}: malformed storage reference")

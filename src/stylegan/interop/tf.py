@@ -140,7 +140,30 @@ class _Vars:
                                f"{', '.join(left[:10])}" + (" ..." if len(left) > 10 else ""))
 
 
-def _g_config_and_state(net: TFNetwork, what: str) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+def _resolutions(V: _Vars, prefix: str, kind: str, what: str) -> list[int]:
+    """The resolutions of the ``<prefix><r>x<r>/`` variables: 4, 8, ... up to the network's, all present."""
+    res_names = sorted({int(m.group(1)) for n in V.v if (m := re.match(rf"^{prefix}(\d+)x\1/", n))})
+    if not res_names or res_names[0] != 4:
+        raise InteropError(f"{what}: no 4x4 {kind} layers")
+    if res_names != _powers_of_two(res_names[-1]):
+        raise InteropError(f"{what}: {kind} resolutions {res_names} are not consecutive powers of two")
+    return res_names
+
+
+def _powers_of_two(resolution: int) -> list[int]:
+    return [2 ** i for i in range(2, int(math.log2(resolution)) + 1)]
+
+
+def _architecture(V: _Vars, resnet_var: str, skip_var: str) -> str:
+    if resnet_var in V:
+        return "resnet"
+    return "skip" if skip_var in V else "orig"
+
+
+# --- G -----------------------------------------------------------------------------------------------------
+
+def _g_static_kwargs(net: TFNetwork, what: str) -> dict[str, Any]:
+    """The build arguments of G and its mapping and synthesis components, checked against what ours can do."""
     fn = _check_supported(net, what)
     if fn != _G_STYLEGAN2:
         raise InteropError(f"{what}: unknown generator build function {fn!r} (expected {_G_STYLEGAN2})")
@@ -161,9 +184,11 @@ def _g_config_and_state(net: TFNetwork, what: str) -> tuple[GeneratorConfig, dic
         raise InteropError(f"{what}: normalize_latents=False is not supported")
     if kw.get("fmap_decay", 1.0) != 1.0:
         raise InteropError(f"{what}: fmap_decay={kw['fmap_decay']} is not supported")
+    return kw
 
-    V = _Vars(flatten_variables(net, what), what)
-    V.ignore(r"(.*/)?lod")
+
+def _g_config(V: _Vars, kw: dict[str, Any], what: str) -> GeneratorConfig:
+    """Our generator configuration from the variables' names and shapes and the build arguments."""
     if any(n.startswith("mapping/LabelConcat/") for n in V.v) or kw.get("label_size", 0):
         raise InteropError(f"{what}: conditional TensorFlow networks are not supported (their mapping "
                            "normalizes z and the label embedding jointly, which our mapping network cannot express)")
@@ -174,74 +199,87 @@ def _g_config_and_state(net: TFNetwork, what: str) -> tuple[GeneratorConfig, dic
         raise InteropError(f"{what}: no mapping layers (mapping/Dense0/weight)")
     z_dim = V.v["mapping/Dense0/weight"].shape[0]
     w_dim = V.v[f"mapping/Dense{depth - 1}/weight"].shape[1]
-    res_names = sorted({int(m.group(1)) for n in V.v if (m := re.match(r"^synthesis/(\d+)x\1/", n))})
-    if not res_names or res_names[0] != 4:
-        raise InteropError(f"{what}: no 4x4 synthesis layers")
+    res_names = _resolutions(V, "synthesis/", "synthesis", what)
     resolution = res_names[-1]
-    if resolution != 2 ** int(math.log2(resolution)) or res_names != [2 ** i for i in range(2, int(math.log2(resolution)) + 1)]:
-        raise InteropError(f"{what}: synthesis resolutions {res_names} are not consecutive powers of two")
     if kw.get("resolution", resolution) != resolution:
         raise InteropError(f"{what}: static resolution {kw['resolution']} but layers up to {resolution}")
-    img_channels = V.v[f"synthesis/{resolution}x{resolution}/ToRGB/bias"].shape[0] \
-        if f"synthesis/{resolution}x{resolution}/ToRGB/bias" in V else -1
-    channels = {r: V.v[f"synthesis/{r}x{r}/Conv1/weight" if r > 4 else "synthesis/4x4/Conv/weight"].shape[3]
-                for r in res_names if (f"synthesis/{r}x{r}/Conv1/weight" if r > 4 else "synthesis/4x4/Conv/weight") in V}
+    top_rgb = f"synthesis/{resolution}x{resolution}/ToRGB/bias"
+    img_channels = V.v[top_rgb].shape[0] if top_rgb in V else -1
+    conv_names = {r: f"synthesis/{r}x{r}/Conv1/weight" if r > 4 else "synthesis/4x4/Conv/weight" for r in res_names}
+    channels = {r: V.v[name].shape[3] for r, name in conv_names.items() if name in V}
     if len(channels) != len(res_names):
         raise InteropError(f"{what}: synthesis convolution weights are missing")
     cbase, cmax = channels_to_cbase(channels, what)
-    if "synthesis/8x8/Skip/weight" in V:
-        arch = "resnet"
-    elif "synthesis/4x4/ToRGB/weight" in V:
-        arch = "skip"
-    else:
-        arch = "orig"
+    arch = _architecture(V, "synthesis/8x8/Skip/weight", "synthesis/4x4/ToRGB/weight")
     if kw.get("architecture", arch) != arch:
         raise InteropError(f"{what}: static architecture {kw['architecture']!r} but variables of {arch!r}")
     try:
-        g = GeneratorConfig(z_dim=int(z_dim), w_dim=int(w_dim), c_dim=0, resolution=resolution,
-                            img_channels=int(img_channels), map_depth=depth,
-                            map_lr_mul=float(kw.get("mapping_lrmul", 0.01)),
-                            w_avg_beta=float(kw.get("dlatent_avg_beta", 0.995) or 0.995), cbase=cbase, cmax=cmax,
-                            arch=arch, num_fp16_res=int(kw.get("num_fp16_res", 0) or 0),
-                            conv_clamp=None if kw.get("conv_clamp") is None else float(kw["conv_clamp"])).validate()
+        return GeneratorConfig(z_dim=int(z_dim), w_dim=int(w_dim), c_dim=0, resolution=resolution,
+                               img_channels=int(img_channels), map_depth=depth,
+                               map_lr_mul=float(kw.get("mapping_lrmul", 0.01)),
+                               w_avg_beta=float(kw.get("dlatent_avg_beta", 0.995) or 0.995), cbase=cbase, cmax=cmax,
+                               arch=arch, num_fp16_res=int(kw.get("num_fp16_res", 0) or 0),
+                               conv_clamp=None if kw.get("conv_clamp") is None else float(kw["conv_clamp"])).validate()
     except (ConfigError, TypeError, ValueError) as e:
         raise InteropError(f"{what}: {e}") from None
 
+
+def _g_mapping_state(V: _Vars, g: GeneratorConfig, what: str) -> dict[str, torch.Tensor]:
     s: dict[str, torch.Tensor] = {}
-    for i in range(depth):
+    for i in range(g.map_depth):
         w = V(f"mapping/Dense{i}/weight")
-        if i < depth - 1 and w.shape[1] != w_dim:
-            raise InteropError(f"{what}: mapping layers {w.shape[1]} wide, not w_dim={w_dim}; not supported")
+        if i < g.map_depth - 1 and w.shape[1] != g.w_dim:
+            raise InteropError(f"{what}: mapping layers {w.shape[1]} wide, not w_dim={g.w_dim}; not supported")
         s[f"mapping.layers.{i}.weight"] = _dense(w)
         s[f"mapping.layers.{i}.bias"] = _t(V(f"mapping/Dense{i}/bias"))
     s["mapping.w_avg"] = _t(V("dlatent_avg")).reshape(-1)
+    return s
 
-    def modconv(ours: str, theirs: str, flip: bool = False, noise_idx: int | None = None, torgb: bool = False):
-        s[f"{ours}.weight"] = _conv(V(f"{theirs}/weight"), flip=flip)
-        s[f"{ours}.affine.weight"] = _dense(V(f"{theirs}/mod_weight"))
-        s[f"{ours}.affine.bias"] = _t(V(f"{theirs}/mod_bias") + 1)
-        s[f"{ours}.bias"] = _t(V(f"{theirs}/bias"))
-        if not torgb:
-            s[f"{ours}.noise.strength"] = _t(V(f"{theirs}/noise_strength")).reshape([])
-            noise = V(f"synthesis/noise{noise_idx}")
-            s[f"{ours}.noise.const"] = _t(noise.reshape(noise.shape[-2:]))
 
-    s["synthesis.blocks.4.const"] = _t(V("synthesis/4x4/Const/const")[0])
-    modconv("synthesis.blocks.4.conv1", "synthesis/4x4/Conv", noise_idx=0)
-    for r in res_names:
+def _modconv(s: dict[str, torch.Tensor], V: _Vars, ours: str, theirs: str, flip: bool = False,
+             noise_idx: int | None = None, torgb: bool = False):
+    """One modulated convolution (or ToRGB, without noise) into ``s``."""
+    s[f"{ours}.weight"] = _conv(V(f"{theirs}/weight"), flip=flip)
+    s[f"{ours}.affine.weight"] = _dense(V(f"{theirs}/mod_weight"))
+    s[f"{ours}.affine.bias"] = _t(V(f"{theirs}/mod_bias") + 1)
+    s[f"{ours}.bias"] = _t(V(f"{theirs}/bias"))
+    if not torgb:
+        s[f"{ours}.noise.strength"] = _t(V(f"{theirs}/noise_strength")).reshape([])
+        noise = V(f"synthesis/noise{noise_idx}")
+        s[f"{ours}.noise.const"] = _t(noise.reshape(noise.shape[-2:]))
+
+
+def _g_synthesis_state(V: _Vars, g: GeneratorConfig) -> dict[str, torch.Tensor]:
+    s: dict[str, torch.Tensor] = {"synthesis.blocks.4.const": _t(V("synthesis/4x4/Const/const")[0])}
+    _modconv(s, V, "synthesis.blocks.4.conv1", "synthesis/4x4/Conv", noise_idx=0)
+    for r in _powers_of_two(g.resolution):
         log2 = int(math.log2(r))
+        ours, theirs = f"synthesis.blocks.{r}", f"synthesis/{r}x{r}"
         if r > 4:
-            modconv(f"synthesis.blocks.{r}.conv0", f"synthesis/{r}x{r}/Conv0_up", flip=True, noise_idx=2 * log2 - 5)
-            modconv(f"synthesis.blocks.{r}.conv1", f"synthesis/{r}x{r}/Conv1", noise_idx=2 * log2 - 4)
-            if arch == "resnet":
-                s[f"synthesis.blocks.{r}.skip.weight"] = _conv(V(f"synthesis/{r}x{r}/Skip/weight"), flip=True)
-        if arch == "skip" or r == resolution:
-            modconv(f"synthesis.blocks.{r}.torgb", f"synthesis/{r}x{r}/ToRGB", torgb=True)
+            _modconv(s, V, f"{ours}.conv0", f"{theirs}/Conv0_up", flip=True, noise_idx=2 * log2 - 5)
+            _modconv(s, V, f"{ours}.conv1", f"{theirs}/Conv1", noise_idx=2 * log2 - 4)
+            if g.arch == "resnet":
+                s[f"{ours}.skip.weight"] = _conv(V(f"{theirs}/Skip/weight"), flip=True)
+        if g.arch == "skip" or r == g.resolution:
+            _modconv(s, V, f"{ours}.torgb", f"{theirs}/ToRGB", torgb=True)
+    return s
+
+
+def _g_config_and_state(net: TFNetwork, what: str) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+    kw = _g_static_kwargs(net, what)
+    V = _Vars(flatten_variables(net, what), what)
+    V.ignore(r"(.*/)?lod")
+    g = _g_config(V, kw, what)
+    s = _g_mapping_state(V, g, what)
+    s.update(_g_synthesis_state(V, g))
     V.check_all_used()
     return g, s
 
 
-def _d_config_and_state(net: TFNetwork, what: str, like: GeneratorConfig | None):
+# --- D -----------------------------------------------------------------------------------------------------
+
+def _d_static_kwargs(net: TFNetwork, what: str) -> dict[str, Any]:
+    """The build arguments of D, checked against what ours can do."""
     fn = _check_supported(net, what)
     if fn != _D_STYLEGAN2:
         raise InteropError(f"{what}: unknown discriminator build function {fn!r} (expected {_D_STYLEGAN2})")
@@ -252,14 +290,13 @@ def _d_config_and_state(net: TFNetwork, what: str, like: GeneratorConfig | None)
     if list(kw.get("resample_kernel", [1, 3, 3, 1])) != [1, 3, 3, 1] or kw.get("nonlinearity", "lrelu") != "lrelu" \
             or kw.get("fmap_decay", 1.0) != 1.0:
         raise InteropError(f"{what}: non-default resampling kernel, activation or fmap_decay is not supported")
-    V = _Vars(flatten_variables(net, what), what)
-    V.ignore(r"(.*/)?lod")
-    res_names = sorted({int(m.group(1)) for n in V.v if (m := re.match(r"^(\d+)x\1/", n))})
-    if not res_names or res_names[0] != 4:
-        raise InteropError(f"{what}: no 4x4 discriminator layers")
+    return kw
+
+
+def _d_config(V: _Vars, kw: dict[str, Any], what: str) -> DiscriminatorConfig:
+    """Our discriminator configuration from the variables' names and shapes and the build arguments."""
+    res_names = _resolutions(V, "", "discriminator", what)
     resolution = res_names[-1]
-    if res_names != [2 ** i for i in range(2, int(math.log2(resolution)) + 1)]:
-        raise InteropError(f"{what}: discriminator resolutions {res_names} are not consecutive powers of two")
     c4 = V.v["4x4/Conv/weight"].shape[3] if "4x4/Conv/weight" in V else 0
     channels = {4: c4}
     for r in res_names[1:]:
@@ -270,12 +307,7 @@ def _d_config_and_state(net: TFNetwork, what: str, like: GeneratorConfig | None)
         raise InteropError(f"{what}: 4x4/Dense0 has {V.v['4x4/Dense0/weight'].shape[1]} outputs, not the {c4} "
                            "channels at 4x4 (fmap_base too small for fmap_max); not supported")
     cbase, cmax = channels_to_cbase(channels, what)
-    if f"{resolution}x{resolution}/Skip/weight" in V:
-        arch = "resnet"
-    elif "4x4/FromRGB/weight" in V:
-        arch = "skip"
-    else:
-        arch = "orig"
+    arch = _architecture(V, f"{resolution}x{resolution}/Skip/weight", "4x4/FromRGB/weight")
     top = f"{resolution}x{resolution}/FromRGB/weight"
     img_channels = V.v[top].shape[2] if top in V else -1
     group = kw.get("mbstd_group_size", 4)
@@ -290,6 +322,10 @@ def _d_config_and_state(net: TFNetwork, what: str, like: GeneratorConfig | None)
         d.validate()
     except (ConfigError, TypeError, ValueError) as e:
         raise InteropError(f"{what}: {e}") from None
+    return d
+
+
+def _d_state(V: _Vars, d: DiscriminatorConfig) -> dict[str, torch.Tensor]:
     s: dict[str, torch.Tensor] = {}
 
     def conv(ours, theirs, bias=True):
@@ -297,20 +333,29 @@ def _d_config_and_state(net: TFNetwork, what: str, like: GeneratorConfig | None)
         if bias:
             s[f"{ours}.bias"] = _t(V(f"{theirs}/bias"))
 
-    for r in res_names[:0:-1]:
-        if arch == "skip" or r == resolution:
+    for r in _powers_of_two(d.resolution)[:0:-1]:
+        if d.arch == "skip" or r == d.resolution:
             conv(f"blocks.{r}.fromrgb", f"{r}x{r}/FromRGB")
         conv(f"blocks.{r}.conv0", f"{r}x{r}/Conv0")
         conv(f"blocks.{r}.conv1", f"{r}x{r}/Conv1_down")
-        if arch == "resnet":
+        if d.arch == "resnet":
             conv(f"blocks.{r}.skip", f"{r}x{r}/Skip", bias=False)
-    if arch == "skip" or resolution == 4:
+    if d.arch == "skip" or d.resolution == 4:
         conv("epilogue.fromrgb", "4x4/FromRGB")
     conv("epilogue.conv", "4x4/Conv")
     s["epilogue.fc.weight"] = _dense(V("4x4/Dense0/weight"))
     s["epilogue.fc.bias"] = _t(V("4x4/Dense0/bias"))
     s["epilogue.out.weight"] = _dense(V("Output/weight"))
     s["epilogue.out.bias"] = _t(V("Output/bias"))
+    return s
+
+
+def _d_config_and_state(net: TFNetwork, what: str, like: GeneratorConfig | None):
+    kw = _d_static_kwargs(net, what)
+    V = _Vars(flatten_variables(net, what), what)
+    V.ignore(r"(.*/)?lod")
+    d = _d_config(V, kw, what)
+    s = _d_state(V, d)
     V.check_all_used()
     return d, s
 

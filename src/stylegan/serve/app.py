@@ -26,6 +26,7 @@ import logging
 import math
 from contextlib import asynccontextmanager
 from importlib import resources
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -189,6 +190,282 @@ def network_digest(G) -> str:
         return hashlib.sha256(repr(type(G)).encode()).hexdigest()[:16]
 
 
+def index_page(static: dict[str, tuple[bytes, str]], title: str) -> bytes:
+    """The page served at ``/``: ``static/index.html`` with its title filled in (HTML-escaped)."""
+    return static["index.html"][0].replace(b"{{TITLE}}", html.escape(title).encode())
+
+
+class ServeState:
+    """What the routes of one application share: the renderer of the loaded network, the inference worker,
+    the model's identity and sizes, the page's files, and the :class:`Info` the API reports."""
+
+    def __init__(self, G, *, name: str, title: str, card: str | None, max_queue: int, max_steps: int,
+                 default_psi: float, model_id: str | None, worker: InferenceWorker | None):
+        self.renderer = Renderer(G)
+        # Networks without a mapping network's w_avg (ProGAN, StyleGAN A/B) cannot truncate: the page pins ψ to 1.
+        can_truncate = getattr(G.mapping, "w_avg", None) is not None
+        psi_min, psi_max = (PSI_MIN, PSI_MAX) if can_truncate else (1.0, 1.0)
+        if not can_truncate:
+            default_psi = 1.0
+        self.worker = worker or InferenceWorker(max_queue=max_queue)
+        self.model_id = model_id or network_digest(G)
+        self.name, self.title, self.max_steps = name, title, max_steps
+        self.num_ws, self.c_dim, self.res = int(G.num_ws), int(G.c_dim), int(G.resolution)
+        self.static = load_static()
+        self.index_html = index_page(self.static, title)
+        self.info = Info(name=name, title=title, model_id=self.model_id, card=card, resolution=self.res,
+                         channels=int(G.img_channels), num_ws=self.num_ws, conditional=self.c_dim > 0,
+                         c_dim=self.c_dim, z_dim=int(G.z_dim), w_dim=int(G.w_dim), noise_modes=list(NOISE_MODES),
+                         psi_min=psi_min, psi_max=psi_max, default_psi=default_psi, seed_max=SEED_MAX,
+                         max_steps=max_steps, max_queue=self.worker.max_queue)
+
+    def description(self) -> str:
+        """The API's description in the OpenAPI schema: the network's shape and the service's limits."""
+        kind = f"conditional, {self.c_dim} classes" if self.c_dim else "unconditional"
+        return (f"Images from the generator **{self.name}** ({self.res}×{self.res}, {self.num_ws} style inputs, "
+                f"{kind}). PNG endpoints are deterministic for noise `const` and `none` (cacheable); "
+                f"at most {self.worker.max_queue} requests wait for the network, more get 503.")
+
+
+# -- parameters -----------------------------------------------------------------------------------------------
+def only_params(c_dim: int, *allowed: str):
+    """A dependency refusing unknown and repeated query parameters (a typo must not silently fall back to a
+    default); ``v`` (the cache key) is always allowed."""
+    allowed_set = set(allowed) | {"v"}
+
+    def check(request: Request):
+        repeated = sorted(k for k in set(request.query_params) if len(request.query_params.getlist(k)) > 1)
+        if repeated:  # which one would win is not obvious; say so rather than pick
+            raise ApiError(422, "invalid_parameter",
+                           f"parameter(s) given more than once: {', '.join(map(repr, repeated))}")
+        unknown = sorted(set(request.query_params) - allowed_set)
+        if unknown:
+            hint = (" (this network is unconditional)" if "class" in unknown and c_dim == 0 else "")
+            raise ApiError(422, "invalid_parameter",
+                           f"unknown parameter(s) {', '.join(map(repr, unknown))}{hint}; this endpoint takes "
+                           f"{', '.join(sorted(allowed_set))}")
+    return Depends(check)
+
+
+def query_types(num_ws: int, c_dim: int, max_steps: int) -> SimpleNamespace:
+    """The annotated types of the image endpoints' query parameters, with the bounds and descriptions of this
+    network (fresh for every application)."""
+    seed_doc = "Seed: an integer in [0, 2^32). Names the latent z = RandomState(seed).randn(z_dim)."
+    class_doc = (f"Class index in [0, {c_dim}); without it, the seed's (seed mod {c_dim}; seed_a's for mix and "
+                 f"interp), so that every seed has an image." if c_dim else
+                 "Class index, for conditional networks only: this network is unconditional, so not accepted.")
+    return SimpleNamespace(
+        Seed=Annotated[int, Query(ge=0, lt=SEED_MAX, description=seed_doc, examples=[42])],
+        SeedA=Annotated[int, Query(ge=0, lt=SEED_MAX, description="Seed of image A, in [0, 2^32).", examples=[1])],
+        SeedB=Annotated[int, Query(ge=0, lt=SEED_MAX, description="Seed of image B, in [0, 2^32).", examples=[2])],
+        Psi=Annotated[float, Query(ge=PSI_MIN, le=PSI_MAX, allow_inf_nan=False,
+                                   description="Truncation ψ, finite, in [-2, 2]: 1 = none, 0 = the average image; "
+                                               "0.5-0.7 trades variety for quality.")],
+        Noise=Annotated[NoiseMode, Query(description="Noise inputs: `const` (fixed, deterministic), `random` (new "
+                                                     "each request, not cached), `none`.")],
+        Class=Annotated[int | None, Query(alias="class", ge=0, description=class_doc)],
+        Crossover=Annotated[int, Query(ge=0, le=num_ws,
+                                       description=f"Style layers [0, crossover) come from A (coarse: pose, shape), "
+                                                   f"the rest from B (fine: texture, colour); in [0, {num_ws}].")],
+        Steps=Annotated[int, Query(ge=2, le=max_steps,
+                                   description=f"Number of images in the strip, endpoints included; "
+                                               f"in [2, {max_steps}].")],
+        V=Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$",
+                                      description="Cache key, not used to compute: the page passes the model id so "
+                                                  "that browser caches never mix the images of two networks.")],
+    )
+
+
+def check_class(c_dim: int, class_idx: int | None, seed: int) -> int | None:
+    """The class to draw: the one given, or for a conditional network without one, ``seed mod c_dim``."""
+    if c_dim == 0 and class_idx is not None:
+        raise ApiError(422, "invalid_parameter", "class: this network is unconditional; do not give a class")
+    if c_dim > 0 and class_idx is None:
+        return seed % c_dim
+    if c_dim > 0 and class_idx >= c_dim:
+        raise ApiError(422, "invalid_parameter", f"class: must be in [0, {c_dim}), got {class_idx}")
+    return class_idx
+
+
+def fmt_psi(psi: float) -> str:
+    """ψ as written in a download's file name: at most two decimals, no trailing zeros."""
+    return f"{psi:.2f}".rstrip("0").rstrip(".") if math.isfinite(psi) else "x"
+
+
+# -- rendering ------------------------------------------------------------------------------------------------
+def cache_headers(model_id: str, kind: str, params: dict) -> tuple[str | None, dict[str, str]]:
+    """The ETag (``None`` for ``random`` noise) and caching headers of one image request."""
+    if params.get("noise") == "random":
+        return None, {"Cache-Control": "no-store"}
+    key = json.dumps({"kind": kind, "model": model_id, **params}, sort_keys=True)
+    etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+    return etag, {"Cache-Control": f"public, max-age={CACHE_MAX_AGE}", "ETag": etag}
+
+
+def not_modified(request: Request, etag: str) -> bool:
+    """Whether the request's If-None-Match names ``etag`` (or is ``*``)."""
+    inm = request.headers.get("if-none-match", "")
+    return etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*"
+
+
+async def compute_png(worker: InferenceWorker, kind: str, fn, *args) -> bytes:
+    """``fn(*args)`` run on the inference worker, its failures turned into :class:`ApiError` (busy, shutting
+    down, invalid parameter, internal)."""
+    try:
+        fut = worker.submit(fn, *args)
+    except QueueFull:
+        raise ApiError(503, "busy", f"The server is busy: {worker.max_queue} requests are already waiting "
+                                    "for the network. Try again in a moment.", {"Retry-After": "1"}) from None
+    except WorkerStopped as e:
+        raise ApiError(503, "shutting_down", str(e), {"Retry-After": "5"}) from None
+    try:
+        return await asyncio.wrap_future(fut)
+    except ValueError as e:
+        raise ApiError(422, "invalid_parameter", str(e)) from None
+    except Exception as e:  # noqa: BLE001 - reported, the server keeps serving
+        log.exception("rendering %s failed", kind)
+        raise ApiError(500, "internal", f"rendering failed ({type(e).__name__}); see the server log") from None
+
+
+async def render_png(state: ServeState, request: Request, kind: str, params: dict, filename: str,
+                     fn, *args) -> Response:
+    """The PNG response of one image request: 304 when the client's copy is current, else computed."""
+    etag, cache = cache_headers(state.model_id, kind, params)
+    if etag is not None and not_modified(request, etag):
+        return Response(status_code=304, headers=cache)
+    png = await compute_png(state.worker, kind, fn, *args)
+    headers = dict(cache)
+    headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return Response(content=png, media_type="image/png", headers=headers)
+
+
+# -- the application ------------------------------------------------------------------------------------------
+PNG_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}}, "description": "A PNG image."},
+    304: {"description": "Not modified (the ETag given in If-None-Match matches)."},
+    422: {"model": ErrorBody, "description": "A parameter is missing, malformed or out of range."},
+    503: {"model": ErrorBody, "description": "The queue is full; retry after `Retry-After` seconds."},
+}
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Answer every error as an :class:`ErrorBody`: invalid parameters, :class:`ApiError`, and HTTP errors."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        detail = [_describe(e) for e in exc.errors()]
+        msg = "; ".join(f"{d['parameter']}: {d['message']}" for d in detail)
+        return _error(422, "invalid_parameter", msg, detail)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return _error(exc.status, exc.error, exc.message, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+
+def add_image_routes(app: FastAPI, state: ServeState) -> None:
+    """The PNG endpoints: ``/api/image``, ``/api/mix`` and ``/api/interp``."""
+    q = query_types(state.num_ws, state.c_dim, state.max_steps)
+    c_dim, name, renderer = state.c_dim, state.name, state.renderer
+
+    @app.get("/api/image", tags=["images"], response_class=Response, responses=PNG_RESPONSES,
+             dependencies=[only_params(c_dim, "seed", "psi", "noise", "class")], summary="One image from a seed")
+    async def api_image(request: Request, seed: q.Seed, psi: q.Psi = 1.0, noise: q.Noise = "const",
+                        class_idx: q.Class = None, v: q.V = None) -> Response:
+        """The image of `seed` at truncation `psi`, as a PNG of the network's size."""
+        class_idx = check_class(c_dim, class_idx, seed)
+        params = {"seed": seed, "psi": psi, "noise": noise, "class": class_idx}
+        return await render_png(state, request, "image", params, f"{name}-seed{seed}-psi{fmt_psi(psi)}.png",
+                                renderer.image, seed, psi, noise, class_idx)
+
+    @app.get("/api/mix", tags=["images"], response_class=Response, responses=PNG_RESPONSES,
+             dependencies=[only_params(c_dim, "seed_a", "seed_b", "crossover", "psi", "noise", "class")],
+             summary="Style mixing of two seeds")
+    async def api_mix(request: Request, seed_a: q.SeedA, seed_b: q.SeedB, crossover: q.Crossover = state.num_ws // 2,
+                      psi: q.Psi = 1.0, noise: q.Noise = "const", class_idx: q.Class = None,
+                      v: q.V = None) -> Response:
+        """Styles [0, crossover) of `seed_a`, the rest of `seed_b`: crossover 0 gives B, num_ws gives A."""
+        class_idx = check_class(c_dim, class_idx, seed_a)
+        params = {"seed_a": seed_a, "seed_b": seed_b, "crossover": crossover, "psi": psi, "noise": noise,
+                  "class": class_idx}
+        return await render_png(state, request, "mix", params, f"{name}-mix{seed_a}-{seed_b}-x{crossover}.png",
+                                renderer.mix, seed_a, seed_b, crossover, psi, noise, class_idx)
+
+    @app.get("/api/interp", tags=["images"], response_class=Response, responses=PNG_RESPONSES,
+             dependencies=[only_params(c_dim, "seed_a", "seed_b", "steps", "psi", "noise", "class")],
+             summary="Interpolation strip between two seeds")
+    async def api_interp(request: Request, seed_a: q.SeedA, seed_b: q.SeedB, steps: q.Steps = min(8, state.max_steps),
+                         psi: q.Psi = 1.0, noise: q.Noise = "const", class_idx: q.Class = None,
+                         v: q.V = None) -> Response:
+        """`steps` images from `seed_a` to `seed_b` (linear in W), side by side: a PNG of
+        (steps × resolution) × resolution pixels."""
+        class_idx = check_class(c_dim, class_idx, seed_a)
+        params = {"seed_a": seed_a, "seed_b": seed_b, "steps": steps, "psi": psi, "noise": noise,
+                  "class": class_idx}
+        return await render_png(state, request, "interp", params, f"{name}-interp{seed_a}-{seed_b}.png",
+                                renderer.interp, seed_a, seed_b, steps, psi, noise, class_idx)
+
+
+def add_service_routes(app: FastAPI, state: ServeState) -> None:
+    """The JSON endpoints about the service (``/api/info``, ``/api/health``), the page and its static files."""
+
+    @app.get("/api/info", tags=["service"], response_model=Info, dependencies=[only_params(state.c_dim)],
+             summary="The served network and the limits")
+    async def api_info() -> Info:
+        """Resolution, channels, number of style inputs, conditioning, model name and card, limits."""
+        return state.info
+
+    @app.get("/api/health", tags=["service"], response_model=Health, dependencies=[only_params(state.c_dim)],
+             summary="Queue and worker state")
+    async def api_health() -> Response:
+        """Whether the worker runs, and its queue."""
+        s = state.worker.stats()
+        return JSONResponse({"status": "ok", **s}, headers={"Cache-Control": "no-store"})
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> Response:
+        return Response(state.index_html, media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+    @app.get("/static/{filename}", include_in_schema=False)
+    async def static_file(filename: str) -> Response:
+        entry = state.static.get(filename)  # a dict look-up: the name never reaches the file system
+        if entry is None:
+            raise ApiError(404, "not_found", "no such static file")
+        return Response(entry[0], media_type=entry[1], headers={"Cache-Control": "no-cache"})
+
+
+def new_app(state: ServeState, allowed_hosts: list[str] | None) -> FastAPI:
+    """The bare application: the worker started and stopped with it, the middleware, no routes yet."""
+    worker = state.worker
+
+    @asynccontextmanager
+    async def lifespan(app):
+        worker.start()
+        yield
+        worker.stop()
+
+    app = FastAPI(
+        title=state.title,
+        version=_version(),
+        description=state.description(),
+        docs_url=None, redoc_url=None,  # their pages load scripts from a CDN; /openapi.json is the schema
+        lifespan=lifespan,
+    )
+    app.state.worker, app.state.renderer, app.state.info = worker, state.renderer, state.info
+    app.add_middleware(_Headers)
+    app.add_middleware(_HeadAsGet)
+    if allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+    return app
+
+
 def create_app(
     G,
     *,
@@ -211,217 +488,16 @@ def create_app(
         raise ValueError("max_steps must be at least 2")
     if not (PSI_MIN <= default_psi <= PSI_MAX):
         raise ValueError(f"default_psi must be in [{PSI_MIN}, {PSI_MAX}]")
-    renderer = Renderer(G)
-    # Networks without a mapping network's w_avg (ProGAN, StyleGAN A/B) cannot truncate: the page pins ψ to 1.
-    can_truncate = getattr(G.mapping, "w_avg", None) is not None
-    psi_min, psi_max = (PSI_MIN, PSI_MAX) if can_truncate else (1.0, 1.0)
-    if not can_truncate:
-        default_psi = 1.0
-    worker = worker or InferenceWorker(max_queue=max_queue)
-    model_id = model_id or network_digest(G)
-    num_ws, c_dim, res = int(G.num_ws), int(G.c_dim), int(G.resolution)
-    static = load_static()
-    index_html = static["index.html"][0].replace(b"{{TITLE}}", html.escape(title).encode())
-    info = Info(name=name, title=title, model_id=model_id, card=card, resolution=res,
-                channels=int(G.img_channels), num_ws=num_ws, conditional=c_dim > 0, c_dim=c_dim,
-                z_dim=int(G.z_dim), w_dim=int(G.w_dim), noise_modes=list(NOISE_MODES), psi_min=psi_min,
-                psi_max=psi_max, default_psi=default_psi, seed_max=SEED_MAX, max_steps=max_steps,
-                max_queue=worker.max_queue)
-
-    @asynccontextmanager
-    async def lifespan(app):
-        worker.start()
-        yield
-        worker.stop()
-
-    app = FastAPI(
-        title=title,
-        version=_version(),
-        description=(f"Images from the generator **{name}** ({res}×{res}, {num_ws} style inputs, "
-                     f"{'conditional, ' + str(c_dim) + ' classes' if c_dim else 'unconditional'}). "
-                     "PNG endpoints are deterministic for noise `const` and `none` (cacheable); "
-                     f"at most {worker.max_queue} requests wait for the network, more get 503."),
-        docs_url=None, redoc_url=None,  # their pages load scripts from a CDN; /openapi.json is the schema
-        lifespan=lifespan,
-    )
-    app.state.worker, app.state.renderer, app.state.info = worker, renderer, info
-    app.add_middleware(_Headers)
-    app.add_middleware(_HeadAsGet)
-    if allowed_hosts:
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
-
-    # -- errors ------------------------------------------------------------------------------------------------
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError):
-        detail = [_describe(e) for e in exc.errors()]
-        msg = "; ".join(f"{d['parameter']}: {d['message']}" for d in detail)
-        return _error(422, "invalid_parameter", msg, detail)
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError):
-        return _error(exc.status, exc.error, exc.message, headers=exc.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
-
-    # -- parameters -----------------------------------------------------------------------------------------
-    def only(*allowed: str):
-        """Refuse unknown and repeated query parameters (a typo must not silently fall back to a default)."""
-        allowed_set = set(allowed) | {"v"}
-
-        def check(request: Request):
-            repeated = sorted(k for k in set(request.query_params) if len(request.query_params.getlist(k)) > 1)
-            if repeated:  # which one would win is not obvious; say so rather than pick
-                raise ApiError(422, "invalid_parameter",
-                               f"parameter(s) given more than once: {', '.join(map(repr, repeated))}")
-            unknown = sorted(set(request.query_params) - allowed_set)
-            if unknown:
-                hint = (" (this network is unconditional)" if "class" in unknown and c_dim == 0 else "")
-                raise ApiError(422, "invalid_parameter",
-                               f"unknown parameter(s) {', '.join(map(repr, unknown))}{hint}; this endpoint takes "
-                               f"{', '.join(sorted(allowed_set))}")
-        return Depends(check)
-
-    seed_doc = "Seed: an integer in [0, 2^32). Names the latent z = RandomState(seed).randn(z_dim)."
-    Seed = Annotated[int, Query(ge=0, lt=SEED_MAX, description=seed_doc, examples=[42])]
-    SeedA = Annotated[int, Query(ge=0, lt=SEED_MAX, description="Seed of image A, in [0, 2^32).", examples=[1])]
-    SeedB = Annotated[int, Query(ge=0, lt=SEED_MAX, description="Seed of image B, in [0, 2^32).", examples=[2])]
-    Psi = Annotated[float, Query(ge=PSI_MIN, le=PSI_MAX, allow_inf_nan=False,
-                                 description="Truncation ψ, finite, in [-2, 2]: 1 = none, 0 = the average image; "
-                                             "0.5-0.7 trades variety for quality.")]
-    Noise = Annotated[NoiseMode, Query(description="Noise inputs: `const` (fixed, deterministic), `random` (new "
-                                                   "each request, not cached), `none`.")]
-    class_doc = (f"Class index in [0, {c_dim}); without it, the seed's (seed mod {c_dim}; seed_a's for mix and "
-                 f"interp), so that every seed has an image." if c_dim else
-                 "Class index, for conditional networks only: this network is unconditional, so not accepted.")
-    Class = Annotated[int | None, Query(alias="class", ge=0, description=class_doc)]
-    Crossover = Annotated[int, Query(ge=0, le=num_ws,
-                                     description=f"Style layers [0, crossover) come from A (coarse: pose, shape), "
-                                                 f"the rest from B (fine: texture, colour); in [0, {num_ws}].")]
-    Steps = Annotated[int, Query(ge=2, le=max_steps,
-                                 description=f"Number of images in the strip, endpoints included; in [2, {max_steps}].")]
-    V = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$",
-                                    description="Cache key, not used to compute: the page passes the model id so "
-                                                "that browser caches never mix the images of two networks.")]
-
-    def check_class(class_idx: int | None, seed: int) -> int | None:
-        """The class to draw: the one given, or for a conditional network without one, ``seed mod c_dim``."""
-        if c_dim == 0 and class_idx is not None:
-            raise ApiError(422, "invalid_parameter", "class: this network is unconditional; do not give a class")
-        if c_dim > 0 and class_idx is None:
-            return seed % c_dim
-        if c_dim > 0 and class_idx >= c_dim:
-            raise ApiError(422, "invalid_parameter", f"class: must be in [0, {c_dim}), got {class_idx}")
-        return class_idx
-
-    png_responses: dict[int | str, dict[str, Any]] = {
-        200: {"content": {"image/png": {}}, "description": "A PNG image."},
-        304: {"description": "Not modified (the ETag given in If-None-Match matches)."},
-        422: {"model": ErrorBody, "description": "A parameter is missing, malformed or out of range."},
-        503: {"model": ErrorBody, "description": "The queue is full; retry after `Retry-After` seconds."},
-    }
-
-    async def render(request: Request, kind: str, params: dict, filename: str, fn, *args) -> Response:
-        deterministic = params.get("noise") != "random"
-        key = json.dumps({"kind": kind, "model": model_id, **params}, sort_keys=True)
-        etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
-        cache = {"Cache-Control": f"public, max-age={CACHE_MAX_AGE}", "ETag": etag} if deterministic else \
-            {"Cache-Control": "no-store"}
-        if deterministic:
-            inm = request.headers.get("if-none-match", "")
-            if etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
-                return Response(status_code=304, headers=cache)
-        try:
-            fut = worker.submit(fn, *args)
-        except QueueFull:
-            raise ApiError(503, "busy", f"The server is busy: {worker.max_queue} requests are already waiting "
-                                        "for the network. Try again in a moment.", {"Retry-After": "1"}) from None
-        except WorkerStopped as e:
-            raise ApiError(503, "shutting_down", str(e), {"Retry-After": "5"}) from None
-        try:
-            png = await asyncio.wrap_future(fut)
-        except ValueError as e:
-            raise ApiError(422, "invalid_parameter", str(e)) from None
-        except Exception as e:  # noqa: BLE001 - reported, the server keeps serving
-            log.exception("rendering %s failed", kind)
-            raise ApiError(500, "internal", f"rendering failed ({type(e).__name__}); see the server log") from None
-        headers = dict(cache)
-        headers["Content-Disposition"] = f'inline; filename="{filename}"'
-        return Response(content=png, media_type="image/png", headers=headers)
-
-    def fmt_psi(psi: float) -> str:
-        return f"{psi:.2f}".rstrip("0").rstrip(".") if math.isfinite(psi) else "x"
-
-    # -- API ----------------------------------------------------------------------------------------------------
-    @app.get("/api/image", tags=["images"], response_class=Response, responses=png_responses,
-             dependencies=[only("seed", "psi", "noise", "class")], summary="One image from a seed")
-    async def api_image(request: Request, seed: Seed, psi: Psi = 1.0, noise: Noise = "const",
-                        class_idx: Class = None, v: V = None) -> Response:
-        """The image of `seed` at truncation `psi`, as a PNG of the network's size."""
-        class_idx = check_class(class_idx, seed)
-        params = {"seed": seed, "psi": psi, "noise": noise, "class": class_idx}
-        return await render(request, "image", params, f"{name}-seed{seed}-psi{fmt_psi(psi)}.png",
-                            renderer.image, seed, psi, noise, class_idx)
-
-    @app.get("/api/mix", tags=["images"], response_class=Response, responses=png_responses,
-             dependencies=[only("seed_a", "seed_b", "crossover", "psi", "noise", "class")],
-             summary="Style mixing of two seeds")
-    async def api_mix(request: Request, seed_a: SeedA, seed_b: SeedB, crossover: Crossover = num_ws // 2,
-                      psi: Psi = 1.0, noise: Noise = "const", class_idx: Class = None, v: V = None) -> Response:
-        """Styles [0, crossover) of `seed_a`, the rest of `seed_b`: crossover 0 gives B, num_ws gives A."""
-        class_idx = check_class(class_idx, seed_a)
-        params = {"seed_a": seed_a, "seed_b": seed_b, "crossover": crossover, "psi": psi, "noise": noise,
-                  "class": class_idx}
-        return await render(request, "mix", params, f"{name}-mix{seed_a}-{seed_b}-x{crossover}.png",
-                            renderer.mix, seed_a, seed_b, crossover, psi, noise, class_idx)
-
-    @app.get("/api/interp", tags=["images"], response_class=Response, responses=png_responses,
-             dependencies=[only("seed_a", "seed_b", "steps", "psi", "noise", "class")],
-             summary="Interpolation strip between two seeds")
-    async def api_interp(request: Request, seed_a: SeedA, seed_b: SeedB, steps: Steps = min(8, max_steps),
-                         psi: Psi = 1.0, noise: Noise = "const", class_idx: Class = None,
-                         v: V = None) -> Response:
-        """`steps` images from `seed_a` to `seed_b` (linear in W), side by side: a PNG of
-        (steps × resolution) × resolution pixels."""
-        class_idx = check_class(class_idx, seed_a)
-        params = {"seed_a": seed_a, "seed_b": seed_b, "steps": steps, "psi": psi, "noise": noise,
-                  "class": class_idx}
-        return await render(request, "interp", params, f"{name}-interp{seed_a}-{seed_b}.png",
-                            renderer.interp, seed_a, seed_b, steps, psi, noise, class_idx)
-
-    @app.get("/api/info", tags=["service"], response_model=Info, dependencies=[only()],
-             summary="The served network and the limits")
-    async def api_info() -> Info:
-        """Resolution, channels, number of style inputs, conditioning, model name and card, limits."""
-        return info
-
-    @app.get("/api/health", tags=["service"], response_model=Health, dependencies=[only()],
-             summary="Queue and worker state")
-    async def api_health() -> Response:
-        """Whether the worker runs, and its queue."""
-        s = worker.stats()
-        return JSONResponse({"status": "ok", **s}, headers={"Cache-Control": "no-store"})
-
-    # -- page -----------------------------------------------------------------------------------------------
-    @app.get("/", include_in_schema=False)
-    async def page() -> Response:
-        return Response(index_html, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
-
-    @app.get("/static/{filename}", include_in_schema=False)
-    async def static_file(filename: str) -> Response:
-        entry = static.get(filename)  # a dict look-up: the name never reaches the file system
-        if entry is None:
-            raise ApiError(404, "not_found", "no such static file")
-        return Response(entry[0], media_type=entry[1], headers={"Cache-Control": "no-cache"})
-
+    state = ServeState(G, name=name, title=title, card=card, max_queue=max_queue, max_steps=max_steps,
+                       default_psi=default_psi, model_id=model_id, worker=worker)
+    app = new_app(state, allowed_hosts)
+    add_error_handlers(app)
+    add_image_routes(app, state)
+    add_service_routes(app, state)
     return app
 
 
 def _version() -> str:
-    from stylegan import __version__
+    from stylegan.version import __version__
 
     return __version__

@@ -7,9 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import re
-import resource
 import signal
 import time
 from pathlib import Path
@@ -20,9 +17,9 @@ import torch
 from tqdm import tqdm
 
 from stylegan.checkpoint import CheckpointError, load_state_strict, save_checkpoint
-from stylegan.config import PRESETS, NetworkConfig, make_config
+from stylegan.config import PRESETS, make_config
 from stylegan.cpu_memory import keep_freed_memory
-from stylegan.images import make_grid, save_png, to_uint8
+from stylegan.data import ImageDataset, infinite_loader, resolve_data
 from stylegan.loader import read_network_file
 from stylegan.networks import build_networks, num_parameters
 from stylegan.training.distributed import DistInfo, all_reduce_grads, all_reduce_sum, init_distributed, shutdown
@@ -30,159 +27,10 @@ from stylegan.training.ema import ema_beta, update_ema
 from stylegan.training.growing import Growth, GrowthSchedule, apply_growth, images_at
 from stylegan.training.loss import make_loss
 from stylegan.training.options import OptionsError, TrainingOptions
+from stylegan.training.runs import RunLog, next_run_dir, remove_stale_writes, run_description, trim_logs
+from stylegan.training.snapshots import SnapshotGrid, snapshot_metrics
 from stylegan.training.state import optimizer_from_tensors, optimizer_to_tensors, restore_rng, rng_state_tensors
-
-SNAPSHOT_RE = re.compile(r"network-snapshot-(\d+)\.safetensors$")
-
-
-# ---------------------------------------------------------------------------------------------- run folders
-
-def next_run_dir(outdir: Path, desc: str) -> Path:
-    ids = [int(m.group(1)) for p in outdir.glob("*") if (m := re.match(r"^(\d+)-", p.name)) and p.is_dir()]
-    return outdir / f"{max(ids, default=-1) + 1:05d}-{desc}"
-
-
-def latest_snapshot(outdir: str | os.PathLike) -> Path:
-    """The newest snapshot of the newest run folder in ``outdir`` that has one."""
-    outdir = Path(outdir)
-    runs = sorted((p for p in outdir.glob("*") if p.is_dir() and re.match(r"^\d+-", p.name)),
-                  key=lambda p: int(p.name.split("-", 1)[0]), reverse=True)
-    for run in runs:
-        snaps = sorted(run.glob("network-snapshot-*.safetensors"),
-                       key=lambda p: int(SNAPSHOT_RE.search(p.name).group(1)))
-        if snaps:
-            return snaps[-1]
-    raise OptionsError(f"--resume latest: no snapshot found in any run folder of {outdir}")
-
-
-def resume_options(resume: str, outdir: str, overrides: dict[str, Any]) -> TrainingOptions:
-    """Options for a resumed run: those saved in the snapshot, with ``overrides`` (the flags given now) on top."""
-    path = latest_snapshot(outdir) if resume == "latest" else Path(resume)
-    ckpt = read_network_file(path)
-    saved = ckpt.extra.get("options")
-    if saved is None:
-        # A checkpoint without training state (e.g. `stylegan init`): start from defaults + overrides, with the
-        # checkpoint's named configuration (for its training recipe).
-        saved = {"cfg": ckpt.config.cfg} if ckpt.config.cfg in PRESETS else {}
-    opts = {**saved, **overrides, "resume": str(path), "outdir": overrides.get("outdir", saved.get("outdir", outdir))}
-    return TrainingOptions.from_dict(opts).validate()
-
-
-# ---------------------------------------------------------------------------------------------- logging
-
-class RunLog:
-    """Messages to stdout and log.txt; one JSON line per tick to stats.jsonl; TensorBoard if installed."""
-
-    def __init__(self, run_dir: Path | None, enabled: bool):
-        self.enabled, self.run_dir = enabled, run_dir
-        self.tb = None
-        if enabled and run_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(run_dir))
-            except ImportError:
-                self.tb = None
-
-    def __call__(self, msg: str) -> None:
-        if not self.enabled:
-            return
-        tqdm.write(msg)
-        if self.run_dir is not None:
-            with open(self.run_dir / "log.txt", "a") as f:
-                f.write(msg + "\n")
-
-    def stats(self, row: dict[str, Any]) -> None:
-        if not self.enabled or self.run_dir is None:
-            return
-        with open(self.run_dir / "stats.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
-            step = int(row["kimg"] * 1000)
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k not in ("kimg", "tick", "timestamp"):
-                    self.tb.add_scalar(k, v, global_step=step)
-            self.tb.flush()
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-#: Temporary files of interrupted writes: our atomic writes (``.NAME.XXXX.tmp``) and the safetensors
-#: library's own (``.tmpXXXXXX``). Neither is ever a complete checkpoint.
-_STALE_WRITE = re.compile(r"^(\.network-snapshot-.*\.tmp|\.tmp[A-Za-z0-9]{6})$")
-
-
-def remove_stale_writes(run_dir: Path) -> None:
-    """Delete what writes cut short by SIGKILL left in a run folder."""
-    for p in run_dir.iterdir():
-        if _STALE_WRITE.match(p.name) and p.is_file():
-            p.unlink()
-
-
-def trim_logs(run_dir: Path, kimg: float) -> None:
-    """Drop the rows of stats.jsonl and metric-*.jsonl written after the snapshot a run resumes from (kimg),
-    so that a resumed run's logs read as one run: no repeated ticks, kimg never going backwards."""
-    for path in [run_dir / "stats.jsonl", *run_dir.glob("metric-*.jsonl")]:
-        if not path.is_file():
-            continue
-        keep = []
-        for line in path.read_text().splitlines():
-            try:
-                row_kimg = json.loads(line).get("kimg")
-            except (ValueError, AttributeError):
-                continue  # a line cut short by a kill
-            if isinstance(row_kimg, (int, float)) and row_kimg <= kimg + 1e-9:
-                keep.append(line)
-        path.write_text("".join(line + "\n" for line in keep))
-
-
-def tick_statistics(trainer: "Trainer", info: DistInfo, sums: dict[str, float], counts: dict[str, float],
-                    tick_start_nimg: int, tick_start_time: float) -> tuple[dict[str, Any], dict[str, float]]:
-    """One tick's row of stats.jsonl (progress, speed, memory, augmentation, growth) and the means of the
-    losses over the tick, summed over every process."""
-    now = time.time()
-    tick_sec = now - tick_start_time
-    keys = sorted(sums)
-    vec = torch.tensor([[sums[k], counts[k]] for k in keys], dtype=torch.float64, device=trainer.device)
-    vec = all_reduce_sum(vec, info).cpu() if keys else vec
-    means = {k: vec[i, 0].item() / max(vec[i, 1].item(), 1) for i, k in enumerate(keys)}
-    kimg_done = (trainer.cur_nimg - tick_start_nimg) / 1000
-    row = {"tick": trainer.cur_tick, "kimg": trainer.cur_nimg / 1000,
-           "train_minutes": trainer.train_seconds / 60, "sec_per_tick": tick_sec,
-           "sec_per_kimg": tick_sec / max(kimg_done, 1e-8), "images_per_s": kimg_done * 1000 / max(tick_sec, 1e-8),
-           "cpu_mem_gb": peak_rss_gb(), "nan_grads": trainer.nan_grads, "timestamp": now, **means}
-    if hasattr(trainer.augment_pipe, "p"):
-        row["Progress/augment"] = float(trainer.augment_pipe.p)
-    if trainer.ada is not None and trainer.ada.rt is not None:
-        row["Progress/rt"] = trainer.ada.rt
-    if trainer.device.type == "cuda":
-        row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(trainer.device) / 2 ** 30
-    if trainer.growth is not None:
-        row["Progress/resolution"], row["Progress/alpha"] = trainer.growth.resolution, trainer.growth.alpha
-    return row, means
-
-
-def _mean(means: dict[str, float], key: str) -> str:
-    """A tick's mean for the log; a penalty whose lazy phase did not run during the tick shows as "-"."""
-    return f"{means[key]:.4g}" if key in means else "-"
-
-
-def tick_line(trainer: "Trainer", row: dict[str, Any], means: dict[str, float]) -> str:
-    """The tick's line in log.txt."""
-    return (f"tick {trainer.cur_tick:<5d} kimg {row['kimg']:<8.1f} sec/tick {row['sec_per_tick']:<7.1f} "
-            f"sec/kimg {row['sec_per_kimg']:<7.2f} img/s {row['images_per_s']:<7.1f} "
-            f"G {_mean(means, 'Loss/G/loss')} D {_mean(means, 'Loss/D/loss')} "
-            f"r1 {_mean(means, 'Loss/r1_penalty')} pl {_mean(means, 'Loss/pl_penalty')} "
-            + (f"augment {row['Progress/augment']:.3f} " if "Progress/augment" in row else "")
-            + (f"res {trainer.growth.describe()} " if trainer.growth is not None else "")
-            + f"mem {row['cpu_mem_gb']:.2f}GB")
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-
+from stylegan.training.ticks import mean_text, tick_line, tick_statistics
 
 # ---------------------------------------------------------------------------------------------- the trainer
 
@@ -190,8 +38,6 @@ class Trainer:
     """Holds everything one training process needs; :meth:`run` trains until ``kimg`` or a stop signal."""
 
     def __init__(self, opts: TrainingOptions, info: DistInfo | None = None, log_fn: Callable[[str], None] | None = None):
-        from stylegan.data import ImageDataset, infinite_loader, resolve_data
-
         self.opts = opts.validate()
         self.info = info or init_distributed(opts.device)
         self.device = self.info.device
@@ -200,8 +46,27 @@ class Trainer:
         if opts.batch % self.info.world_size:
             raise OptionsError(f"--batch {opts.batch} is not divisible by the {self.info.world_size} processes")
         self.batch_gpu = opts.batch // self.info.world_size
+        self._open_data()
+        self._make_networks()
+        self._make_phases()
+        self.cur_nimg = 0
+        self.batch_idx = 0
+        self.cur_tick = 0
+        self.nan_grads = 0
+        self.train_seconds = 0.0  # time spent in training steps, across resumes (the --minutes budget)
+        self.loader = infinite_loader(self.dataset, self.batch_gpu, seed=opts.seed, rank=self.info.rank,
+                                      world_size=self.info.world_size, num_workers=opts.workers,
+                                      # the loader's worker seeds come from its own generator, not the global RNG
+                                      generator=torch.Generator().manual_seed(opts.seed + self.info.rank))
+        if self.ckpt is not None:
+            self._restore(self.ckpt)
+        self.stop_requested = False
+        self.log = log_fn
 
-        # Data (built-in datasets are built by rank 0 first, then read by everyone).
+    # ------------------------------------------------------------------ set-up helpers
+    def _open_data(self) -> None:
+        """The dataset (built-in datasets are built by rank 0 first, then read by everyone)."""
+        opts = self.opts
         if self.info.is_main:
             data_path = resolve_data(opts.data, opts.data_resolution, progress=True)
         if self.info.enabled:
@@ -211,7 +76,9 @@ class Trainer:
         if opts.cond and not self.dataset.has_labels:
             raise OptionsError(f"--cond: the dataset {data_path} has no labels (dataset.json)")
 
-        # Networks: from the snapshot when resuming, otherwise from the preset and the data.
+    def _make_networks(self) -> None:
+        """G, G_ema and D: from the snapshot when resuming, otherwise from the configuration and the data."""
+        opts = self.opts
         self.ckpt = read_network_file(opts.resume) if opts.resume else None
         if self.ckpt is not None:
             self.config = self.ckpt.config
@@ -237,7 +104,10 @@ class Trainer:
         if opts.cpu_bf16 and not opts.fp32:  # reduced-precision layers in bfloat16 on the CPU
             self.G.synthesis.cpu_half_dtype = self.D.cpu_half_dtype = self.G_ema.synthesis.cpu_half_dtype = torch.bfloat16
 
-        # The training recipe of the networks' named configuration, with the options given on top.
+    def _make_phases(self) -> None:
+        """The training recipe of the networks' named configuration with the options given on top, and what
+        it makes: the augmentation, the phases and their loss, the optimizers, the growth schedule."""
+        opts = self.opts
         cfg_name = self.config.cfg if self.config.cfg in PRESETS else opts.cfg
         self.recipe = recipe = opts.recipe(cfg_name)
         self.gamma = opts.resolved_gamma(self.config.G.resolution, cfg_name)
@@ -262,21 +132,6 @@ class Trainer:
                                         recipe.stable_kimg) if self.config.growing else None)
         self.growth: Growth | None = None
 
-        self.cur_nimg = 0
-        self.batch_idx = 0
-        self.cur_tick = 0
-        self.nan_grads = 0
-        self.train_seconds = 0.0  # time spent in training steps, across resumes (the --minutes budget)
-        self.loader = infinite_loader(self.dataset, self.batch_gpu, seed=opts.seed, rank=self.info.rank,
-                                      world_size=self.info.world_size, num_workers=opts.workers,
-                                      # the loader's worker seeds come from its own generator, not the global RNG
-                                      generator=torch.Generator().manual_seed(opts.seed + self.info.rank))
-        if self.ckpt is not None:
-            self._restore(self.ckpt)
-        self.stop_requested = False
-        self.log = log_fn
-
-    # ------------------------------------------------------------------ set-up helpers
     def _check_data_fits(self) -> None:
         g = self.config.G
         ds = self.dataset
@@ -461,46 +316,7 @@ class Trainer:
                                extra_tensors=tensors, extra=extra)
 
 
-# ---------------------------------------------------------------------------------------------- metrics
-
-def snapshot_metrics(trainer: "Trainer", snapshot: Path, run_dir: Path, log) -> None:
-    """``--metrics`` on G_ema at a snapshot: one JSON line per metric in ``metric-<name>.jsonl``."""
-    names = trainer.opts.metric_names()
-    if not names:
-        return
-    from stylegan.metrics.registry import compute_metric
-
-    for name in names:
-        record = compute_metric(name, trainer.G_ema, trainer.dataset.path, trainer.device, progress=False)
-        record = {**record, "snapshot": snapshot.name, "kimg": trainer.cur_nimg / 1000}
-        with open(run_dir / f"metric-{name}.jsonl", "a") as f:
-            f.write(json.dumps(record, default=str) + "\n")
-        log(f"{name} at kimg {trainer.cur_nimg / 1000:g}: {record.get('results')} ({record.get('seconds', 0):.0f} s)")
-
-
-# ---------------------------------------------------------------------------------------------- image grids
-
-def grid_shape(resolution: int) -> tuple[int, int]:
-    cols = int(min(max(1024 // resolution, 4), 8))
-    return cols, cols
-
-
-@torch.no_grad()
-def fake_grid(G, grid_z: torch.Tensor, grid_c: torch.Tensor | None, cols: int, batch: int = 16) -> np.ndarray:
-    imgs = []
-    for i in range(0, len(grid_z), batch):
-        c = None if grid_c is None else grid_c[i:i + batch]
-        imgs.append(to_uint8(G(grid_z[i:i + batch], c, noise_mode="const")))
-    return make_grid(np.concatenate(imgs), cols=cols)
-
-
 # ---------------------------------------------------------------------------------------------- entry point
-
-def run_description(opts: TrainingOptions, world_size: int, gamma: float) -> str:
-    data = re.sub(r"[^A-Za-z0-9_.]+", "_", Path(opts.data.replace("builtin:", "")).stem)
-    desc = f"{opts.cfg}-{data}-gpus{world_size}-batch{opts.batch}-gamma{gamma:g}"
-    return desc + (f"-{opts.desc}" if opts.desc else "")
-
 
 class StopSignals:
     """SIGINT and SIGTERM from the moment training is asked for: during start-up they end it cleanly with
@@ -544,46 +360,83 @@ def _train(opts: TrainingOptions, info: DistInfo, stop_signals: StopSignals | No
     torch.manual_seed(opts.seed * info.world_size + info.rank)
     np.random.seed((opts.seed * info.world_size + info.rank) % 2 ** 32)
     trainer = Trainer(opts, info)
-    config = trainer.config
     if stop_signals.signum is not None:
         trainer.loader.close()
         if info.is_main:
             print(f"stopped by {signal.Signals(stop_signals.signum).name} during start-up: nothing trained, "
                   "nothing written")
         return None
-
     if opts.dry_run:
         if info.is_main:
-            print(json.dumps({"options": opts.to_dict(), "config": config.to_dict(), "gamma": trainer.gamma,
+            print(json.dumps({"options": opts.to_dict(), "config": trainer.config.to_dict(), "gamma": trainer.gamma,
                               "recipe": dataclasses.asdict(trainer.recipe),
                               "dataset": repr(trainer.dataset),
                               "params": {"G": num_parameters(trainer.G), "D": num_parameters(trainer.D)}}, indent=2))
             print("dry run: nothing trained, nothing written")
         return None
 
-    # The run folder: the resumed run's own folder when the snapshot lies in one, else a new one.
+    run_dir, continuing = open_run_dir(trainer)
+    log = RunLog(run_dir, info.is_main)
+    trainer.log = log
+    log_header(trainer, run_dir, continuing)
+    grid = SnapshotGrid(trainer.dataset, trainer.config.G.resolution, trainer.config.G.z_dim, opts.cond, opts.seed,
+                        trainer.device)
+    if info.is_main and not continuing:
+        grid.save_reals(run_dir / "reals.png")
+        grid.save_fakes(trainer.G_ema, run_dir / "fakes_init.png")
+
+    # Stop cleanly on SIGINT / SIGTERM: finish the step, write a snapshot, exit.
+    def on_signal(signum):
+        trainer.stop_requested = True
+        log(f"received {signal.Signals(signum).name}: writing a final snapshot after this step")
+    stop_signals.on_stop = on_signal
+    if stop_signals.signum is not None:  # arrived while the run folder was being set up
+        on_signal(stop_signals.signum)
+    try:
+        if trainer.cur_nimg >= int(opts.kimg * 1000) or trainer.budget_spent():
+            log(f"this run has already reached its {'--minutes budget' if trainer.budget_spent() else '--kimg'} "
+                f"({trainer.cur_nimg / 1000:g} kimg, {trainer.train_seconds / 60:.1f} training minutes); nothing to "
+                "do. Give a larger --kimg or --minutes to train further.")
+            return run_dir
+        done = training_ticks(trainer, run_dir, grid, log)
+    finally:
+        stop_signals.on_stop = None
+        trainer.loader.close()
+        log.close()
+    log("stopped by signal; resume with --resume latest" if trainer.stop_requested and not done else "done")
+    return run_dir
+
+
+def open_run_dir(trainer: Trainer) -> tuple[Path, bool]:
+    """The run folder, ready to write: the resumed run's own folder when the snapshot lies in one (stale
+    partial writes removed, logs trimmed to the snapshot), else a new one; with options.json written. Returns
+    the folder and whether the run continues in it."""
+    opts, info = trainer.opts, trainer.info
     resume_dir = Path(opts.resume).parent if opts.resume else None
     continuing = resume_dir is not None and (resume_dir / "options.json").is_file() and trainer.cur_nimg > 0
     if continuing:
         run_dir = resume_dir
     else:
         run_dir = next_run_dir(Path(opts.outdir), run_description(opts, info.world_size, trainer.gamma))
-    log = RunLog(run_dir, info.is_main)
-    trainer.log = log
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_writes(run_dir)
         if continuing:  # the logs continue from the snapshot: rows written after it (then lost) are dropped
             trim_logs(run_dir, trainer.cur_nimg / 1000)
-        (run_dir / "options.json").write_text(json.dumps({"options": opts.to_dict(), "config": config.to_dict(),
+        (run_dir / "options.json").write_text(json.dumps({"options": opts.to_dict(), "config": trainer.config.to_dict(),
                                                           "gamma": trainer.gamma, "world_size": info.world_size},
                                                          indent=2))
+    return run_dir, continuing
+
+
+def log_header(trainer: Trainer, run_dir: Path, continuing: bool) -> None:
+    """The run's first lines in the log: folder, data, networks, batch and the recipe in force."""
+    log, opts, config, info, r = trainer.log, trainer.opts, trainer.config, trainer.info, trainer.recipe
     log(f"{'resuming' if continuing or opts.resume else 'starting'} training in {run_dir}")
     log(f"data: {trainer.dataset!r}")
     log(f"G: {num_parameters(trainer.G):,} parameters, D: {num_parameters(trainer.D):,} parameters; "
         f"{config.G.resolution}x{config.G.resolution}, batch {opts.batch} ({trainer.batch_gpu} per process x "
         f"{info.world_size}), gamma {trainer.gamma:g}, device {trainer.device}")
-    r = trainer.recipe
     log(f"recipe ({config.cfg}): loss {r.loss}, R1 {'off' if not trainer.r1_on else f'every {r.r1_interval}'}, "
         f"path length {'off' if not trainer.pl_on else f'weight {r.pl_weight:g} every {r.pl_interval}'}, "
         f"style mixing {r.style_mixing:g}, lr G {r.glr:g} D {r.dlr:g}"
@@ -593,62 +446,33 @@ def _train(opts: TrainingOptions, info: DistInfo, stop_signals: StopSignals | No
         log("note: R1 runs on top of WGAN-GP's gradient penalty (the configuration's recipe has R1); give "
             "--gamma 0 for WGAN-GP alone, as in ProGAN")
 
-    # Fixed latents for the snapshot grids.
-    cols, rows = grid_shape(config.G.resolution)
-    gen = torch.Generator().manual_seed(opts.seed)
-    grid_z = torch.randn(cols * rows, config.G.z_dim, generator=gen).to(trainer.device)
-    grid_c = None
-    # Real images spread over the whole dataset (its files are often sorted by class); with labels, row r
-    # shows class r mod c_dim, in the reals and in the fakes alike.
-    n = len(trainer.dataset)
-    idx = torch.randperm(n, generator=gen)[:cols * rows].tolist()
-    idx = [idx[i % len(idx)] for i in range(cols * rows)]
-    if opts.cond:
-        labels = [int(trainer.dataset.get_label(i).argmax()) for i in range(n)]
-        by_class: dict[int, list[int]] = {}
-        for i in torch.randperm(n, generator=gen).tolist():
-            by_class.setdefault(labels[i], []).append(i)
-        members = [by_class[k] for k in sorted(by_class)]  # image indices of each class, shuffled
-        idx = [(m := members[r % len(members)])[col % len(m)] for r in range(rows) for col in range(cols)]
-        grid_c = torch.stack([trainer.dataset.get_label(i) for i in idx]).to(trainer.device)
-    if info.is_main and not continuing:
-        reals = np.stack([trainer.dataset[i][0].permute(1, 2, 0).numpy() for i in idx])
-        save_png(make_grid(reals, cols=cols), run_dir / "reals.png")
-        save_png(fake_grid(trainer.G_ema, grid_z, grid_c, cols), run_dir / "fakes_init.png")
 
-    # Stop cleanly on SIGINT / SIGTERM: finish the step, write a snapshot, exit.
-    def on_signal(signum):
-        trainer.stop_requested = True
-        log(f"received {signal.Signals(signum).name}: writing a final snapshot after this step")
-    stop_signals.on_stop = on_signal
-    if stop_signals.signum is not None:  # arrived while the run folder was being set up
-        on_signal(stop_signals.signum)
-
-    total_nimg = int(opts.kimg * 1000)
-    tick_nimg = int(opts.tick * 1000)
-    if trainer.cur_nimg >= total_nimg or trainer.budget_spent():
-        trainer.loader.close()
-        log(f"this run has already reached its {'--minutes budget' if trainer.budget_spent() else '--kimg'} "
-            f"({trainer.cur_nimg / 1000:g} kimg, {trainer.train_seconds / 60:.1f} training minutes); nothing to do. "
-            "Give a larger --kimg or --minutes to train further.")
-        log.close()
-        return run_dir
-    # The bar follows whichever limit comes first at the current speed: kimg, or the --minutes budget.
+def progress_bar(trainer: Trainer) -> tqdm:
+    """The bar follows whichever limit comes first at the current speed: kimg, or the --minutes budget."""
+    opts = trainer.opts
     by_time = opts.minutes is not None
-    bar = tqdm(total=opts.minutes if by_time else opts.kimg, unit="min" if by_time else "kimg",
-               initial=trainer.train_seconds / 60 if by_time else trainer.cur_nimg / 1000, disable=not info.is_main,
-               dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} "
-               + ("training min" if by_time else "kimg") + " [{elapsed}<{remaining}]{postfix}")
+    return tqdm(total=opts.minutes if by_time else opts.kimg, unit="min" if by_time else "kimg",
+                initial=trainer.train_seconds / 60 if by_time else trainer.cur_nimg / 1000,
+                disable=not trainer.info.is_main, dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} " + ("training min" if by_time else "kimg")
+                + " [{elapsed}<{remaining}]{postfix}")
+
+
+def training_ticks(trainer: Trainer, run_dir: Path, grid: SnapshotGrid, log: RunLog) -> bool:
+    """Train tick by tick until kimg, the --minutes budget or a stop signal, logging each tick and writing
+    snapshots every ``--snap`` ticks and at the end. Returns whether the run reached its limit."""
+    opts, info = trainer.opts, trainer.info
+    total_nimg, tick_nimg = int(opts.kimg * 1000), int(opts.tick * 1000)
+    bar = progress_bar(trainer)
     tick_start_nimg, tick_start_time = trainer.cur_nimg, time.time()
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
     try:
         while True:
-            stats = trainer.step()
-            for k, v in stats.items():
+            for k, v in trainer.step().items():
                 sums[k] = sums.get(k, 0.0) + float(v.float().sum())
                 counts[k] = counts.get(k, 0.0) + v.numel()
-            bar.n = (min(trainer.train_seconds / 60, opts.minutes) if by_time
+            bar.n = (min(trainer.train_seconds / 60, opts.minutes) if opts.minutes is not None
                      else min(trainer.cur_nimg, total_nimg) / 1000)
             bar.update(0)
             done = trainer.cur_nimg >= total_nimg or trainer.budget_spent()
@@ -658,34 +482,38 @@ def _train(opts: TrainingOptions, info: DistInfo, stop_signals: StopSignals | No
                 stop, done = bool(flag[0].item() > 0), bool(flag[1].item() > 0)
             if not (done or stop or trainer.cur_nimg >= tick_start_nimg + tick_nimg):
                 continue
-
-            # ---- tick
             trainer.cur_tick += 1
             row, means = tick_statistics(trainer, info, sums, counts, tick_start_nimg, tick_start_time)
-            log.stats(row)
-            log(tick_line(trainer, row, means))
-            bar.set_postfix_str(f"G {_mean(means, 'Loss/G/loss')} D {_mean(means, 'Loss/D/loss')}")
-            for k, v in means.items():
-                if not math.isfinite(v):
-                    log(f"warning: {k} is {v} at kimg {row['kimg']:.1f}")
-
-            # ---- snapshot
+            end_tick(trainer, row, means, bar, log)
             if done or stop or trainer.cur_tick % opts.snap == 0:
-                kimg_tag = f"{trainer.cur_nimg // 1000:06d}"
-                if info.is_main:
-                    save_png(fake_grid(trainer.G_ema, grid_z, grid_c, cols), run_dir / f"fakes{kimg_tag}.png")
-                    path = trainer.save_snapshot(run_dir / f"network-snapshot-{kimg_tag}.safetensors")
-                    log(f"wrote {path.name}")
-                    snapshot_metrics(trainer, path, run_dir, log)
+                write_snapshot(trainer, run_dir, grid, log)
             sums.clear()
             counts.clear()
             tick_start_nimg, tick_start_time = trainer.cur_nimg, time.time()
             if done or stop:
-                break
+                return done
     finally:
         bar.close()
-        stop_signals.on_stop = None
-        trainer.loader.close()
-        log.close()
-    log("stopped by signal; resume with --resume latest" if trainer.stop_requested and not done else "done")
-    return run_dir
+
+
+def end_tick(trainer: Trainer, row: dict[str, Any], means: dict[str, float], bar: tqdm, log: RunLog) -> None:
+    """A tick's row in stats.jsonl, its line in the log and on the bar, and a warning for any loss that is not
+    finite."""
+    log.stats(row)
+    log(tick_line(trainer, row, means))
+    bar.set_postfix_str(f"G {mean_text(means, 'Loss/G/loss')} D {mean_text(means, 'Loss/D/loss')}")
+    for k, v in means.items():
+        if not math.isfinite(v):
+            log(f"warning: {k} is {v} at kimg {row['kimg']:.1f}")
+
+
+def write_snapshot(trainer: Trainer, run_dir: Path, grid: SnapshotGrid, log: RunLog) -> None:
+    """The snapshot of this image count (main process): the grid of G_ema's images, the checkpoint with the
+    full training state, and the ``--metrics``."""
+    if not trainer.info.is_main:
+        return
+    kimg_tag = f"{trainer.cur_nimg // 1000:06d}"
+    grid.save_fakes(trainer.G_ema, run_dir / f"fakes{kimg_tag}.png")
+    path = trainer.save_snapshot(run_dir / f"network-snapshot-{kimg_tag}.safetensors")
+    log(f"wrote {path.name}")
+    snapshot_metrics(trainer, path, run_dir, log)

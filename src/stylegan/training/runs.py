@@ -1,0 +1,126 @@
+"""Run folders, their logs and resuming: where a run writes (``NNNNN-desc``), what it logs (log.txt,
+stats.jsonl, TensorBoard), and how a resumed run finds its snapshot, its options and continues its logs."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from stylegan.config import PRESETS
+from stylegan.loader import read_network_file
+from stylegan.training.options import OptionsError, TrainingOptions
+
+SNAPSHOT_RE = re.compile(r"network-snapshot-(\d+)\.safetensors$")
+
+
+def next_run_dir(outdir: Path, desc: str) -> Path:
+    """The next numbered run folder ``NNNNN-desc`` in ``outdir`` (not created)."""
+    ids = [int(m.group(1)) for p in outdir.glob("*") if (m := re.match(r"^(\d+)-", p.name)) and p.is_dir()]
+    return outdir / f"{max(ids, default=-1) + 1:05d}-{desc}"
+
+
+def latest_snapshot(outdir: str | os.PathLike) -> Path:
+    """The newest snapshot of the newest run folder in ``outdir`` that has one."""
+    outdir = Path(outdir)
+    runs = sorted((p for p in outdir.glob("*") if p.is_dir() and re.match(r"^\d+-", p.name)),
+                  key=lambda p: int(p.name.split("-", 1)[0]), reverse=True)
+    for run in runs:
+        snaps = sorted(run.glob("network-snapshot-*.safetensors"),
+                       key=lambda p: int(SNAPSHOT_RE.search(p.name).group(1)))
+        if snaps:
+            return snaps[-1]
+    raise OptionsError(f"--resume latest: no snapshot found in any run folder of {outdir}")
+
+
+def resume_options(resume: str, outdir: str, overrides: dict[str, Any]) -> TrainingOptions:
+    """Options for a resumed run: those saved in the snapshot, with ``overrides`` (the flags given now) on top."""
+    path = latest_snapshot(outdir) if resume == "latest" else Path(resume)
+    ckpt = read_network_file(path)
+    saved = ckpt.extra.get("options")
+    if saved is None:
+        # A checkpoint without training state (e.g. `stylegan init`): start from defaults + overrides, with the
+        # checkpoint's named configuration (for its training recipe).
+        saved = {"cfg": ckpt.config.cfg} if ckpt.config.cfg in PRESETS else {}
+    opts = {**saved, **overrides, "resume": str(path), "outdir": overrides.get("outdir", saved.get("outdir", outdir))}
+    return TrainingOptions.from_dict(opts).validate()
+
+
+class RunLog:
+    """Messages to stdout and log.txt; one JSON line per tick to stats.jsonl; TensorBoard if installed."""
+
+    def __init__(self, run_dir: Path | None, enabled: bool):
+        self.enabled, self.run_dir = enabled, run_dir
+        self.tb = None
+        if enabled and run_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir))
+            except ImportError:
+                self.tb = None
+
+    def __call__(self, msg: str) -> None:
+        if not self.enabled:
+            return
+        tqdm.write(msg)
+        if self.run_dir is not None:
+            with open(self.run_dir / "log.txt", "a") as f:
+                f.write(msg + "\n")
+
+    def stats(self, row: dict[str, Any]) -> None:
+        if not self.enabled or self.run_dir is None:
+            return
+        with open(self.run_dir / "stats.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            step = int(row["kimg"] * 1000)
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k not in ("kimg", "tick", "timestamp"):
+                    self.tb.add_scalar(k, v, global_step=step)
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+#: Temporary files of interrupted writes: our atomic writes (``.NAME.XXXX.tmp``) and the safetensors
+#: library's own (``.tmpXXXXXX``). Neither is ever a complete checkpoint.
+_STALE_WRITE = re.compile(r"^(\.network-snapshot-.*\.tmp|\.tmp[A-Za-z0-9]{6})$")
+
+
+def remove_stale_writes(run_dir: Path) -> None:
+    """Delete what writes cut short by SIGKILL left in a run folder."""
+    for p in run_dir.iterdir():
+        if _STALE_WRITE.match(p.name) and p.is_file():
+            p.unlink()
+
+
+def trim_logs(run_dir: Path, kimg: float) -> None:
+    """Drop the rows of stats.jsonl and metric-*.jsonl written after the snapshot a run resumes from (kimg),
+    so that a resumed run's logs read as one run: no repeated ticks, kimg never going backwards."""
+    for path in [run_dir / "stats.jsonl", *run_dir.glob("metric-*.jsonl")]:
+        if not path.is_file():
+            continue
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                row_kimg = json.loads(line).get("kimg")
+            except (ValueError, AttributeError):
+                continue  # a line cut short by a kill
+            if isinstance(row_kimg, (int, float)) and row_kimg <= kimg + 1e-9:
+                keep.append(line)
+        path.write_text("".join(line + "\n" for line in keep))
+
+
+
+
+def run_description(opts: TrainingOptions, world_size: int, gamma: float) -> str:
+    """The ``desc`` part of a run folder's name: configuration, data, processes, batch, γ and ``--desc``."""
+    data = re.sub(r"[^A-Za-z0-9_.]+", "_", Path(opts.data.replace("builtin:", "")).stem)
+    desc = f"{opts.cfg}-{data}-gpus{world_size}-batch{opts.batch}-gamma{gamma:g}"
+    return desc + (f"-{opts.desc}" if opts.desc else "")

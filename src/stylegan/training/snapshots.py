@@ -1,0 +1,80 @@
+"""What a snapshot shows besides the checkpoint: the image grids (fixed latents; with labels, row r is class
+r mod c_dim) and the ``--metrics`` computed on G_ema."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from stylegan.images import make_grid, save_png, to_uint8
+
+if TYPE_CHECKING:
+    from stylegan.training.loop import Trainer
+
+
+def snapshot_metrics(trainer: "Trainer", snapshot: Path, run_dir: Path, log) -> None:
+    """``--metrics`` on G_ema at a snapshot: one JSON line per metric in ``metric-<name>.jsonl``."""
+    names = trainer.opts.metric_names()
+    if not names:
+        return
+    from stylegan.metrics.registry import compute_metric
+
+    for name in names:
+        record = compute_metric(name, trainer.G_ema, trainer.dataset.path, trainer.device, progress=False)
+        record = {**record, "snapshot": snapshot.name, "kimg": trainer.cur_nimg / 1000}
+        with open(run_dir / f"metric-{name}.jsonl", "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+        log(f"{name} at kimg {trainer.cur_nimg / 1000:g}: {record.get('results')} ({record.get('seconds', 0):.0f} s)")
+
+
+def grid_shape(resolution: int) -> tuple[int, int]:
+    """Columns and rows of the snapshot grids: about 1024 pixels wide, 4 to 8 cells."""
+    cols = int(min(max(1024 // resolution, 4), 8))
+    return cols, cols
+
+
+@torch.no_grad()
+def fake_grid(G, grid_z: torch.Tensor, grid_c: torch.Tensor | None, cols: int, batch: int = 16) -> np.ndarray:
+    """G's images of the grid latents (const noise) as one uint8 grid image."""
+    imgs = []
+    for i in range(0, len(grid_z), batch):
+        c = None if grid_c is None else grid_c[i:i + batch]
+        imgs.append(to_uint8(G(grid_z[i:i + batch], c, noise_mode="const")))
+    return make_grid(np.concatenate(imgs), cols=cols)
+
+
+class SnapshotGrid:
+    """The fixed latents and real images of a run's grids (reals.png, fakes*.png).
+
+    Real images are spread over the whole dataset (its files are often sorted by class); with labels, row r
+    shows class r mod c_dim, in the reals and in the fakes alike. Drawn from ``seed`` alone, so that a resumed
+    run draws the same grid."""
+
+    def __init__(self, dataset, resolution: int, z_dim: int, cond: bool, seed: int, device: torch.device):
+        self.cols, rows = grid_shape(resolution)
+        n_cells = self.cols * rows
+        gen = torch.Generator().manual_seed(seed)
+        self.z = torch.randn(n_cells, z_dim, generator=gen).to(device)
+        self.c = None
+        n = len(dataset)
+        idx = torch.randperm(n, generator=gen)[:n_cells].tolist()
+        self.idx = [idx[i % len(idx)] for i in range(n_cells)]
+        if cond:
+            labels = [int(dataset.get_label(i).argmax()) for i in range(n)]
+            by_class: dict[int, list[int]] = {}
+            for i in torch.randperm(n, generator=gen).tolist():
+                by_class.setdefault(labels[i], []).append(i)
+            members = [by_class[k] for k in sorted(by_class)]  # image indices of each class, shuffled
+            self.idx = [(m := members[r % len(members)])[col % len(m)] for r in range(rows) for col in range(self.cols)]
+            self.c = torch.stack([dataset.get_label(i) for i in self.idx]).to(device)
+        self.dataset = dataset
+
+    def save_reals(self, path: Path) -> None:
+        reals = np.stack([self.dataset[i][0].permute(1, 2, 0).numpy() for i in self.idx])
+        save_png(make_grid(reals, cols=self.cols), path)
+
+    def save_fakes(self, G, path: Path) -> None:
+        save_png(fake_grid(G, self.z, self.c, self.cols), path)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import (count_flops, fmt_ratio, fmt_share, measured_peak_flops, median_seconds,  # noqa: E402
                     setup_threads, tf32)
 
-from stylegan.config import make_config  # noqa: E402
+from stylegan.presets import make_config  # noqa: E402
 from stylegan.networks import build_networks  # noqa: E402
 
 SETTINGS = {

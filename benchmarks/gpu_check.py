@@ -93,7 +93,7 @@ def fp16_training(steps: int, device: str = "cuda") -> dict:
 
 
 def compile_generator(device: str = "cuda") -> dict:
-    from stylegan.config import make_config
+    from stylegan.presets import make_config
     from stylegan.networks import build_networks
 
     G = build_networks(make_config("stylegan2", resolution=32, cbase=8192, cmax=256), seed=0)["G_ema"].to(device).eval()

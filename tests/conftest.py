@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from stylegan.config import make_config
+from stylegan.presets import make_config
 
 
 @pytest.fixture(autouse=True)

@@ -95,7 +95,7 @@ def test_class_coverage_conditional_accuracy(net, split):
 
 
 def test_coverage_is_in_the_registry_and_reads_a_generator():
-    from stylegan.config import make_config
+    from stylegan.presets import make_config
     from stylegan.networks import build_networks
 
     cfg = make_config("stylegan2", resolution=16, img_channels=1, cbase=64, cmax=16, map_depth=1)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan.config import make_config
+from stylegan.presets import make_config
 from stylegan.networks import build_networks
 from stylegan.nn.modconv import modulate_weights, modulated_conv2d
 from stylegan.nn.upfirdn import conv2d_resample, setup_filter

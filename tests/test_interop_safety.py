@@ -134,7 +134,7 @@ def test_python_unpickler_and_torch_load_are_never_used(monkeypatch, tmp_path):
 # Fuzzing: mutated files of every format.
 
 def _tiny_inputs(tmp_path_factory):
-    from stylegan.config import make_config
+    from stylegan.presets import make_config
 
     config = make_config("stylegan2", resolution=8, cbase=32, cmax=4, map_depth=1, z_dim=4, w_dim=4,
                          num_fp16_res=0, conv_clamp=None)

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 import stylegan
 from stylegan.checkpoint import read_checkpoint
 from stylegan.cli.main import main
-from stylegan.config import ALIASES, PRESETS, ConfigError, TrainingRecipe, make_config
+from stylegan.config import ConfigError
+from stylegan.presets import ALIASES, PRESETS, TrainingRecipe, make_config
 from stylegan.networks import build_networks, num_parameters, parameter_counts
 from stylegan.nn.adain import AdaIN, adain
 from stylegan.training.growing import Growth, GrowthSchedule, images_at

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from stylegan.config import ConfigError, NetworkConfig, make_config, num_ws_for
+from stylegan.config import ConfigError, NetworkConfig, num_ws_for
+from stylegan.presets import make_config
 from stylegan.networks import build_networks, mix_styles, num_parameters
 
 

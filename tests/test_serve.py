@@ -465,7 +465,7 @@ def test_serve_command_errors(tmp_path, monkeypatch):
 
 def test_network_without_truncation_pins_psi_to_one():
     """ProGAN (no mapping network, no w_avg): the page starts at ψ = 1 and cannot move it; ψ ≠ 1 is a 4xx."""
-    from stylegan.config import make_config
+    from stylegan.presets import make_config
     from stylegan.networks import build_networks
 
     config = make_config("progan", resolution=16, cbase=256, cmax=32, z_dim=32)

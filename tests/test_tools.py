@@ -194,7 +194,7 @@ def test_reprojection_generated_closer_than_unrelated_images():
 
 def test_reprojection_of_a_conditional_network():
     distance = _lpips_or_skip()
-    from stylegan.config import make_config
+    from stylegan.presets import make_config
     from stylegan.networks import build_networks
     from stylegan.tools.reprojection import reprojection_distances
 

@@ -218,7 +218,7 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
 
 def test_dataset_resolution_mismatch_is_reported(tmp_path):
     from stylegan.checkpoint import save_checkpoint
-    from stylegan.config import make_config
+    from stylegan.presets import make_config
     from stylegan.networks import build_networks
 
     cfg = make_config("stylegan2", resolution=32, cbase=256, cmax=32, map_depth=2)
@@ -413,7 +413,7 @@ def test_minutes_budget_stops_the_run_and_counts_across_resumes(tmp_path):
 
 
 def test_small_recipe_builds_and_trains(tmp_path):
-    from stylegan.config import PRESETS
+    from stylegan.presets import PRESETS
 
     opts = tiny_opts(tmp_path, cfg="small", cbase=None, cmax=None, map_depth=None, batch=None).validate()
     recipe = PRESETS["small"].training

@@ -9,7 +9,8 @@
 from stylegan.version import __version__  # noqa: E402,F401
 
 from stylegan.checkpoint import CheckpointError, load_networks, save_checkpoint  # noqa: E402
-from stylegan.config import NetworkConfig, make_config  # noqa: E402
+from stylegan.config import NetworkConfig  # noqa: E402
+from stylegan.presets import make_config  # noqa: E402
 from stylegan.images import to_pil, to_uint8  # noqa: E402
 from stylegan.loader import load  # noqa: E402
 from stylegan.networks import Discriminator, Generator, build_networks, mix_styles  # noqa: E402

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stylegan.config import ALIASES, PRESETS, make_config
+from stylegan.presets import ALIASES, PRESETS, make_config
 from stylegan.networks import parameter_counts
 
 

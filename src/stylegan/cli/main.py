@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from stylegan.config import D_ARCHS, G_ARCHS, PRESETS, ConfigError
+from stylegan.config import D_ARCHS, G_ARCHS, ConfigError
+from stylegan.presets import PRESETS
 
 
 from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mode, class_option,  # noqa: E402
@@ -196,7 +197,7 @@ def init(cfg, resolution, img_channels, cbase, cmax, map_depth, z_dim, w_dim, c_
          force):
     """Write a randomly initialized checkpoint (DIR/network-init.safetensors)."""
     from stylegan.checkpoint import save_checkpoint
-    from stylegan.config import make_config
+    from stylegan.presets import make_config
     from stylegan.networks import build_networks, num_parameters
 
     try:

@@ -13,6 +13,8 @@ The shipped digit classifier (:mod:`stylegan.metrics.digits`) reads N generated 
   mnist5k digits give 0.23;
 - for a conditional generator, asked for each class in turn: ``class_accuracy`` (how often the classifier reads
   the requested class), ``min_class_accuracy`` and the per-class accuracies.
+
+Formulas: docs/design.md §4.6.
 """
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ Tr((Σ₁Σ₂)^{1/2}) is computed from a symmetric eigen-decomposition: with S 
 of the square roots of that matrix's eigenvalues (negative round-off clipped to 0). This needs no general
 matrix square root and gives no complex parts; ``method="sqrtm"`` uses ``scipy.linalg.sqrtm`` instead (as
 the authors' code did) when SciPy is installed, for comparison.
+
+Formulas: docs/design.md §4.1.
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ feature sets with the cubic polynomial kernel k(x, y) = (xᵀy / d + 1)³, avera
 For subsets X, Y of size m: MMD²ᵤ = Σ_{i≠j} k(xᵢ, xⱼ) / (m(m − 1)) + Σ_{i≠j} k(yᵢ, yⱼ) / (m(m − 1))
 − 2 Σ_{i,j} k(xᵢ, yⱼ) / m². Its expectation is the true MMD², so it is 0 on average for two samples of one
 distribution (and can be negative for one draw).
+
+Formulas: docs/design.md §4.2.
 """
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ z₀, z₁ the two end points t ∈ {0, 1} are the same in distribution, and t +
 generated with constant noise, optionally cropped to the face region (StyleGAN's ``ppl_*``: rows 3/8-7/8,
 columns 2/8-6/8; StyleGAN2's ``ppl2_wend`` uses the whole image), box-downsampled to at most 256×256, and the
 mean is taken over the samples between the 1st and 99th percentiles.
+
+Formulas: docs/design.md §4.4.
 """
 from __future__ import annotations
 

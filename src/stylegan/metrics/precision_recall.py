@@ -5,6 +5,8 @@ recall = share of real samples inside the generated manifold.
 
 Distances are computed in blocks of ``row_batch × col_batch`` pairs, so memory stays bounded whatever the set
 sizes (the running k smallest distances are kept per row while column blocks stream past).
+
+Formulas: docs/design.md §4.3.
 """
 from __future__ import annotations
 

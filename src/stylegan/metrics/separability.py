@@ -17,6 +17,8 @@ Labels come from one of two places (the result says which):
   2^(number of classes) there by construction.
 
 The SVM is a linear L2-regularized squared-hinge classifier (the LinearSVC default, C = 1) fitted with L-BFGS.
+
+Formulas: docs/design.md §4.5.
 """
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ downsamples; at 4×4 the epilogue (minibatch std, conv 3×3, fully connected, ou
   (config E/F).
 
 A conditional D projects its output onto an embedding of the class label (mapping network c → cmap).
+
+Formulas: docs/design.md §2.6.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The generator: mapping network + synthesis network, and style mixing at inference."""
+"""The generator: mapping network + synthesis network, and style mixing at inference.
+Formulas: docs/design.md §2.3."""
 from __future__ import annotations
 
 from typing import Sequence

@@ -1,5 +1,5 @@
 """Mapping network (StyleGAN, StyleGAN2): z (+ class embedding) → w, with the running average of w that
-the truncation trick pulls towards."""
+the truncation trick pulls towards. Formulas: docs/design.md §2.2."""
 from __future__ import annotations
 
 import torch

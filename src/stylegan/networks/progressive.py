@@ -22,6 +22,8 @@ them, so a network generates — and a discriminator reads — images of its cur
 fades in (α < 1), the new resolution's image is blended linearly with the previous one's, moved up or down by
 nearest-neighbour / average-pool resampling: G: lerp(up(toRGB_{r/2}), toRGB_r, α); D: lerp(fromRGB_{r/2}(down(x)),
 block_r(fromRGB_r(x)), α). :mod:`stylegan.training.growing` decides stage and α from the image count.
+
+Formulas: docs/design.md §2.4, §2.7.
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ that upsamples and a modulated 3×3 conv, with toRGB per resolution. Architectur
 - ``orig``: toRGB at the top only;
 - ``skip``: output skips, ``img = upsample(img) + toRGB_r(x)`` at every resolution (config E/F);
 - ``resnet``: residual blocks ``(skip(x) + convs(x)) / sqrt(2)``, the skip a 1×1 conv that upsamples.
+
+Formulas: docs/design.md §2.5.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bias + activation with gain and optional clamp."""
+"""Bias + activation with gain and optional clamp. Formulas: docs/design.md §1.2."""
 from __future__ import annotations
 
 import math

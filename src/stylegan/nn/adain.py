@@ -4,6 +4,8 @@
 
 per sample and feature map, with the style (y_s, y_b) = A(w) a learned affine map of w whose y_s bias starts
 at 1. StyleGAN2 replaced it by weight demodulation (:mod:`stylegan.nn.modconv`).
+
+Formulas: docs/design.md §1.7.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Equalized learning rate: weights stored as N(0, 1) / lr_mul and scaled at run time by
-``lr_mul / sqrt(fan_in)``; biases stored divided by lr_mul and multiplied by it at run time."""
+``lr_mul / sqrt(fan_in)``; biases stored divided by lr_mul and multiplied by it at run time.
+Formulas: docs/design.md §1.1."""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """Minibatch standard deviation: a feature channel with the standard deviation of the features
-within small groups of the batch, so that the discriminator can see a lack of variety."""
+within small groups of the batch, so that the discriminator can see a lack of variety.
+Formulas: docs/design.md §1.4."""
 from __future__ import annotations
 
 import torch

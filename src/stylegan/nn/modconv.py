@@ -9,6 +9,8 @@ Two executions give the same result:
   (cheap for inference and small batches);
 - ``fused=False``: the shared weight applied to ``x · s``, followed by the per-sample, per-output-channel
   scale ``d_j`` (cheap for training at large batch: one ordinary convolution).
+
+Formulas: docs/design.md §1.8.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Noise inputs: a single-channel N(0, 1) image scaled by a learned strength, added after the
 convolution. Modes: ``random`` (fresh noise each call), ``const`` (a fixed buffer stored with the model),
-``none``."""
+``none``. Formulas: docs/design.md §1.6."""
 from __future__ import annotations
 
 import torch

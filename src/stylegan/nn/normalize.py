@@ -1,4 +1,4 @@
-"""Pixel norm: normalize feature vectors by their second moment."""
+"""Pixel norm: normalize feature vectors by their second moment. Formulas: docs/design.md §1.3."""
 from __future__ import annotations
 
 import torch

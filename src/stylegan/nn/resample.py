@@ -1,5 +1,6 @@
 """ProGAN's resampling: nearest-neighbour upsampling and 2×2 average-pool downsampling. They also
-carry images between the stages of progressive growing. FIR resampling is in :mod:`stylegan.nn.upfirdn`."""
+carry images between the stages of progressive growing. FIR resampling is in :mod:`stylegan.nn.upfirdn`.
+Formulas: docs/design.md §1.5."""
 from __future__ import annotations
 
 import torch

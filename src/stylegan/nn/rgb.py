@@ -1,5 +1,5 @@
 """toRGB (features → image, a 1×1 modulated conv without demodulation) and fromRGB (image → features,
-a 1×1 equalized conv with leaky ReLU)."""
+a 1×1 equalized conv with leaky ReLU). Formulas: docs/design.md §1.8."""
 from __future__ import annotations
 
 import math

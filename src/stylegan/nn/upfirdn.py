@@ -3,6 +3,8 @@
 The filter is separable: it is given as a 1-D tap vector ``f`` and applied along rows and columns (the 2-D
 filter is the outer product ``f ⊗ f``, as for StyleGAN's [1, 3, 3, 1]). Padding counts are
 ``(x0, x1, y0, y1)`` and may be negative (cropping).
+
+Formulas: docs/design.md §1.5.
 """
 from __future__ import annotations
 

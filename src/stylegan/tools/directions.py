@@ -13,6 +13,8 @@
 An edit moves w by ``strength · σ_k · n_k`` on the chosen style layers (all by default) and renders the result;
 strength 0 gives the original image exactly. Directions are saved as ``.npz`` (plain arrays, read without
 pickle): ``directions`` [K, w_dim], ``sigma`` [K], ``method``, ``layers``.
+
+Formulas: docs/design.md §5.2.
 """
 from __future__ import annotations
 

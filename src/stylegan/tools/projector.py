@@ -2,7 +2,8 @@
 noise maps so that the generator reproduces a target, measured by LPIPS on images downsampled to at most
 256². w starts at w_avg (from 10k samples) with ramped Gaussian noise of std 0.05·σ_w·max(0, 1 − t/0.75)²;
 Adam at lr 0.1 with a 5 % ramp-up and a 25 % cosine ramp-down; the noise maps are regularized at several
-scales (weight 1e5) and renormalized to zero mean and unit variance after every step."""
+scales (weight 1e5) and renormalized to zero mean and unit variance after every step.
+Formulas: docs/design.md §5.1."""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """Exponential moving average of the generator's weights: half-life ``ema_kimg`` thousand images,
-ramped up at the start so that early snapshots are not dominated by the random initialization."""
+ramped up at the start so that early snapshots are not dominated by the random initialization.
+Formulas: docs/design.md §3.5."""
 from __future__ import annotations
 
 import torch

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from stylegan.checkpoint import CheckpointError, load_state_strict, save_checkpoint
-from stylegan.config import PRESETS, make_config
+from stylegan.presets import PRESETS, make_config
 from stylegan.cpu_memory import keep_freed_memory
 from stylegan.data import ImageDataset, infinite_loader, resolve_data
 from stylegan.loader import read_network_file
@@ -37,7 +37,8 @@ from stylegan.training.ticks import mean_text, tick_line, tick_statistics
 class Trainer:
     """Holds everything one training process needs; :meth:`run` trains until ``kimg`` or a stop signal."""
 
-    def __init__(self, opts: TrainingOptions, info: DistInfo | None = None, log_fn: Callable[[str], None] | None = None):
+    def __init__(self, opts: TrainingOptions, info: DistInfo | None = None,
+                 log_fn: Callable[[str], None] | None = None):
         self.opts = opts.validate()
         self.info = info or init_distributed(opts.device)
         self.device = self.info.device
@@ -71,7 +72,8 @@ class Trainer:
             data_path = resolve_data(opts.data, opts.data_resolution, progress=True)
         if self.info.enabled:
             torch.distributed.barrier()
-        data_path = resolve_data(opts.data, opts.data_resolution, progress=False) if not self.info.is_main else data_path
+        if not self.info.is_main:
+            data_path = resolve_data(opts.data, opts.data_resolution, progress=False)
         self.dataset = ImageDataset(data_path, use_labels=opts.cond, xflip=opts.mirror)
         if opts.cond and not self.dataset.has_labels:
             raise OptionsError(f"--cond: the dataset {data_path} has no labels (dataset.json)")
@@ -102,7 +104,8 @@ class Trainer:
         self.G.train()
         self.D.train()
         if opts.cpu_bf16 and not opts.fp32:  # reduced-precision layers in bfloat16 on the CPU
-            self.G.synthesis.cpu_half_dtype = self.D.cpu_half_dtype = self.G_ema.synthesis.cpu_half_dtype = torch.bfloat16
+            for net in (self.G.synthesis, self.D, self.G_ema.synthesis):
+                net.cpu_half_dtype = torch.bfloat16
 
     def _make_phases(self) -> None:
         """The training recipe of the networks' named configuration with the options given on top, and what

@@ -4,6 +4,8 @@ non-saturating logistic loss (:class:`NonSaturatingLoss`, StyleGAN and StyleGAN2
 drift in :mod:`stylegan.training.wgan`. :func:`make_loss` picks one by name.
 
 Each function returns the per-sample loss to be averaged; callers scale it by the lazy interval (``gain``).
+
+Formulas: docs/design.md §3.1–3.4.
 """
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import re
 from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
-from stylegan.config import (AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, PRESETS, ConfigError, TrainingRecipe,
-                             is_power_of_two)
+from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, ConfigError, is_power_of_two
+from stylegan.presets import PRESETS, TrainingRecipe
 from stylegan.training.augment import PIPELINES
 
 AUG_PIPELINES = tuple(PIPELINES)  # the named pipelines of the augmentation, in their order
@@ -110,7 +110,7 @@ DEFAULT_CFG = "stylegan2"
 class TrainingOptions:
     """The options of ``stylegan train``: each field's declaration (:func:`option`) carries its help text,
     bounds and, for the options marked [preset], the training-recipe field whose value it overrides (None:
-    the recipe of the named configuration, :class:`stylegan.config.TrainingRecipe`)."""
+    the recipe of the named configuration, :class:`stylegan.presets.TrainingRecipe`)."""
 
     outdir: str = option("runs", "Parent folder of the run folders (NNNNN-desc).", kind="str", directory=True)
     data: str = option("", "Prepared dataset (folder or zip from `stylegan dataset`) or a built-in dataset, e.g. "
@@ -223,7 +223,8 @@ class TrainingOptions:
             from stylegan.metrics.registry import list_metrics
 
             unknown = [m for m in self.metric_names() if m not in list_metrics()]
-            check(not unknown, f"--metrics: unknown metric(s) {', '.join(unknown)}; `stylegan metrics --list` names them")
+            check(not unknown, f"--metrics: unknown metric(s) {', '.join(unknown)}; "
+                               "`stylegan metrics --list` names them")
         self.recipe()  # the configuration's recipe with these options on top must be consistent
         return self
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from stylegan.config import PRESETS
+from stylegan.presets import PRESETS
 from stylegan.loader import read_network_file
 from stylegan.training.options import OptionsError, TrainingOptions
 

@@ -5,6 +5,8 @@
 
 λ = 10, ε = 0.001. Per-sample losses, averaged by the caller; the phases that use them are
 :class:`stylegan.training.loss.TrainingPhases`.
+
+Formulas: docs/design.md §3.6.
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ Feed it D's logits on (augmented) real images every minibatch; every ``interval`
 r_t = E[sign(D(real))] over the images seen (summed over processes when given a reduce function) and moves p
 by sign(r_t − target) · N / (ada_kimg · 1000), N the number of images (= batch · interval), clamped to [0, 1];
 target 0.6 and ada_kimg 500 by default, so p can go from 0 to 1 in 500k images.
+
+Formulas: docs/design.md §3.8.
 """
 from __future__ import annotations
 

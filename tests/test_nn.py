@@ -218,3 +218,18 @@ def test_grid_sample_matches_torch_to_second_order(mode):
     assert torch.autograd.gradgradcheck(lambda t: grid_sample(t, grid, **kw), (x.clone().requires_grad_(True),))
     with pytest.raises(ValueError, match="grid"):
         grid_sample(x, grid.clone().requires_grad_(True))
+
+
+def test_from_rgb_of_a_one_channel_image_answers_in_the_preferred_layout():
+    """A one-channel image is NCHW and NHWC at once; the features fromRGB makes of it must still be
+    channels-last on the CPU, or every later layer of D runs in the slower layout."""
+    from stylegan.nn.layout import reference_layout
+    from stylegan.nn.rgb import FromRGB
+
+    layer = FromRGB(1, 8)
+    img = torch.randn(2, 1, 8, 8)
+    y = layer(img)
+    assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+    with reference_layout():
+        ref = layer(img)
+    assert ref.is_contiguous() and torch.allclose(y, ref, atol=1e-6)

@@ -488,3 +488,16 @@ def test_head_requests_and_repeated_parameters(tmp_path):
             assert h.headers["content-type"] == g.headers["content-type"]
         r = c.get("/api/image?seed=1&seed=2")
         assert r.status_code == 422 and "more than once" in r.json()["message"]
+
+
+def test_overlong_urls_get_414_from_a_real_server(ckpt):
+    """A 1 MB request target is answered 414 with the API's error body (not a dropped connection), and the
+    server answers normally afterwards; an ordinary long query still works."""
+    app = create_app(stylegan.load(ckpt))
+    with BackgroundServer(app) as server:
+        status, headers, body = _get(server.port, "/api/image?seed=1&x=" + "a" * 2 ** 20)
+        assert status == 414 and json.loads(body)["error"] == "uri_too_long"
+        assert headers["cache-control"] == "no-store" and "content-security-policy" in headers
+        status, _, _ = _get(server.port, "/?" + "b=1&" * 100)
+        assert status in (200, 422)
+        assert _get(server.port, "/api/image?seed=1")[0] == 200

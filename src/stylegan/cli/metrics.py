@@ -86,7 +86,7 @@ def metrics(network, names, data, data_resolution, data2, device, batch_size, se
         --data data/ffhq256.zip
     stylegan metrics --metrics fid10k,pr10k3 --data real_images/ --data2 other_generator_samples/
     """
-    from stylegan.cli.main import _device, _load_generator
+    from stylegan.cli.common import _device, _load_generator
     from stylegan.metrics import METRICS, MetricError, WeightsError, compute_metrics
 
     if list_only:

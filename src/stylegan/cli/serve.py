@@ -46,6 +46,7 @@ def serve(network, host, port, max_queue, max_steps, default_psi, title, card, t
         import uvicorn
 
         from stylegan.serve import create_app
+        from stylegan.serve.app import uvicorn_settings
     except ModuleNotFoundError as e:
         raise click.ClickException(f"serving needs fastapi and uvicorn ({e}); pip install fastapi uvicorn") from None
     from stylegan import pretrained
@@ -67,4 +68,5 @@ def serve(network, host, port, max_queue, max_steps, default_psi, title, card, t
         click.echo(f"warning: binding to {host}: the service is reachable from other machines", err=True)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"serving {name} ({G.resolution}x{G.resolution}) at http://{shown}:{port}/  (Ctrl-C stops)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, access_log=log_level == "debug")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, access_log=log_level == "debug",
+                **uvicorn_settings())

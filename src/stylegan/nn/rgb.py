@@ -7,6 +7,7 @@ import math
 import torch
 
 from stylegan.nn.equalized import EqualizedConv2d
+from stylegan.nn.layout import to_preferred_layout
 from stylegan.nn.modconv import ModulatedConv2d
 
 
@@ -26,3 +27,8 @@ class FromRGB(EqualizedConv2d):
 
     def __init__(self, img_channels: int, out_channels: int, conv_clamp: float | None = None):
         super().__init__(img_channels, out_channels, kernel_size=1, activation="lrelu", conv_clamp=conv_clamp)
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        # The features leave in the preferred layout: from a one-channel image (NCHW and NHWC at once) the
+        # convolution would answer in NCHW, and every later layer of D would run in the slower layout.
+        return to_preferred_layout(super().forward(x, *args, **kwargs))

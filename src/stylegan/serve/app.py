@@ -148,6 +148,32 @@ class _Headers:
         await self.app(scope, receive, send_with_headers)
 
 
+#: The longest request target (path and query) answered; longer ones get 414. The server reads request heads up
+#: to :data:`MAX_REQUEST_HEAD` bytes, so that it can answer them instead of dropping the connection.
+MAX_URI = 8192
+MAX_REQUEST_HEAD = 4 * 2 ** 20
+
+
+def uvicorn_settings() -> dict:
+    """What every server of this app runs with (``stylegan serve`` and :class:`BackgroundServer`): the h11
+    implementation, reading request heads of up to :data:`MAX_REQUEST_HEAD` bytes."""
+    return {"http": "h11", "h11_max_incomplete_event_size": MAX_REQUEST_HEAD}
+
+
+class _UriTooLong:
+    """Pure ASGI middleware: a request target over :data:`MAX_URI` bytes is answered 414 with the API's error
+    body, whatever its path."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) > MAX_URI:
+            response = _error(414, "uri_too_long", f"the request target is longer than {MAX_URI} bytes")
+            return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 class _HeadAsGet:
     """Pure ASGI middleware: HEAD is answered as GET without the body (same status and headers), so that every
     page and API path takes it, as HTTP asks, without a second route per path in the schema."""
@@ -457,6 +483,7 @@ def new_app(state: ServeState, allowed_hosts: list[str] | None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.worker, app.state.renderer, app.state.info = worker, state.renderer, state.info
+    app.add_middleware(_UriTooLong)  # innermost: its 414 gets the headers of every answer
     app.add_middleware(_Headers)
     app.add_middleware(_HeadAsGet)
     if allowed_hosts:

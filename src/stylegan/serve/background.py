@@ -16,8 +16,10 @@ class BackgroundServer:
                  start_timeout: float = 30.0):
         import uvicorn
 
+        from stylegan.serve.app import uvicorn_settings
+
         self.config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                                     lifespan="on", workers=1)
+                                     lifespan="on", workers=1, **uvicorn_settings())
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, name="stylegan-serve", daemon=True)
         self.start_timeout = start_timeout

@@ -501,3 +501,44 @@ def test_overlong_urls_get_414_from_a_real_server(ckpt):
         status, _, _ = _get(server.port, "/?" + "b=1&" * 100)
         assert status in (200, 422)
         assert _get(server.port, "/api/image?seed=1")[0] == 200
+
+
+def test_edit_sliders_move_the_image_along_the_networks_directions(G, client):
+    """/api/info offers the first SeFa directions; `edit` moves w along them: amount 0 is the unedited image
+    byte for byte, amounts change it, the same edit through the library gives the same pixels, and bad
+    amounts are refused with 422."""
+    from stylegan.tools.directions import edit, sefa
+
+    info = client.get("/api/info").json()
+    assert info["directions"] == min(5, G.w_dim) and info["direction_method"] == "sefa"
+    r0 = client.get("/api/image", params={"seed": 3, "psi": 1})
+    plain = png(r0)
+    assert client.get("/api/image", params={"seed": 3, "psi": 1, "edit": "0,0"}).content == r0.content
+    r = client.get("/api/image", params={"seed": 3, "psi": 1, "edit": "2.5"})
+    edited = png(r)
+    assert not np.array_equal(edited, plain)
+    assert "edited" in r.headers["content-disposition"]
+    ref = edit(G, seed=3, directions=sefa(G, num=info["directions"]), index=0, strengths=[2.5])
+    assert np.abs(edited.astype(int) - stylegan.to_uint8(ref)[0].astype(int)).max() <= 1
+    for bad in ("nan", "9", ",".join(["1"] * (info["directions"] + 1)), "1,,2", "x"):
+        r = client.get("/api/image", params={"seed": 3, "edit": bad})
+        assert r.status_code == 422, bad
+    assert client.get("/api/mix", params={"seed_a": 1, "seed_b": 2, "edit": "1"}).status_code == 422
+
+
+def test_no_sliders_on_request_or_without_a_latent_to_move(G):
+    """sliders=0 turns edits off; ProGAN (no mapping network, no styles) has none; StyleGAN's AdaIN generator
+    gets GANSpace directions."""
+    from stylegan.networks import build_networks
+    from stylegan.presets import make_config
+
+    with TestClient(create_app(G, sliders=0)) as c:
+        assert c.get("/api/info").json()["directions"] == 0
+        assert c.get("/api/image", params={"seed": 1, "edit": "1"}).status_code == 422
+    for cfg, method in (("progan", None), ("stylegan", "ganspace")):
+        net = build_networks(make_config(cfg, resolution=8, cbase=64, cmax=16), seed=0)["G_ema"].eval()
+        with TestClient(create_app(net)) as c:
+            info = c.get("/api/info").json()
+            assert info["direction_method"] == method and info["directions"] == (5 if method else 0)
+            if method:
+                assert c.get("/api/image", params={"seed": 1, "edit": "0,2"}).status_code == 200

@@ -116,6 +116,18 @@ def test_page_end_to_end(server, browser, shots):
     assert "psi=0.20" in page.url and page.locator("#psi-out").text_content() == "0.20"
     assert "psi=0.20" in page.locator("#permalink").get_attribute("href")
 
+    # An edit slider: the same seed moved along the network's second direction, kept in the permalink.
+    before = img.get_attribute("data-src")
+    page.locator("#edit-1").fill("2")
+    sync_api.expect(img).not_to_have_attribute("data-src", before)
+    _settled(page)
+    edited = img.get_attribute("data-src")
+    assert parse_qs(urlsplit(edited).query)["edit"] == ["0,2"] and "edit=0%2C2" in page.url
+    assert _fetch(server.url + edited[1:]) != _fetch(server.url + before[1:])
+    page.click("#edit-reset")
+    sync_api.expect(img).to_have_attribute("data-src", before)
+    _settled(page)
+
     # Style mixing: another crossover, another mix.
     mix1 = page.locator("#mix-img").get_attribute("data-src")
     page.locator("#crossover").fill("1")

@@ -28,6 +28,8 @@ def _is_loopback(host: str) -> bool:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
 @click.option("--max-queue", type=click.IntRange(1, 10000), default=16, show_default=True,
               help="Requests that may wait for the network; more are refused with 503 until the queue drains.")
+@click.option("--sliders", type=click.IntRange(0, 64), default=5, show_default=True,
+              help="Edit sliders on the page: the first N latent directions (SeFa), computed at start-up; 0: none.")
 @click.option("--max-steps", type=click.IntRange(2, 256), default=16, show_default=True,
               help="Largest number of images in an interpolation strip.")
 @click.option("--psi", "default_psi", type=FiniteFloat(-2, 2), default=0.7, show_default=True,
@@ -39,7 +41,7 @@ def _is_loopback(host: str) -> bool:
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True, help="uvicorn log level.")
 @device_option
-def serve(network, host, port, max_queue, max_steps, default_psi, title, card, threads, log_level, device):
+def serve(network, host, port, sliders, max_queue, max_steps, default_psi, title, card, threads, log_level, device):
     """Serve a generator on a web page: a new image on each visit, truncation, style mixing, interpolation,
     and a PNG/JSON API (/api/image, /api/mix, /api/interp, /api/info; schema at /openapi.json)."""
     try:
@@ -63,6 +65,7 @@ def serve(network, host, port, max_queue, max_steps, default_psi, title, card, t
     title = title or f"This {pretrained.SUBJECTS.get(name, 'Image') if is_name else 'Image'} Does Not Exist"
     loopback = _is_loopback(host)
     app = create_app(G, name=name, title=title, card=card_text, max_queue=max_queue, max_steps=max_steps,
+                     sliders=sliders,
                      default_psi=default_psi, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
     if not loopback:
         click.echo(f"warning: binding to {host}: the service is reachable from other machines", err=True)

@@ -44,6 +44,9 @@ log = logging.getLogger("stylegan.serve")
 
 SEED_MAX = 2 ** 32
 PSI_MIN, PSI_MAX = -2.0, 2.0
+#: The page's edit sliders: how many latent directions (SeFa, computed once at start-up) and the largest amount
+#: along each, in units of the direction's spread.
+SLIDERS, EDIT_MAX = 5, 5.0
 #: Files served from ``stylegan/serve/static``, by suffix; anything else in the folder is not served.
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
@@ -87,6 +90,9 @@ class Info(BaseModel):
     seed_max: int = Field(description="Seeds are integers in [0, seed_max).")
     max_steps: int = Field(description="Largest `steps` of /api/interp.")
     max_queue: int = Field(description="Requests that may wait for the network before new ones get 503.")
+    directions: int = Field(description="Latent directions `edit` accepts amounts for (0: no edits).")
+    direction_method: str | None = Field(description="How the directions were found (`sefa`: closed-form "
+                                                     "factorization of the style weights).")
 
 
 class Health(BaseModel):
@@ -221,13 +227,32 @@ def index_page(static: dict[str, tuple[bytes, str]], title: str) -> bytes:
     return static["index.html"][0].replace(b"{{TITLE}}", html.escape(title).encode())
 
 
+def page_directions(G, num: int):
+    """The first ``num`` latent directions of ``G`` for the page's sliders, computed once: SeFa where the network
+    has modulated convolutions, else GANSpace where it has a mapping network (StyleGAN's AdaIN); None when
+    ``num`` is 0 or the network has neither (ProGAN)."""
+    if num <= 0:
+        return None
+    from stylegan.tools.directions import ganspace, sefa
+
+    num = min(num, int(G.w_dim))
+    try:
+        return sefa(G, num=num)
+    except ValueError:
+        pass
+    if getattr(G.mapping, "w_avg", None) is None:
+        return None
+    return ganspace(G, num=num, samples=2000)
+
+
 class ServeState:
     """What the routes of one application share: the renderer of the loaded network, the inference worker,
     the model's identity and sizes, the page's files, and the :class:`Info` the API reports."""
 
     def __init__(self, G, *, name: str, title: str, card: str | None, max_queue: int, max_steps: int,
-                 default_psi: float, model_id: str | None, worker: InferenceWorker | None):
-        self.renderer = Renderer(G)
+                 default_psi: float, model_id: str | None, worker: InferenceWorker | None, sliders: int = SLIDERS):
+        self.directions = page_directions(G, sliders)
+        self.renderer = Renderer(G, self.directions)
         # Networks without a mapping network's w_avg (ProGAN, StyleGAN A/B) cannot truncate: the page pins ψ to 1.
         can_truncate = getattr(G.mapping, "w_avg", None) is not None
         psi_min, psi_max = (PSI_MIN, PSI_MAX) if can_truncate else (1.0, 1.0)
@@ -243,7 +268,9 @@ class ServeState:
                          channels=int(G.img_channels), num_ws=self.num_ws, conditional=self.c_dim > 0,
                          c_dim=self.c_dim, z_dim=int(G.z_dim), w_dim=int(G.w_dim), noise_modes=list(NOISE_MODES),
                          psi_min=psi_min, psi_max=psi_max, default_psi=default_psi, seed_max=SEED_MAX,
-                         max_steps=max_steps, max_queue=self.worker.max_queue)
+                         max_steps=max_steps, max_queue=self.worker.max_queue,
+                         directions=0 if self.directions is None else len(self.directions.directions),
+                         direction_method=None if self.directions is None else self.directions.method)
 
     def description(self) -> str:
         """The API's description in the OpenAPI schema: the network's shape and the service's limits."""
@@ -296,6 +323,11 @@ def query_types(num_ws: int, c_dim: int, max_steps: int) -> SimpleNamespace:
         Steps=Annotated[int, Query(ge=2, le=max_steps,
                                    description=f"Number of images in the strip, endpoints included; "
                                                f"in [2, {max_steps}].")],
+        Edit=Annotated[str | None, Query(max_length=32 * SLIDERS, pattern=r"^[-+0-9.eE]+(,[-+0-9.eE]+)*$",
+                                         description=f"Amounts along the first latent directions (see /api/info), "
+                                                     f"comma-separated, each finite in [-{EDIT_MAX:g}, "
+                                                     f"{EDIT_MAX:g}], in units of the direction's spread.",
+                                         examples=["1.5,0,-2"])],
         V=Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$",
                                       description="Cache key, not used to compute: the page passes the model id so "
                                                   "that browser caches never mix the images of two networks.")],
@@ -311,6 +343,25 @@ def check_class(c_dim: int, class_idx: int | None, seed: int) -> int | None:
     if c_dim > 0 and class_idx >= c_dim:
         raise ApiError(422, "invalid_parameter", f"class: must be in [0, {c_dim}), got {class_idx}")
     return class_idx
+
+
+def parse_edit(text: str | None, num_directions: int) -> tuple[float, ...]:
+    """The ``edit`` amounts: at most ``num_directions`` finite numbers in [−EDIT_MAX, EDIT_MAX]; trailing
+    zeros dropped, so that equal edits share one cache entry."""
+    if not text:
+        return ()
+    try:
+        amounts = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ApiError(422, "invalid_parameter", f"edit: comma-separated numbers expected, got {text[:40]!r}") from None
+    if len(amounts) > num_directions:
+        raise ApiError(422, "invalid_parameter",
+                       f"edit: at most {num_directions} amounts for this network, got {len(amounts)}")
+    if not all(math.isfinite(a) and abs(a) <= EDIT_MAX for a in amounts):
+        raise ApiError(422, "invalid_parameter", f"edit: each amount must be finite, in [-{EDIT_MAX:g}, {EDIT_MAX:g}]")
+    while amounts and amounts[-1] == 0:
+        amounts.pop()
+    return tuple(amounts)
 
 
 def fmt_psi(psi: float) -> str:
@@ -399,14 +450,20 @@ def add_image_routes(app: FastAPI, state: ServeState) -> None:
     c_dim, name, renderer = state.c_dim, state.name, state.renderer
 
     @app.get("/api/image", tags=["images"], response_class=Response, responses=PNG_RESPONSES,
-             dependencies=[only_params(c_dim, "seed", "psi", "noise", "class")], summary="One image from a seed")
+             dependencies=[only_params(c_dim, "seed", "psi", "noise", "class", "edit")],
+             summary="One image from a seed")
     async def api_image(request: Request, seed: q.Seed, psi: q.Psi = 1.0, noise: q.Noise = "const",
-                        class_idx: q.Class = None, v: q.V = None) -> Response:
-        """The image of `seed` at truncation `psi`, as a PNG of the network's size."""
+                        class_idx: q.Class = None, edit: q.Edit = None, v: q.V = None) -> Response:
+        """The image of `seed` at truncation `psi`, as a PNG of the network's size; `edit` moves its w along
+        the network's latent directions."""
         class_idx = check_class(c_dim, class_idx, seed)
+        amounts = parse_edit(edit, state.info.directions)
         params = {"seed": seed, "psi": psi, "noise": noise, "class": class_idx}
-        return await render_png(state, request, "image", params, f"{name}-seed{seed}-psi{fmt_psi(psi)}.png",
-                                renderer.image, seed, psi, noise, class_idx)
+        if amounts:
+            params["edit"] = list(amounts)
+        filename = f"{name}-seed{seed}-psi{fmt_psi(psi)}" + ("-edited" if amounts else "") + ".png"
+        return await render_png(state, request, "image", params, filename, renderer.image, seed, psi, noise,
+                                class_idx, amounts)
 
     @app.get("/api/mix", tags=["images"], response_class=Response, responses=PNG_RESPONSES,
              dependencies=[only_params(c_dim, "seed_a", "seed_b", "crossover", "psi", "noise", "class")],
@@ -502,6 +559,7 @@ def create_app(
     max_queue: int = 16,
     max_steps: int = 16,
     default_psi: float = 0.7,
+    sliders: int = SLIDERS,
     model_id: str | None = None,
     allowed_hosts: list[str] | None = None,
     worker: InferenceWorker | None = None,
@@ -509,14 +567,14 @@ def create_app(
     """The application serving generator ``G`` (eval mode, no grads; see :func:`stylegan.load`).
 
     ``max_queue`` bounds the requests waiting for the network (more get 503); ``max_steps`` bounds the
-    interpolation strip; ``allowed_hosts`` (e.g. ``["127.0.0.1", "localhost"]``) refuses other Host headers
+    interpolation strip; ``sliders``: latent directions offered for edits (SeFa, computed here, once); ``allowed_hosts`` (e.g. ``["127.0.0.1", "localhost"]``) refuses other Host headers
     (against DNS rebinding when bound to loopback)."""
     if max_steps < 2:
         raise ValueError("max_steps must be at least 2")
     if not (PSI_MIN <= default_psi <= PSI_MAX):
         raise ValueError(f"default_psi must be in [{PSI_MIN}, {PSI_MAX}]")
     state = ServeState(G, name=name, title=title, card=card, max_queue=max_queue, max_steps=max_steps,
-                       default_psi=default_psi, model_id=model_id, worker=worker)
+                       default_psi=default_psi, model_id=model_id, worker=worker, sliders=sliders)
     app = new_app(state, allowed_hosts)
     add_error_handlers(app)
     add_image_routes(app, state)

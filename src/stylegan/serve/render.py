@@ -14,6 +14,7 @@ import torch
 from stylegan.images import array_to_pil, to_uint8
 from stylegan.networks.generator import mix_styles
 from stylegan.nn.noise import check_noise_mode
+from stylegan.tools.directions import move_ws
 from stylegan.tools.generate import z_from_seed
 
 #: Images per synthesis pass. 1 keeps every image bit-identical to the same image requested alone (a batched
@@ -31,8 +32,9 @@ def png_bytes(arr: np.ndarray) -> bytes:
 class Renderer:
     """Wraps a generator (eval mode, no grads) with the three operations the service offers."""
 
-    def __init__(self, G):
+    def __init__(self, G, directions=None):
         self.G = G
+        self.directions = directions  # latent directions of the page's edit sliders (None: no edits)
         try:
             self.device = next(G.parameters()).device
         except (AttributeError, StopIteration):
@@ -62,8 +64,17 @@ class Renderer:
         return np.concatenate(out)
 
     @torch.inference_mode()
-    def image(self, seed: int, psi: float = 1.0, noise: str = "const", class_idx: int | None = None) -> bytes:
-        return png_bytes(self._synth(self._ws([seed], psi, class_idx), noise)[0])
+    def image(self, seed: int, psi: float = 1.0, noise: str = "const", class_idx: int | None = None,
+              edit: Sequence[float] = ()) -> bytes:
+        """The image of ``seed``; ``edit``: amounts along the first directions (in units of each direction's
+        spread), all 0 or none for the unedited image."""
+        ws = self._ws([seed], psi, class_idx)
+        if any(edit):
+            if self.directions is None or len(edit) > len(self.directions.directions):
+                raise ValueError(f"at most {0 if self.directions is None else len(self.directions.directions)} "
+                                 "edit amounts are accepted")
+            ws = move_ws(self.G, ws, self.directions, edit)
+        return png_bytes(self._synth(ws, noise)[0])
 
     @torch.inference_mode()
     def mix(self, seed_a: int, seed_b: int, crossover: int, psi: float = 1.0, noise: str = "const",

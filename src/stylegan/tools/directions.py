@@ -194,22 +194,36 @@ def edit_ws(G, ws: torch.Tensor, directions: Directions, index: int, strengths: 
     """:func:`edit` of given ws [1, num_ws, w_dim], e.g. a projection of a real image (``projected_w.npz``)."""
     if not 0 <= index < len(directions.directions):
         raise ValueError(f"direction index must be in [0, {len(directions.directions)}), got {index}")
+    device = next(G.parameters()).device
+    ws = ws.to(device)
+    out = []
+    for s in strengths:
+        amounts = [0.0] * len(directions.directions)
+        amounts[index] = float(s)
+        out.append(G.synthesis(move_ws(G, ws, directions, amounts, layers), noise_mode=noise_mode))
+    return torch.cat(out)
+
+
+def move_ws(G, ws: torch.Tensor, directions: Directions, amounts: Sequence[float],
+            layers: Sequence[int] | None = None) -> torch.Tensor:
+    """ws [N, num_ws, w_dim] moved by Σ_k amounts[k] · σ_k · n_k on ``layers`` (ws indices; the directions' own
+    layers, else all). All amounts 0 (or none given): the original ws, bit for bit."""
+    if len(amounts) > len(directions.directions):
+        raise ValueError(f"{len(amounts)} amounts for {len(directions.directions)} directions")
     if directions.directions.shape[1] != G.w_dim:
         raise ValueError(f"the directions are {directions.directions.shape[1]}-dimensional, this network's w is "
                          f"{G.w_dim}-dimensional")
     layers = layers if layers is not None else directions.layers
     if layers is not None and not all(0 <= i < G.num_ws for i in layers):
         raise ValueError(f"layers must be in [0, {G.num_ws}), got {list(layers)}")
-    device = next(G.parameters()).device
-    ws = ws.to(device)
-    step = torch.from_numpy(directions.directions[index] * directions.sigma[index]).to(device)
-    mask = torch.zeros(G.num_ws, 1, device=device)
+    if not any(amounts):
+        return ws
+    k = len(amounts)
+    steps = torch.from_numpy(directions.directions[:k] * directions.sigma[:k, None]).to(ws.device, ws.dtype)
+    step = torch.as_tensor([float(a) for a in amounts], dtype=ws.dtype, device=ws.device) @ steps  # [w_dim]
+    mask = torch.zeros(G.num_ws, 1, device=ws.device, dtype=ws.dtype)
     mask[list(layers) if layers is not None else slice(None)] = 1
-    out = []
-    for s in strengths:
-        edited = ws if s == 0 else ws + float(s) * mask * step  # strength 0: the original ws, bit for bit
-        out.append(G.synthesis(edited, noise_mode=noise_mode))
-    return torch.cat(out)
+    return ws + mask * step
 
 
 def parse_strengths(spec: str) -> list[float]:

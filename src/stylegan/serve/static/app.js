@@ -4,7 +4,8 @@
 (function () {
   const SEED_MAX = 4294967296;  // seeds are in [0, 2^32)
   const $ = (id) => document.getElementById(id);
-  const state = { seed: 0, psi: 0.7, noise: "const", cls: null, a: 0, b: 1, x: 0, steps: 8 };
+  const state = { seed: 0, psi: 0.7, noise: "const", cls: null, a: 0, b: 1, x: 0, steps: 8, edit: [] };
+  const EDIT_RANGE = 3;  // the sliders' range, in units of each direction's spread (the API takes up to 5)
   let info = null;
 
   // ---- helpers ---------------------------------------------------------------------------------------------
@@ -100,11 +101,19 @@
     return path + "?" + new URLSearchParams(params).toString();
   }
 
+  // The edit amounts as the API takes them: trailing zeros dropped, "" when there is no edit.
+  function editParam() {
+    const e = state.edit.map((v) => String(Math.round(v * 100) / 100));
+    while (e.length && Number(e[e.length - 1]) === 0) e.pop();
+    return e.join(",");
+  }
+
   const render = {
     main() {
-      slots.main.load(apiUrl("/api/image", { seed: state.seed, ...common() }));
+      const edit = editParam();
+      slots.main.load(apiUrl("/api/image", { seed: state.seed, ...common(), ...(edit ? { edit } : {}) }));
       $("main-caption").textContent = `seed ${state.seed} \u00b7 \u03c8 ${fmtPsi(state.psi)} \u00b7 noise ${state.noise}` +
-        (info.conditional ? ` \u00b7 class ${state.cls}` : "");
+        (info.conditional ? ` \u00b7 class ${state.cls}` : "") + (edit ? ` \u00b7 edit ${edit}` : "");
     },
     a() { slots.a.load(apiUrl("/api/image", { seed: state.a, ...common() })); },
     b() { slots.b.load(apiUrl("/api/image", { seed: state.b, ...common() })); },
@@ -132,6 +141,7 @@
     p.set("b", state.b);
     p.set("x", state.x);
     p.set("steps", state.steps);
+    if (editParam()) p.set("edit", editParam());
     return "/?" + p.toString();
   }
   function syncUrl(push) {
@@ -158,6 +168,9 @@
     state.x = x === null ? Math.floor(info.num_ws / 2) : x;
     const steps = parseIntIn(q.get("steps"), 2, info.max_steps);
     state.steps = steps === null ? Math.min(8, info.max_steps) : steps;
+    const edit = (q.get("edit") || "").split(",").map(Number);
+    state.edit = Array.from({ length: info.directions }, (_, k) =>
+      Number.isFinite(edit[k]) ? Math.min(EDIT_RANGE, Math.max(-EDIT_RANGE, edit[k])) : 0);
   }
   function writeControls() {
     $("seed").value = state.seed;
@@ -171,6 +184,22 @@
     $("crossover-out").value = state.x;
     $("steps").value = state.steps;
     $("steps-out").value = state.steps;
+    state.edit.forEach((v, k) => { $(`edit-${k}`).value = v; $(`edit-${k}-out`).value = v.toFixed(1); });
+  }
+  function buildEditSliders() {
+    const box = $("edit-sliders");
+    for (let k = 0; k < info.directions; k++) {
+      const label = document.createElement("label");
+      label.className = "row slider";
+      label.append(`Direction ${k + 1}`);
+      const input = Object.assign(document.createElement("input"),
+        { type: "range", id: `edit-${k}`, min: -EDIT_RANGE, max: EDIT_RANGE, step: 0.1, value: 0 });
+      const out = Object.assign(document.createElement("output"), { id: `edit-${k}-out`, value: "0.0" });
+      out.htmlFor = input.id;
+      label.append(input, out);
+      box.append(label);
+    }
+    $("edits").hidden = info.directions === 0;
   }
 
   // ---- controls --------------------------------------------------------------------------------------------
@@ -219,7 +248,8 @@
       const dd = document.createElement("dd"); dd.textContent = String(v);
       dl.append(dt, dd);
     }
-    if (info.card) $("card").textContent = info.card;  // shown as text: never parsed as HTML
+    if (info.card) $("card").textContent = info.card;
+    buildEditSliders();  // shown as text: never parsed as HTML
 
     slots.main = new Slot("main-img", "main-frame");
     slots.a = new Slot("a-img", "a-frame");
@@ -253,6 +283,17 @@
       r.addEventListener("change", () => { state.noise = r.value; syncUrl(false); renderAll(); });
     }
     $("class").addEventListener("change", () => { state.cls = Number($("class").value); syncUrl(false); renderAll(); });
+    const editChanged = debounce(() => { syncUrl(false); render.main(); }, 120);
+    for (let k = 0; k < info.directions; k++) {
+      $(`edit-${k}`).addEventListener("input", () => {
+        state.edit[k] = Number($(`edit-${k}`).value);
+        $(`edit-${k}-out`).value = state.edit[k].toFixed(1);
+        editChanged();
+      });
+    }
+    $("edit-reset").addEventListener("click", () => {
+      state.edit = state.edit.map(() => 0); writeControls(); syncUrl(false); render.main();
+    });
     const mixChanged = debounce(() => { syncUrl(false); render.mix(); }, 100);
     $("crossover").addEventListener("input", () => {
       state.x = Number($("crossover").value);

@@ -75,8 +75,8 @@ def test_small_recipe_keeps_the_stylegan2_generator_and_leaves_the_paper_rows_al
 
 
 def test_every_paper_row_has_a_name():
-    # small: this package's recipe; paper256 ... cifar: the stylegan2-ada code's presets; no paper rows
-    assert set(LINEAGE) | set(ALIASES) | {"small", "paper256", "paper512", "paper1024", "cifar"} == set(PRESETS)
+    # small: this package's recipe; paper256 ... cifar, auto: the stylegan2-ada code's presets; no paper rows
+    assert set(LINEAGE) | set(ALIASES) | {"small", "paper256", "paper512", "paper1024", "cifar", "auto"} == set(PRESETS)
     assert PRESETS["stylegan"] is PRESETS["stylegan-f"] and PRESETS["stylegan2"] is PRESETS["stylegan2-f"]
     families = {n: make_config(n).family for n in LINEAGE}
     assert families["progan"] == "progan" and families["stylegan-c"] == "stylegan"
@@ -168,7 +168,7 @@ def test_configs_command_lists_every_configuration():
     assert "stylegan-f (= stylegan)" in r.output and "StyleGAN Table 1 C" in r.output
     r = CliRunner().invoke(main, ["configs", "--resolution", "256", "--resolution", "64", "--format", "json"])
     rows = {row["name"]: row for row in json.loads(r.output)}
-    assert list(rows) == LINEAGE + ["small", "paper256", "paper512", "paper1024", "cifar"]  # papers, ours, stylegan2-ada's
+    assert list(rows) == LINEAGE + ["small", "paper256", "paper512", "paper1024", "cifar", "auto"]  # papers, ours, ada
     for name in ("progan", "stylegan-e", "stylegan2-b", "stylegan2-f"):
         for res in (256, 64):
             assert rows[name]["params"][str(res)] == parameter_counts(make_config(name, resolution=res))
@@ -609,3 +609,36 @@ def test_the_stylegan2_ada_presets(name, batch, mbstd, cbase, lr, gamma, ema, ra
     assert (r.glr, r.dlr, r.gamma, r.ema_kimg, r.ema_rampup) == (lr, lr, gamma, ema, rampup)
     assert (r.pl_weight, r.style_mixing, c.D.arch) == ((0.0, 0.0, "orig") if name == "cifar" else (2.0, 0.9, "resnet"))
     assert (c.G.num_fp16_res, c.G.conv_clamp, r.betas) == (4, 256, (0.0, 0.99))
+
+
+@pytest.mark.parametrize("res,gpus,expect", [
+    # resolution, processes → batch, mbstd group, cbase, lr, γ, EMA kimg (stylegan2-ada's auto, by its formulas)
+    (32, 1, (32, 4, 16384, 0.0025, 0.0064, 10.0)),
+    (256, 8, (64, 4, 16384, 0.0025, 0.2048, 20.0)),
+    (256, 2, (32, 4, 16384, 0.0025, 0.4096, 10.0)),
+    (512, 8, (64, 4, 32768, 0.0025, 0.8192, 20.0)),
+    (1024, 8, (32, 4, 32768, 0.002, 6.5536, 10.0)),
+    (1024, 1, (4, 4, 32768, 0.002, 52.4288, 1.25)),
+])
+def test_auto_preset_resolves_as_the_ada_code_does(res, gpus, expect):
+    from stylegan.presets import auto_settings
+
+    opts = TrainingOptions(data="x", cfg="auto").validate()
+    assert opts.batch is None  # the batch follows the data's resolution
+    opts.resolve_auto(res, gpus)
+    batch, group, cbase, lr, gamma, ema = expect
+    assert (opts.batch, opts.mbstd_group, opts.cbase, opts.map_depth, opts.glr, opts.dlr) == (
+        batch, group, cbase, 2, lr, lr)
+    assert opts.resolved_gamma(res) == pytest.approx(gamma) and opts.resolved_ema_kimg() == pytest.approx(ema)
+    assert opts.recipe().ema_rampup == 0.05
+    given = TrainingOptions(data="x", cfg="auto", batch=8, glr=0.001).validate().resolve_auto(res, gpus)
+    assert (given.batch, given.glr, given.dlr) == (8, 0.001, lr)  # what the user gives stays
+    assert auto_settings(res, gpus)["batch"] == batch
+
+
+def test_auto_preset_trains_with_its_resolved_settings(tmp_path):
+    opts = lineage_opts(tmp_path, "auto", batch=None, cbase=None, map_depth=None)
+    t = Trainer(opts)
+    assert t.opts.batch == 32 and t.config.G.map_depth == 2 and t.config.D.mbstd_group == 4
+    assert t.recipe.glr == 0.0025 and t.gamma == pytest.approx(0.0002 * 16 ** 2 / 32)
+    t.step()

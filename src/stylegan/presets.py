@@ -219,6 +219,27 @@ _PRESET_LIST.extend([
            "the ADA paper's CIFAR-10 setting (FID 2.42 class-conditional)"),
 ])
 
+AUTO = "auto"
+
+
+def auto_settings(resolution: int, gpus: int) -> dict:
+    """What stylegan2-ada's ``auto`` preset chooses for a resolution and a number of GPUs (processes): batch
+    max(min(gpus·min(4096 // res, 32), 64), gpus), minibatch-std group min(batch // gpus, 4), cbase
+    32768·(1 if res ≥ 512 else 0.5), 2 mapping layers, learning rate 0.002 at 1024² and above, else 0.0025. R1 γ
+    (0.0002·res²/batch), the EMA half-life (batch·10/32 kimg) and its ramp-up (0.05) are the recipe's own
+    defaults, which follow the batch."""
+    batch = max(min(gpus * min(4096 // resolution, 32), 64), gpus)
+    lr = 0.002 if resolution >= 1024 else 0.0025
+    return {"batch": batch, "mbstd_group": min(batch // gpus, 4), "cbase": 32768 if resolution >= 512 else 16384,
+            "map_depth": 2, "glr": lr, "dlr": lr}
+
+
+_PRESET_LIST.append(
+    Preset(AUTO, lambda: _ada(0.5, 2, 4), TrainingRecipe(),
+           "stylegan2-ada's auto: batch, minibatch-std group, channels and learning rate from the resolution and the "
+           "number of processes (auto_settings); 2 mapping layers; γ, EMA from the batch",
+           "the ADA code's default preset"))
+
 #: Short names for the last row of each paper.
 ALIASES = {"stylegan": "stylegan-f", "stylegan2": "stylegan2-f"}
 #: Every name ``--cfg`` accepts (aliases included) → its preset.

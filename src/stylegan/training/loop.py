@@ -44,10 +44,11 @@ class Trainer:
         self.device = self.info.device
         if self.device.type == "cpu":
             keep_freed_memory()
+        self._open_data()
+        opts.resolve_auto(self.dataset.resolution, self.info.world_size).validate()
         if opts.batch % self.info.world_size:
             raise OptionsError(f"--batch {opts.batch} is not divisible by the {self.info.world_size} processes")
         self.batch_gpu = opts.batch // self.info.world_size
-        self._open_data()
         self._make_networks()
         self._make_phases()
         self.cur_nimg = 0

@@ -9,7 +9,7 @@ from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
 from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, ConfigError, is_power_of_two
-from stylegan.presets import PRESETS, TrainingRecipe
+from stylegan.presets import AUTO, auto_settings, PRESETS, TrainingRecipe
 from stylegan.training.augment import PIPELINES
 
 AUG_PIPELINES = tuple(PIPELINES)  # the named pipelines of the augmentation, in their order
@@ -210,11 +210,12 @@ class TrainingOptions:
             if not cond:
                 raise OptionsError(msg)
         check(bool(self.data), "--data is required (a dataset path or builtin:NAME)")
-        if self.batch is None or self.aug is None:
+        if (self.batch is None and self.cfg != AUTO) or self.aug is None:  # auto: the batch follows the data
             recipe = self.recipe()
-            self.batch = recipe.batch if self.batch is None else self.batch
+            self.batch = recipe.batch if self.batch is None and self.cfg != AUTO else self.batch
             self.aug = recipe.aug if self.aug is None else self.aug
-        check(self.batch % self.procs == 0, f"--batch {self.batch} is not divisible by --procs {self.procs}")
+        check(self.batch is None or self.batch % self.procs == 0,
+              f"--batch {self.batch} is not divisible by --procs {self.procs}")
         check(self.start_res is None or is_power_of_two(self.start_res, 4),
               f"--start-res must be a power of two >= 4, got {self.start_res}")
         check(self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device) is not None,
@@ -226,6 +227,15 @@ class TrainingOptions:
             check(not unknown, f"--metrics: unknown metric(s) {', '.join(unknown)}; "
                                "`stylegan metrics --list` names them")
         self.recipe()  # the configuration's recipe with these options on top must be consistent
+        return self
+
+    def resolve_auto(self, resolution: int, gpus: int) -> "TrainingOptions":
+        """For ``--cfg auto``: the options not given take what :func:`stylegan.presets.auto_settings` chooses for
+        this resolution and number of processes (saved resolved, so that a resumed run keeps them)."""
+        if self.cfg == AUTO:
+            for name, value in auto_settings(resolution, gpus).items():
+                if getattr(self, name) is None:
+                    setattr(self, name, value)
         return self
 
     def metric_names(self) -> list[str]:

@@ -304,3 +304,32 @@ def reprojection_study(network, data, data_resolution, num, num_steps, device, o
 
 
 COMMANDS.append(reprojection_study)
+
+
+@click.command()
+@network_option
+@click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False),
+              help="Output file: the generator as one ONNX graph (z, psi and, if conditional, c in; the image out).")
+@click.option("--noise", "noise_mode", type=click.Choice(["const", "none"]), default="const", show_default=True,
+              help="Noise inputs inside the graph.")
+@force_option
+def export(network, onnx_path, noise_mode, force):
+    """Export the generator to ONNX, then run it with onnxruntime and print its largest difference from
+    PyTorch (relative to the largest pixel value)."""
+    try:
+        import onnxruntime  # noqa: F401
+
+        from stylegan.tools.export import check_onnx, export_onnx
+    except ModuleNotFoundError as e:
+        raise click.ClickException(f"export needs onnx, onnxscript and onnxruntime ({e}); "
+                                   "pip install onnx onnxscript onnxruntime") from None
+    refuse_overwrite([onnx_path], force, inputs=[network])
+    G = _load_generator(network, _device("cpu"))
+    try:
+        path = export_onnx(G, onnx_path, noise_mode)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    err = check_onnx(G, path, noise_mode=noise_mode)
+    click.echo(f"wrote {path} ({path.stat().st_size / 2 ** 20:.1f} MB); onnxruntime vs PyTorch: max relative "
+               f"difference {err:.2e}")
+COMMANDS.append(export)

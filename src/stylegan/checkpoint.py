@@ -130,10 +130,12 @@ def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    tensors: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            if meta.get("format") == FORMAT:  # another file's tensors are not even read
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises its own error types for bad headers and short files
         raise CheckpointError(f"{path}: not a readable safetensors file; it may be truncated or corrupted "
                               f"({type(e).__name__}: {e})") from None
@@ -141,14 +143,14 @@ def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:
         raise CheckpointError(f"{path}: not a stylegan checkpoint (metadata 'format' is {meta.get('format')!r}); "
                               "networks from other code must be converted with `stylegan convert`")
     version = meta.get("format_version", "0")
-    if not version.isdigit():
+    if not (version.isascii() and version.isdigit() and len(version) <= 9):  # int() fails on "²" and 5000 digits
         raise CheckpointError(f"{path}: invalid metadata: format_version {version[:20]!r} is not a number")
     if int(version) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: written by a newer format version {meta['format_version']}; upgrade stylegan")
     try:
         config = NetworkConfig.from_json(meta.get("config", ""))
-    except ConfigError as e:
-        raise CheckpointError(f"{path}: invalid configuration in metadata: {e}") from None
+    except (ConfigError, ValueError) as e:  # ValueError: e.g. an integer too long for int() in the JSON
+        raise CheckpointError(f"{path}: invalid configuration in metadata: {str(e)[:200]}") from None
     if verify:
         digest = tensors_digest(tensors)
         if digest != meta.get("sha256"):
@@ -157,7 +159,7 @@ def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:
     try:
         networks = json.loads(meta.get("networks", "[]"))
         extra = json.loads(meta.get("extra", "{}"))
-    except (json.JSONDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # ValueError: also integers too long to convert
         raise CheckpointError(f"{path}: invalid metadata: {str(e)[:100]}") from None
     if not (isinstance(networks, list) and all(n in NETWORK_NAMES for n in networks)):
         raise CheckpointError(f"{path}: invalid metadata: 'networks' must be a list of "

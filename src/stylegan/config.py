@@ -257,7 +257,7 @@ class NetworkConfig:
     def from_json(cls, s: str) -> "NetworkConfig":
         try:
             d = json.loads(s)
-        except (json.JSONDecodeError, RecursionError, TypeError) as e:
+        except (ValueError, RecursionError, TypeError) as e:  # ValueError: also integers of too many digits
             raise ConfigError(f"network config is not valid JSON: {str(e)[:100]}") from None
         return cls.from_dict(d)
 

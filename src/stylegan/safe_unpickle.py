@@ -11,6 +11,11 @@ The interpreter keeps its memo in a dict (a huge memo index costs one entry, not
 scalars or flat tuples of them as dictionary keys and set items, and with :func:`guard` turns every failure on
 malformed input into the caller's error class.
 
+Through the memo a pickle can hand one input to a stand-in many times for a few bytes each: a 1 MB string
+encoded to bytes a thousand times, or the same raw bytes decoded into a thousand arrays, would build a gigabyte
+from a 1 MB file. Stand-ins that copy what they are given therefore :func:`charge` what they build to the pickle
+being read, which may build at most ``BUDGET_FACTOR`` times its own size plus ``BUDGET_SLACK`` bytes.
+
 The stand-ins that more than one reader needs live here too: numeric numpy arrays and scalars
 (:func:`numpy_array_globals`, :func:`numpy_scalar_globals`; arrays come back as :class:`NpArray`, see
 :func:`plain_arrays`) and a few containers. Each reader composes its own allow-list from them and its own
@@ -21,6 +26,7 @@ This module depends on the standard library and numpy only.
 """
 from __future__ import annotations
 
+import contextvars
 import io
 import pickle
 import pickletools
@@ -30,6 +36,9 @@ from typing import Any, Callable
 import numpy as np
 
 MAX_DIM = 1 << 40  # the largest array dimension (and storage size) a pickle may declare
+BUDGET_FACTOR = 4  # stand-ins may build this many times the pickle's size...
+BUDGET_SLACK = 16 << 20  # ...plus this many bytes
+ITEM_BYTES = 64  # what one entry of a container a stand-in builds is charged
 
 
 class PickleRefused(pickle.UnpicklingError):
@@ -38,6 +47,31 @@ class PickleRefused(pickle.UnpicklingError):
 
 def _prefix(what: str) -> str:
     return f"{what}: " if what else ""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What stand-ins build.
+
+class _Budget:
+    __slots__ = ("limit", "size", "used")
+
+    def __init__(self, size: int):
+        self.size, self.limit, self.used = size, BUDGET_FACTOR * size + BUDGET_SLACK, 0
+
+
+_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("stylegan_unpickle_budget", default=None)
+
+
+def charge(nbytes: int) -> None:
+    """Counts ``nbytes`` that a stand-in is about to build against the budget of the pickle being read (see the
+    module's docstring); :class:`PickleRefused` once the budget is exceeded. Outside a pickle: nothing."""
+    budget = _budget.get()
+    if budget is None:
+        return
+    budget.used += nbytes
+    if budget.used > budget.limit:
+        raise PickleRefused(f"the pickle builds more than {budget.limit >> 20} MB of data from its {budget.size} "
+                            "bytes (the same input copied over and over); refusing it")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -104,6 +138,7 @@ def pairs_dict(*args) -> dict:
         items = args[0]
         if not isinstance(items, (list, tuple)):
             raise PickleRefused("OrderedDict argument must be a list of pairs")
+        charge(ITEM_BYTES * len(items))
         for kv in items:
             if not isinstance(kv, (list, tuple)) or len(kv) != 2:
                 raise PickleRefused("OrderedDict argument must be a list of pairs")
@@ -114,6 +149,7 @@ def pairs_dict(*args) -> dict:
 def builtin_dict(*args) -> dict:
     """``dict()`` of nothing, a dict or a list of pairs."""
     if len(args) == 1 and type(args[0]) is dict:
+        charge(ITEM_BYTES * len(args[0]))
         return {checked_key(k): v for k, v in args[0].items()}
     return pairs_dict(*args)
 
@@ -122,6 +158,7 @@ def builtin_list(*args) -> list:
     """``list()`` of nothing or of a list or tuple."""
     if len(args) > 1 or (args and not isinstance(args[0], (list, tuple))):
         raise PickleRefused("list() takes one list")
+    charge(ITEM_BYTES * len(args[0]) if args else 0)
     return list(args[0]) if args else []
 
 
@@ -137,6 +174,7 @@ def make_set(*args, frozen=False):
     """``set()`` or ``frozenset()`` of nothing or one collection of scalars."""
     if len(args) > 1 or (args and not isinstance(args[0], (list, tuple, set, frozenset))):
         raise PickleRefused("set() takes one list")
+    charge(ITEM_BYTES * len(args[0]) if args else 0)
     items = [checked_key(v) for v in (args[0] if args else ())]
     return frozenset(items) if frozen else set(items)
 
@@ -145,6 +183,7 @@ def latin1_bytes(s, encoding="utf-8", *rest) -> bytes:
     """``_codecs.encode(text, "latin1")``: how protocol-2 pickles written by Python 3 hold bytes."""
     if not isinstance(s, str) or encoding not in ("latin1", "latin-1") or rest:
         raise PickleRefused("_codecs.encode is allowed only for latin-1 text (protocol-2 bytes)")
+    charge(len(s))
     return s.encode("latin-1")
 
 
@@ -214,6 +253,7 @@ def array_from_bytes(raw, dt: np.dtype, shape, fortran: bool) -> np.ndarray:
         n *= d
     if n * dt.itemsize != len(raw):
         raise PickleRefused(f"numpy array of shape {shape} and dtype {dt} does not match its {len(raw)} bytes")
+    charge(len(raw))
     a = np.frombuffer(bytes(raw), dtype=dt).reshape(shape, order="F" if fortran else "C")
     return np.ascontiguousarray(a).astype(dt.newbyteorder("="), copy=True)
 
@@ -341,7 +381,9 @@ class AllowListUnpickler:
         return self.error(f"{_prefix(self.what)}{message}")
 
     def load(self, pos: int = 0) -> tuple[Any, int]:
-        """The object and the position just after its STOP opcode."""
+        """The object and the position just after its STOP opcode. A pickle read inside another one (a stand-in
+        that reads nested pickled bytes) shares the outer one's budget."""
+        token = _budget.set(_Budget(len(self.data))) if _budget.get() is None else None
         with warnings.catch_warnings():  # pickletools warns about odd escapes in protocol-0 strings
             warnings.simplefilter("ignore", DeprecationWarning)
             try:
@@ -350,6 +392,9 @@ class AllowListUnpickler:
                 if isinstance(e, self.error):
                     raise
                 raise self.error(str(e)) from None
+            finally:
+                if token is not None:
+                    _budget.reset(token)
 
     def _run(self, pos: int) -> tuple[Any, int]:
         f = io.BytesIO(self.data)

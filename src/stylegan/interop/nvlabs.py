@@ -172,7 +172,8 @@ def constructor_kwargs(obj, positional: tuple[str, ...]) -> dict[str, Any]:
 
 
 def flatten_module(obj, what: str) -> dict[str, torch.Tensor]:
-    """The state dict of a persistent module tree: parameters and buffers by dotted name, as float32."""
+    """The state dict of a persistent module tree: parameters and buffers by dotted name, as stored (views of the
+    file's storages, not converted)."""
     from stylegan.interop.safe_pickle import PersistentObject
 
     out: dict[str, torch.Tensor] = {}
@@ -192,7 +193,7 @@ def flatten_module(obj, what: str) -> dict[str, torch.Tensor]:
                     continue
                 if not isinstance(name, str) or not isinstance(t, torch.Tensor):
                     raise InteropError(f"{what}: {prefix}{name} is not a tensor")
-                out[prefix + name] = t.float() if t.is_floating_point() else t
+                out[prefix + name] = t
         modules = state.get("_modules") or {}
         if not isinstance(modules, dict):
             raise InteropError(f"{what}: {prefix}_modules is not a dict")
@@ -229,7 +230,7 @@ def _check_stylegan2_generator(G, what: str) -> None:
 
 def import_nvlabs_pickle(top: Any, what: str):
     """(config, {our network name: our state dict}, notes) from an unpickled authors' network pickle."""
-    from stylegan.interop.safe_pickle import PersistentObject
+    from stylegan.interop.safe_pickle import PersistentObject, check_no_shared_memory
 
     if isinstance(top, PersistentObject):
         top = {"G_ema" if top.class_name == "Generator" else "D": top}
@@ -263,15 +264,13 @@ def import_nvlabs_pickle(top: Any, what: str):
            **dict(G_kwargs.get("synthesis_kwargs") or {})}
     for name, net in nets.items():
         flat = flatten_module(net, f"{what} [{name}]")
-        if name == "D":
-            states[name] = discriminator_state_from_nvlabs(flat)
-        else:
-            state = generator_state_from_nvlabs(flat)
-            if syn.get("use_noise", True) is False:
-                _add_silent_noise(state, config)
-                notes.append(f"{name}: the network has no noise inputs (use_noise=False); imported with noise "
-                             "strength 0")
-            states[name] = state
+        state = discriminator_state_from_nvlabs(flat) if name == "D" else generator_state_from_nvlabs(flat)
+        check_no_shared_memory(state, f"{what} [{name}]")  # before anything is copied or built from them
+        state = {k: t.float() if t.is_floating_point() else t for k, t in state.items()}
+        if name != "D" and syn.get("use_noise", True) is False:
+            _add_silent_noise(state, config)
+            notes.append(f"{name}: the network has no noise inputs (use_noise=False); imported with noise strength 0")
+        states[name] = state
     return config, states, notes
 
 

@@ -33,9 +33,10 @@ import torch
 from stylegan.config import ConfigError, DiscriminatorConfig, GeneratorConfig, NetworkConfig, channels_at
 from stylegan.interop.errors import InteropError
 from stylegan.interop.channels import channels_to_cbase
-from stylegan.interop.safe_pickle import Namespace
+from stylegan.interop.safe_pickle import Namespace, check_no_shared_memory
 
 W_AVG_SAMPLES = 4096
+W_AVG_CHUNK = 1 << 20  # elements of z per step of the estimate: its memory does not grow with z_dim
 
 
 def _blur_kernel(gain: float) -> torch.Tensor:
@@ -52,6 +53,7 @@ class _State:
         for k, v in sd.items():
             if not isinstance(v, torch.Tensor):
                 raise InteropError(f"{what}: {k} is not a tensor")
+        check_no_shared_memory(sd, what)  # before anything is copied or built from them
         self.sd, self.what, self.used = sd, what, set()
 
     def __contains__(self, k):
@@ -212,8 +214,15 @@ def _estimate_w_avg(g: GeneratorConfig, state: dict[str, torch.Tensor]) -> torch
     m.load_state_dict({k[len("mapping."):]: v for k, v in state.items()
                        if k.startswith("mapping.layers.")}, strict=True)
     gen = torch.Generator().manual_seed(0)
+    # In steps of a multiple of 16 rows (torch's CPU generator then draws the same samples as all at once), so
+    # that a file claiming a wide z (z_dim 8192 and w_dim 1: a few KB) cannot make this hold 4096 x z_dim.
+    rows = max(16, W_AVG_CHUNK // max(g.z_dim, g.w_dim, 1) // 16 * 16)
+    total = torch.zeros(g.w_dim, dtype=torch.float64)
     with torch.no_grad():
-        return m(torch.randn(W_AVG_SAMPLES, g.z_dim, generator=gen)).mean(dim=0)
+        for start in range(0, W_AVG_SAMPLES, rows):
+            n = min(rows, W_AVG_SAMPLES - start)
+            total += m(torch.randn(n, g.z_dim, generator=gen)).sum(dim=0, dtype=torch.float64)
+    return (total / W_AVG_SAMPLES).float()
 
 
 def import_rosinality(top: Any, what: str):

@@ -18,7 +18,12 @@ with this allow-list of stand-ins:
 
 Any other global is refused with an :class:`InteropError` that names it. The interpreter keeps its memo in a
 dict (no pre-sized tables), only accepts scalar (or flat tuple) dictionary keys, bounds tensor views by their
-storage, and converts every failure on malformed input into :class:`InteropError`.
+storage, charges what stand-ins copy to the pickle's budget (:func:`stylegan.safe_unpickle.charge`), and converts
+every failure on malformed input into :class:`InteropError`.
+
+Tensors are views of their storage, so a file can name one storage (or one tensor) for many weights. The
+importers refuse that with :func:`check_no_shared_memory` before they convert or build anything: otherwise a small
+file could claim a network many times its size.
 
 ``torch.save`` files are read in both of torch's formats: the zip archive (``<dir>/data.pkl`` with storages in
 ``<dir>/data/<key>``) and the legacy stream (magic number, protocol, system info, the object, the storage keys,
@@ -36,16 +41,16 @@ import numpy as np
 import torch
 
 from stylegan.interop.errors import InteropError
-from stylegan.safe_unpickle import (MAX_DIM, AllowList, Allowed, AllowListUnpickler, NpArray, allow, check_shape, guard,
-                                    latin1_bytes, make_set, new_dict, numpy_array_globals, numpy_scalar_globals,
-                                    pairs_dict)
+from stylegan.safe_unpickle import (ITEM_BYTES, MAX_DIM, AllowList, Allowed, AllowListUnpickler, NpArray, allow, charge,
+                                    check_shape, guard, latin1_bytes, make_set, new_dict, numpy_array_globals,
+                                    numpy_scalar_globals, pairs_dict)
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 MAX_NESTING = 3  # torch.storage._load_from_bytes inside a pickle inside ...: more is refused
 
 __all__ = ["MAX_DIM", "Namespace", "NpArray", "PersistentObject", "SafeUnpickler", "TFNetwork", "allowed_globals",
-           "as_numpy", "is_torch_file", "load_pickle_bytes", "load_torch_bytes"]
+           "as_numpy", "check_no_shared_memory", "is_torch_file", "load_pickle_bytes", "load_torch_bytes"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -91,6 +96,7 @@ class Namespace:
     def _safe_setstate(self, state):
         if not isinstance(state, dict):
             raise InteropError("argparse.Namespace state is not a dict")
+        charge(ITEM_BYTES * len(state))
         self.attrs.update(state)
 
 
@@ -121,6 +127,38 @@ class _Placeholder:
 
 
 _PLACEHOLDER = _Placeholder()
+
+
+def _byte_span(x) -> tuple[int, int]:
+    """The addresses [first, last + 1) of the bytes a tensor or array reads; (0, 0) when it has no elements."""
+    if isinstance(x, torch.Tensor):
+        if x.numel() == 0:
+            return 0, 0
+        start, esize = x.data_ptr(), x.element_size()
+        return start, start + (1 + sum((d - 1) * s for d, s in zip(x.shape, x.stride()))) * esize
+    if x.size == 0:
+        return 0, 0
+    start = x.__array_interface__["data"][0]
+    low = sum(min(0, (d - 1) * s) for d, s in zip(x.shape, x.strides))
+    high = sum(max(0, (d - 1) * s) for d, s in zip(x.shape, x.strides))
+    return start + low, start + high + x.itemsize
+
+
+def check_no_shared_memory(items: dict[str, Any], what: str) -> None:
+    """Refuses tensors or numpy arrays (by name) that share memory: the same tensor, or views of one storage,
+    under two names. Network files never hold that, and a file that did could claim a network many times its
+    own size (every weight one view of a single stored array)."""
+    spans = sorted((*_byte_span(x), name) for name, x in items.items())
+    reach, reach_name = 0, ""
+    for start, end, name in spans:
+        if start == end:
+            continue
+        if start < reach:
+            raise InteropError(f"{what}: {reach_name} and {name} share their memory (one stored array used for "
+                               "several weights); refusing the file, which could claim a network many times its "
+                               "own size this way")
+        if end > reach:
+            reach, reach_name = end, name
 
 
 def as_numpy(x) -> np.ndarray:
@@ -263,6 +301,7 @@ class SafeUnpickler(AllowListUnpickler):
             raise InteropError("torch.storage._load_from_bytes needs bytes")
         if self.nesting + 1 > MAX_NESTING:
             raise InteropError("torch.save blobs nested too deeply")
+        charge(2 * len(blob))  # its storage is copied out of it, then into the tensor's buffer
         obj = load_torch_bytes(bytes(blob), f"{self.what} (nested storage)", nesting=self.nesting + 1)
         if not isinstance(obj, _Storage):
             raise InteropError("torch.storage._load_from_bytes did not hold a storage")

@@ -34,7 +34,7 @@ import torch
 from stylegan.config import ConfigError, DiscriminatorConfig, GeneratorConfig, NetworkConfig
 from stylegan.interop.errors import InteropError
 from stylegan.interop.channels import channels_to_cbase
-from stylegan.interop.safe_pickle import TFNetwork, as_numpy
+from stylegan.interop.safe_pickle import TFNetwork, as_numpy, check_no_shared_memory
 
 # Build functions we know, and what they are.
 _G_STYLEGAN2 = "G_main"
@@ -64,8 +64,14 @@ def _check_supported(net: TFNetwork, what: str) -> str:
     return fn
 
 
-def flatten_variables(net: TFNetwork, what: str, prefix: str = "", depth: int = 0) -> dict[str, np.ndarray]:
-    """All variables of a network and its components, named ``<component>/<variable>``."""
+def flatten_variables(net: TFNetwork, what: str) -> dict[str, np.ndarray]:
+    """All variables of a network and its components, named ``<component>/<variable>``, as float32."""
+    variables = _stored_variables(net, what, "", 0)
+    check_no_shared_memory(variables, what)  # before anything is copied or built from them
+    return {k: np.asarray(a, dtype=np.float32) for k, a in variables.items()}
+
+
+def _stored_variables(net: TFNetwork, what: str, prefix: str, depth: int) -> dict[str, np.ndarray]:
     if depth > 4:
         raise InteropError(f"{what}: components nested too deeply")
     out: dict[str, np.ndarray] = {}
@@ -75,7 +81,7 @@ def flatten_variables(net: TFNetwork, what: str, prefix: str = "", depth: int = 
     for item in variables:
         if not isinstance(item, (list, tuple)) or len(item) != 2 or not isinstance(item[0], str):
             raise InteropError(f"{what}: malformed variable entry")
-        out[prefix + item[0]] = np.asarray(as_numpy(item[1]), dtype=np.float32)
+        out[prefix + item[0]] = as_numpy(item[1])
     comps = net.state.get("components", {}) or {}
     if not isinstance(comps, dict):
         raise InteropError(f"{what}: network components are not a dict")
@@ -83,7 +89,7 @@ def flatten_variables(net: TFNetwork, what: str, prefix: str = "", depth: int = 
         if not isinstance(key, str) or not isinstance(comp, TFNetwork):
             raise InteropError(f"{what}: component {key!r} is not a network")
         _check_supported(comp, what)
-        out.update(flatten_variables(comp, what, f"{prefix}{key}/", depth + 1))
+        out.update(_stored_variables(comp, what, f"{prefix}{key}/", depth + 1))
     return out
 
 

@@ -39,8 +39,8 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_generator.py
-	$(PY) benchmarks/bench_training.py --precision fp32,bf16
+	$(PY) benchmarks/bench_generator.py $(if $(PEER),--peer $(PEER))
+	$(PY) benchmarks/bench_training.py --precision fp32,bf16 $(if $(PEER),--peer $(PEER))
 	$(PY) benchmarks/bench_lineage.py
 
 # The GPU path in one command (benchmarks/gpu_check.py): GPU-marked tests, float16 training steps, torch.compile,

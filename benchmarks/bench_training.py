@@ -1,16 +1,19 @@
 """Training speed: seconds per image of each phase and the amortized training throughput (img/s, s/kimg),
 with the share of the machine's measured peak FLOP rate and the peak resident memory.
 
-Networks only (no augmentation), float32 or mixed precision. Phases as in the speed issue: the main step
+Networks only (no augmentation), float32 or mixed precision. Phases: the main step
 (G main + D main, logistic loss), the R1 step (one D regularization pass over the full batch), the path-length
 step (one G pass over half the batch). With lazy intervals 16 (R1) and 4 (PL), one training step costs
 main + R1/16 + PL/4 (regularization passes plus their optimizer steps). Run with
 `make bench` or `python benchmarks/bench_training.py --settings small`.
 
 Per phase it prints the FLOPs per image it counted (convolutions, every derivative of them, matrix products,
-also through R1's and path length's double backward), the achieved rate, its share of the measured peak, and
-"2x needs": the share of the peak that twice the authors' speed would take with that many FLOPs (above 100 %,
-no implementation of these FLOPs can reach it on this machine).
+also through R1's and path length's double backward), the achieved rate and its share of the measured peak.
+
+With `--peer PATH` (a checkout of the authors' stylegan2-ada-pytorch) it also times their networks, built with
+the same architecture in float32, through their StyleGAN2Loss phases (main: Gmain + Dmain, R1: Dreg, path
+length: Greg), interleaved with ours at the same batch and threads, and prints their s/img and our speed as a
+multiple of theirs. Without a peer no ratio is printed: only figures taken in the same run are compared.
 """
 from __future__ import annotations
 
@@ -26,8 +29,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import (count_flops, fmt_ratio, fmt_share, measured_peak_flops, median_seconds,  # noqa: E402
-                    setup_threads, tf32)
+from common import (Peer, check_peer_path, count_flops, fmt_vs, interleaved_median_seconds,  # noqa: E402
+                    load_peer, measured_peak_flops, setup_threads, tf32)
 
 from stylegan.training.loop import Trainer  # noqa: E402
 from stylegan.training.options import TrainingOptions  # noqa: E402
@@ -35,10 +38,10 @@ from stylegan.training.options import TrainingOptions  # noqa: E402
 SETTINGS = {
     "small": dict(resolution=32, cbase=8192, cmax=256, batch=8),
     "config-f-256": dict(resolution=256, cbase=32768, cmax=512, batch=4),
+    "tiny": dict(resolution=8, cbase=512, cmax=32, batch=4),  # a smoke test of the script, not a benchmark
 }
-#: The authors' stylegan2-ada-pytorch on this machine kind (2-core AMD EPYC, 2 threads, float32), from the
-#: speed issue: seconds per image of the main, R1 and path-length steps.
-AUTHORS = {"small": dict(main=0.11, r1=0.07, pl=0.06), "config-f-256": dict(main=8.7, r1=5.4, pl=2.5)}
+#: What `make bench` measures.
+DEFAULT_SETTINGS = ("small", "config-f-256")
 #: Precisions per device type: bf16 is the CPU's mixed precision, fp16 CUDA's; tf32 is float32 storage with
 #: TensorFloat-32 matrix units on CUDA (fp32 there means true float32: TF32 off, also in cuDNN convolutions).
 PRECISIONS = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "tf32", "fp16")}
@@ -60,10 +63,12 @@ def rss_gb() -> float:
         return float("nan")
 
 
-def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32", batch: int | None = None) -> dict:
+def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32", batch: int | None = None,
+          peer: Peer | None = None) -> dict:
     """``precision``: fp32, or the authors' mixed precision (the 4 highest resolutions in reduced precision
     with conv clamp 256, the rest float32): bf16 on the CPU, fp16 on CUDA. ``batch`` overrides the
-    setting's (the GPU figures of the speed issue are at batch 32)."""
+    setting's (e.g. 32 on a GPU). ``peer``: the authors' code, timed in float32 (their reduced-precision
+    layers are float16 only) phase by phase, interleaved with ours."""
     s = SETTINGS[name]
     allowed = PRECISIONS[torch.device(device).type]
     if precision not in allowed:
@@ -97,19 +102,22 @@ def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32
             t.G.requires_grad_(True); t.D.requires_grad_(False)
             t.opt_G.zero_grad(set_to_none=True); t.loss.g_pl(z(), None, gain=4); t.opt_G.step()
 
+        theirs = peer.attempt(lambda: peer_phases(peer, t, real, n), f"setting {name}") if peer else None
         out = {"setting": name, "precision": precision, "batch": n}
+        if theirs:
+            out["authors_precision"] = "fp32"
         for label, fn in (("main", main_step), ("r1", r1_step), ("pl", pl_step)):
             flops = count_flops(fn)
-            sec = median_seconds(fn, warmup=1, reps=reps, device=device)
+            fns = [fn] + ([theirs[label]] if theirs else [])
+            sec, *their_sec = interleaved_median_seconds(fns, warmup=1, reps=reps, device=device)
             out[f"{label}_s_per_img"] = sec / n
             out[f"{label}_gflop_per_img"] = flops / n / 1e9
             out[f"{label}_gflops"] = flops / sec / 1e9
             out[f"{label}_peak_share"] = flops / sec / peak
-            # The authors' figures are for this CPU machine kind; none are compared on another device.
-            authors = AUTHORS[name][label] if torch.device(device).type == "cpu" else None
-            out[f"{label}_vs_authors"] = authors / (sec / n) if authors else None
-            # The share of the measured peak that twice the authors' speed would take with these FLOPs.
-            out[f"{label}_2x_authors_peak_share"] = flops / n / (authors / 2) / peak if authors else None
+            if their_sec:  # measured in this run, interleaved with ours
+                out[f"{label}_authors_s_per_img"] = their_sec[0] / n
+                out[f"{label}_vs_authors"] = their_sec[0] / sec
+        theirs = None  # their networks and optimizer state are not part of our memory figures below
         # Memory growth across iterations: resident memory after two rounds of every phase against after two
         # more. Freed memory is kept for reuse (cpu_memory.py), so the first rounds raise it to its steady
         # level (config F: reached in the second round); a leak would keep growing it.
@@ -125,10 +133,54 @@ def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32
         step = out["main_s_per_img"] + out["r1_s_per_img"] / 16 + out["pl_s_per_img"] / 4
         out["train_images_per_s"] = 1 / step
         out["train_s_per_kimg"] = 1000 * step
+        if "main_authors_s_per_img" in out:
+            their_step = out["main_authors_s_per_img"] + out["r1_authors_s_per_img"] / 16 \
+                + out["pl_authors_s_per_img"] / 4
+            out["authors_train_images_per_s"] = 1 / their_step
+            out["train_vs_authors"] = their_step / step
         out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
         if torch.device(device).type == "cuda":
             out["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
         return out
+
+
+def peer_phases(peer: Peer, t: Trainer, real: torch.Tensor, n: int) -> dict:
+    """The authors' training phases for the networks of the trainer ``t``: their G and D with the same
+    architecture, their Adam settings (lr and betas adjusted for the lazy intervals), their StyleGAN2Loss with
+    our recipe's R1 weight, path-length weight and style-mixing probability, and each phase run as their
+    training loop runs it (only the phase's network trainable; gain: the phase's interval). Each function is
+    called once here, so that code that does not run on this machine fails before anything is timed."""
+    device = t.device
+    G, D = peer.generator(t.config, device), peer.discriminator(t.config, device)
+    recipe = t.recipe
+    loss = peer.loss.StyleGAN2Loss(device=device, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D,
+                                   style_mixing_prob=recipe.style_mixing, r1_gamma=t.gamma,
+                                   pl_weight=recipe.pl_weight)
+
+    def adam(module, interval):
+        c = interval / (interval + 1)
+        return torch.optim.Adam(module.parameters(), lr=recipe.glr * c if module is G else recipe.dlr * c,
+                                betas=(recipe.betas[0] ** c, recipe.betas[1] ** c), eps=1e-8)
+    opt_G, opt_D = adam(G, recipe.pl_interval), adam(D, recipe.r1_interval)
+    c = torch.zeros(n, G.c_dim, device=device)
+
+    def phase(name, module, opt, gain):
+        opt.zero_grad(set_to_none=True)
+        module.requires_grad_(True)
+        loss.accumulate_gradients(phase=name, real_img=real, real_c=c, gen_z=torch.randn(n, G.z_dim, device=device),
+                                  gen_c=c, sync=True, gain=gain)
+        module.requires_grad_(False)
+        opt.step()
+
+    def main_step():
+        phase("Gmain", G, opt_G, 1)
+        phase("Dmain", D, opt_D, 1)
+
+    fns = dict(main=main_step, r1=lambda: phase("Dreg", D, opt_D, recipe.r1_interval),
+               pl=lambda: phase("Greg", G, opt_G, recipe.pl_interval))
+    for fn in fns.values():
+        fn()
+    return fns
 
 
 def main() -> None:
@@ -136,33 +188,59 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--settings", default=",".join(DEFAULT_SETTINGS),
+                    help=f"comma-separated, of {', '.join(SETTINGS)} (tiny: a smoke test)")
     ap.add_argument("--precision", default="fp32",
                     help="comma-separated: fp32, bf16 (CPU mixed precision); on CUDA fp32, tf32, fp16 (mixed)")
     ap.add_argument("--batch", type=int, default=None, help="override the settings' batch (e.g. 32 on a GPU)")
     ap.add_argument("--json", default="bench-training.json", help="also write the results here ('' to skip)")
+    ap.add_argument("--peer", default=None, metavar="PATH",
+                    help="a checkout of the authors' stylegan2-ada-pytorch: time it in the same run and print ratios")
     args = ap.parse_args()
+    names = args.settings.split(",")
+    unknown = [x for x in names if x not in SETTINGS]
+    if unknown:
+        ap.error(f"--settings: unknown {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+    peer = load_peer(check_peer_path(args.peer))  # a wrong path ends here, before anything is measured
     setup_threads(args.threads)
     peak = measured_peak_flops(device=args.device)
     print(f"measured peak (float32 GEMM/conv): {peak / 1e9:.1f} GFLOP/s; {args.threads} threads; device {args.device}")
-    print(f"{'setting':<14}{'prec':<6}{'phase':<6}{'s/img':>9}{'x authors':>10}{'GFLOP/img':>10}{'GFLOP/s':>9}"
-          f"{'%peak':>7}{'2x needs':>9}")
     rows = []
-    for name in args.settings.split(","):
+    columns = None  # the authors' columns: decided once the first setting has run (their code may fail in it)
+    for name in names:
         for precision in args.precision.split(","):
-            r = bench(name, args.reps, args.device, peak, precision, args.batch)
+            r = bench(name, args.reps, args.device, peak, precision, args.batch, peer)
             rows.append(r)
+            if columns is None:
+                columns = bool(peer and not peer.error)
+                if columns:
+                    print(f"peer: the authors' code from {peer.root}, float32, timed interleaved with ours")
+                print(f"{'setting':<14}{'prec':<6}{'phase':<6}{'s/img':>9}"
+                      + (f"{'authors':>9}{'x authors':>10}" if columns else "")
+                      + f"{'GFLOP/img':>10}{'GFLOP/s':>9}{'%peak':>7}")
+            vs = "main_vs_authors" in r
             for ph in ("main", "r1", "pl"):
-                print(f"{name:<14}{precision:<6}{ph:<6}{r[ph + '_s_per_img']:>9.4f}{fmt_ratio(r[ph + '_vs_authors'])}"
-                      f"{r[ph + '_gflop_per_img']:>10.2f}{r[ph + '_gflops']:>9.1f}{100 * r[ph + '_peak_share']:>6.1f}%"
-                      f"{fmt_share(r[ph + '_2x_authors_peak_share'])}")
-            print(f"{'':<14}{precision:<6}training {r['train_images_per_s']:.2f} img/s, {r['train_s_per_kimg']:.0f} s/kimg "
-                  f"(batch {r['batch']}); peak RSS {r['peak_rss_gb']:.2f} GB, growth over two rounds of phases "
-                  f"{r['rss_growth_gb']:+.2f} GB"
+                ours, authors = r[ph + "_s_per_img"], r.get(ph + "_authors_s_per_img")
+                theirs = ""
+                if vs:
+                    theirs = f"{authors:>9.4f}{fmt_vs(ours, authors, False, 10)}"
+                elif columns:
+                    theirs = f"{'-':>9}{'-':>10}"
+                print(f"{name:<14}{precision:<6}{ph:<6}{ours:>9.4f}{theirs}"
+                      f"{r[ph + '_gflop_per_img']:>10.2f}{r[ph + '_gflops']:>9.1f}{100 * r[ph + '_peak_share']:>6.1f}%")
+            print(f"{'':<14}{precision:<6}training {r['train_images_per_s']:.2f} img/s, "
+                  f"{r['train_s_per_kimg']:.0f} s/kimg (batch {r['batch']})"
+                  + (f", authors fp32 {r['authors_train_images_per_s']:.2f} img/s ({r['train_vs_authors']:.2f}x)"
+                     if vs else "")
+                  + f"; peak RSS {r['peak_rss_gb']:.2f} GB{' (both)' if vs else ''}, growth over two rounds of "
+                  f"phases {r['rss_growth_gb']:+.2f} GB"
                   + (f"; peak GPU memory {r['peak_gpu_memory_gb']:.2f} GB" if "peak_gpu_memory_gb" in r else ""),
                   flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(peak_flops=peak, threads=args.threads, rows=rows), indent=2))
+        result = dict(peak_flops=peak, threads=args.threads, rows=rows)
+        if peer:
+            result.update(peer=str(peer.root), peer_error=peer.error)
+        Path(args.json).write_text(json.dumps(result, indent=2))
         print(f"wrote {args.json}")
 
 

@@ -1,10 +1,14 @@
-"""Shared benchmark helpers: thread setup, the machine's measured peak FLOP rate, timing, FLOP counting."""
+"""Shared benchmark helpers: thread setup, the machine's measured peak FLOP rate, timing, FLOP counting, and the
+authors' stylegan2-ada-pytorch as a peer timed in the same run (``--peer``)."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import statistics
+import sys
 import time
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -90,24 +94,136 @@ def count_flops(fn: Callable[[], object]) -> int:
 
 
 def median_seconds(fn: Callable[[], object], warmup: int = 1, reps: int = 5, device="cpu") -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+    return interleaved_median_seconds([fn], warmup=warmup, reps=reps, device=device)[0]
+
+
+def interleaved_median_seconds(fns: Sequence[Callable[[], object]], warmup: int = 1, reps: int = 5,
+                               device="cpu") -> list[float]:
+    """The median seconds of one call of each of ``fns``, timed in turn (a, b, a, b, ...) after ``warmup``
+    untimed calls of each, so that a slower or faster stretch of the machine falls on all of them alike."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(reps):
-        _sync(device)
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times):
+            _sync(device)
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
 
 
+# --- The authors' code as a peer -------------------------------------------------------------------------------
+#
+# Ratios against the authors' implementation are printed only when both ran in the same process, one after the
+# other: their modules are imported at run time from a checkout the user names; none of their code lives here.
 
-def fmt_ratio(ratio: float | None) -> str:
-    """The "x authors" column (a dash where there is no authors' figure for the device)."""
-    return f"{ratio:>9.2f}x" if ratio else f"{'-':>10}"
+#: What a checkout of the authors' stylegan2-ada-pytorch holds (a trailing slash: a folder).
+PEER_LAYOUT = ("training/networks.py", "training/loss.py", "torch_utils/ops/", "dnnlib/")
+#: Their top-level packages, which must come from the checkout and nowhere else.
+PEER_PACKAGES = ("training", "torch_utils", "dnnlib")
+
+T = TypeVar("T")
 
 
-def fmt_share(share: float | None) -> str:
-    """The "2x needs" column (a dash where there is no authors' figure for the device)."""
-    return f"{100 * share:>8.0f}%" if share else f"{'-':>9}"
+def peer_checkout_problem(path: str | Path) -> str | None:
+    """Why ``path`` is not a checkout of the authors' stylegan2-ada-pytorch, or None when it looks like one."""
+    root = Path(path)
+    if not root.is_dir():
+        return "no such folder" if not root.exists() else "not a folder"
+    missing = [e for e in PEER_LAYOUT if not ((root / e).is_dir() if e.endswith("/") else (root / e).is_file())]
+    return f"missing {', '.join(missing)}" if missing else None
+
+
+def check_peer_path(path: str | None) -> Path | None:
+    """The ``--peer`` argument checked before anything is measured: None without one, the checkout's absolute
+    path with one; anything else ends the program with one error line and exit status 2."""
+    if path is None:
+        return None
+    problem = peer_checkout_problem(path)
+    if problem:
+        print(f"error: --peer {path}: not a checkout of the authors' stylegan2-ada-pytorch ({problem})",
+              file=sys.stderr, flush=True)
+        raise SystemExit(2)
+    return Path(path).resolve()
+
+
+class Peer:
+    """The authors' stylegan2-ada-pytorch, imported from the checkout at ``root`` (put first on ``sys.path``).
+
+    Their networks are built with the architecture of ours (:meth:`generator`, :meth:`discriminator`) in
+    float32: no reduced-precision layers and no clamp. On a CPU their custom CUDA operations fall back to their
+    reference implementations by themselves. ``error`` is set, and one error line printed, once their code has
+    failed to import or to run here; from then on only our figures are printed."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.error: str | None = None
+        self.networks = self.loss = None
+        self.attempt(self._import, "importing its modules")
+
+    def _import(self) -> None:
+        for name in list(sys.modules):  # same-named packages from elsewhere would shadow the checkout's
+            if name.split(".")[0] in PEER_PACKAGES and not self._from_root(sys.modules[name]):
+                del sys.modules[name]
+        sys.path.insert(0, str(self.root))
+        self.networks = importlib.import_module("training.networks")
+        self.loss = importlib.import_module("training.loss")
+        for module in (self.networks, self.loss):
+            if not self._from_root(module):
+                raise ImportError(f"{module.__name__} was imported from {getattr(module, '__file__', None)}")
+
+    def _from_root(self, module) -> bool:
+        file = getattr(module, "__file__", None)
+        return file is not None and Path(file).resolve().is_relative_to(self.root)
+
+    def attempt(self, fn: Callable[[], T], what: str) -> T | None:
+        """``fn()``, or None (with one error line) where the authors' code fails in it or has failed before."""
+        if self.error is not None:
+            return None
+        try:
+            return fn()
+        except Exception as e:  # their code, on a torch and a machine it was not written for
+            hint = " (a package their code imports: install it into this environment)" \
+                if isinstance(e, ModuleNotFoundError) else ""
+            self.error = f"{what}: {type(e).__name__}: {e}{hint}".replace("\n", " ")
+            print(f"error: --peer {self.root}: the authors' code does not run here as it is ({self.error}); "
+                  "printing our figures only", file=sys.stderr, flush=True)
+            return None
+
+    def generator(self, config, device="cpu", seed: int = 0):
+        """Their ``Generator`` with the architecture of our ``config.G``, float32, in training mode without
+        gradients (as their training loop builds it)."""
+        g = config.G
+        with torch.random.fork_rng(devices=[]):  # their initialization leaves our random stream alone
+            torch.manual_seed(seed)
+            net = self.networks.Generator(
+                z_dim=g.z_dim, c_dim=g.c_dim, w_dim=g.w_dim, img_resolution=g.resolution,
+                img_channels=g.img_channels, mapping_kwargs={"num_layers": g.map_depth},
+                synthesis_kwargs={"channel_base": g.cbase, "channel_max": g.cmax, "architecture": g.arch,
+                                  "num_fp16_res": 0, "conv_clamp": None})
+        return net.train().requires_grad_(False).to(device)
+
+    def discriminator(self, config, device="cpu", seed: int = 0):
+        """Their ``Discriminator`` with the architecture of our ``config.D``, float32, as :meth:`generator`."""
+        d = config.D
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = self.networks.Discriminator(
+                c_dim=d.c_dim, img_resolution=d.resolution, img_channels=d.img_channels, channel_base=d.cbase,
+                channel_max=d.cmax, architecture=d.arch, num_fp16_res=0, conv_clamp=None,
+                epilogue_kwargs={"mbstd_group_size": d.mbstd_group, "mbstd_num_channels": d.mbstd_channels})
+        return net.train().requires_grad_(False).to(device)
+
+
+def load_peer(root: Path | None) -> Peer | None:
+    """The peer of a checked ``--peer`` path (:func:`check_peer_path`), None without one. Where its modules do
+    not import here, the peer comes back with its ``error`` set (and one error line printed)."""
+    return Peer(root) if root is not None else None
+
+
+def fmt_vs(ours: float, theirs: float, higher_is_faster: bool, width: int = 9) -> str:
+    """The "x authors" column: how many times the authors' speed ours is (above 1: ours is faster)."""
+    return f"{(ours / theirs if higher_is_faster else theirs / ours):>{width - 1}.2f}x"

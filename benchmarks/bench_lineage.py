@@ -1,5 +1,5 @@
 """Training throughput of the lineage side by side (ProGAN, StyleGAN F, StyleGAN2 F) in the small CPU setting
-of the speed issue: res 32, z = w = 512, 8 mapping layers (where there is a mapping network), cbase 8192,
+of benchmarks/bench_training.py: res 32, z = w = 512, 8 mapping layers (where there is a mapping network), cbase 8192,
 cmax 256, batch 8, float32, no augmentation. Growing networks are measured at their full resolution
 (``start_res`` 32), i.e. their most expensive stage. Each row is whole training iterations of the real loop
 (every phase on its own interval: the loss of each configuration's recipe, R1 / gradient penalty, path

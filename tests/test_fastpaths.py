@@ -1,4 +1,4 @@
-"""Every fast path equals the plain reference path, forward and gradients (speed issue).
+"""Every fast path equals the plain reference path, forward and gradients.
 
 Fast paths: channels-last feature maps on the CPU (vs NCHW), the fused scale + noise + bias + activation pass
 (vs the straightforward sequence of operations), the shared-weight modulated convolution at inference on the

@@ -112,12 +112,18 @@ def _no_ratio(out: str, data: dict):
     assert "peer" not in data
 
 
-def test_training_without_peer_prints_no_ratio(tmp_path, monkeypatch, capsys, no_peak):
-    out_json = tmp_path / "t.json"
-    run_tiny(monkeypatch, bench_training, out_json)
+def _run_without_peer(module, tmp_path, monkeypatch, capsys) -> tuple[str, dict]:
+    """The printed output and the JSON of ``module`` run at the tiny setting without a peer; neither has a ratio."""
+    out_json = tmp_path / "out.json"
+    run_tiny(monkeypatch, module, out_json)
     out = capsys.readouterr().out
     data = json.loads(out_json.read_text())
     _no_ratio(out, data)
+    return out, data
+
+
+def test_training_without_peer_prints_no_ratio(tmp_path, monkeypatch, capsys, no_peak):
+    out, data = _run_without_peer(bench_training, tmp_path, monkeypatch, capsys)
     row = data["rows"][0]  # our figures stay
     for ph in ("main", "r1", "pl"):
         assert row[f"{ph}_s_per_img"] > 0 and row[f"{ph}_gflop_per_img"] > 0 and row[f"{ph}_peak_share"] > 0
@@ -126,11 +132,7 @@ def test_training_without_peer_prints_no_ratio(tmp_path, monkeypatch, capsys, no
 
 
 def test_generator_without_peer_prints_no_ratio(tmp_path, monkeypatch, capsys, no_peak):
-    out_json = tmp_path / "g.json"
-    run_tiny(monkeypatch, bench_generator, out_json)
-    out = capsys.readouterr().out
-    data = json.loads(out_json.read_text())
-    _no_ratio(out, data)
+    out, data = _run_without_peer(bench_generator, tmp_path, monkeypatch, capsys)
     assert len(data["rows"]) == 3 and all(r["images_per_s"] > 0 and r["gflop_per_image"] > 0 for r in data["rows"])
 
 

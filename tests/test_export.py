@@ -42,7 +42,7 @@ def test_export_refuses_what_it_cannot_export(tmp_path):
     with pytest.raises(ValueError, match="no mapping network"):
         export_onnx(G, tmp_path / "p.onnx")
     with pytest.raises(ValueError, match="noise mode"):
-        export_onnx(tiny()[0], tmp_path / "r.onnx", noise_mode="random")
+        export_onnx(tiny()[0], tmp_path / "r.onnx", noise_mode="jitter")
 
 
 def test_export_command(tmp_path):

@@ -49,6 +49,12 @@ def channels_at(resolution: int, cbase: int, cmax: int) -> int:
     return min(cbase // resolution, cmax)
 
 
+def stage_shape(resolution: int, base_h: int = 4, base_w: int = 4) -> tuple[int, int]:
+    """(height, width) of a network stage of nominal ``resolution`` (its longer side) when the 4×4 stage is
+    ``base_h × base_w``: square networks have base 4×4; a 4:3 landscape network (e.g. 512×384) has 3×4."""
+    return resolution * base_h // 4, resolution * base_w // 4
+
+
 def num_ws_for(resolution: int) -> int:
     """Number of style vectors a synthesis network of this resolution consumes: 2·log2(res) − 2."""
     return 2 * int(math.log2(resolution)) - 2
@@ -74,6 +80,13 @@ def _check_common(name: str, c: "GeneratorConfig | DiscriminatorConfig") -> None
     require(isinstance(c.num_fp16_res, int) and c.num_fp16_res >= 0,
            f"{name}.num_fp16_res must be >= 0, got {c.num_fp16_res}")
     require(c.conv_clamp is None or c.conv_clamp > 0, f"{name}.conv_clamp must be positive or None")
+    require(isinstance(c.base_h, int) and isinstance(c.base_w, int) and 1 <= min(c.base_h, c.base_w)
+            and max(c.base_h, c.base_w) == 4,
+            f"{name}.base_h and base_w (the lowest stage) must be integers in [1, 4] with the larger one 4, "
+            f"got {c.base_h}x{c.base_w}")
+    if (c.base_h, c.base_w) != (4, 4):
+        require(not c.progressive, f"{name}: non-square images ({c.base_h}x{c.base_w} base) are implemented for the "
+                                   f"StyleGAN2 E/F networks only")
     require(c.resample in RESAMPLES, f"{name}.resample must be one of {', '.join(RESAMPLES)}, got {c.resample!r}")
     require(isinstance(c.growing, bool), f"{name}.growing must be true or false")
     if c.progressive:
@@ -89,6 +102,9 @@ class GeneratorConfig:
 
     z_dim, w_dim: latent sizes (512). c_dim: class-label size, 0 for unconditional.
     resolution, img_channels: output image size (power of two 4–1024) and channels (1 or 3).
+    base_h, base_w: the lowest stage (the learned constant), 4×4 for square images; for non-square ones the
+    shorter side is 1–3 (e.g. 3×4: 4:3 landscape, ``resolution`` × ``resolution``·3/4), every stage keeps
+    that shape (see :func:`stage_shape`).
     map_depth: mapping layers (8; 0 = no mapping network, the normalized z is the input).
     map_lr_mul: their learning-rate multiplier (0.01).
     w_avg_beta: decay of the running average of w used by truncation (0.995).
@@ -122,6 +138,13 @@ class GeneratorConfig:
     noise: bool = True
     resample: str = "fir"
     growing: bool = False
+    base_h: int = 4
+    base_w: int = 4
+
+    @property
+    def img_shape(self) -> tuple[int, int]:
+        """(height, width) of the images: ``resolution`` is the longer side."""
+        return stage_shape(self.resolution, self.base_h, self.base_w)
 
     @property
     def num_ws(self) -> int:
@@ -189,6 +212,12 @@ class DiscriminatorConfig:
     conv_clamp: float | None = 256
     resample: str = "fir"
     growing: bool = False
+    base_h: int = 4
+    base_w: int = 4
+
+    @property
+    def img_shape(self) -> tuple[int, int]:
+        return stage_shape(self.resolution, self.base_h, self.base_w)
 
     @property
     def progressive(self) -> bool:
@@ -199,6 +228,7 @@ class DiscriminatorConfig:
         _check_common("D", self)
         require(self.arch in D_ARCHS, f"D.arch must be one of {', '.join(D_ARCHS)}, got {self.arch!r}")
         if self.arch == "projected":
+            require((self.base_h, self.base_w) == (4, 4), "D.arch 'projected' takes square images only")
             require(self.resolution >= 32 and not self.progressive,
                    f"D.arch 'projected' needs a non-growing discriminator of at least 32x32 (got {self.resolution})")
         require(isinstance(self.mbstd_group, int) and 1 <= self.mbstd_group <= 4096,
@@ -226,8 +256,8 @@ class NetworkConfig:
         require(self.family in FAMILIES, f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
         self.G.validate()
         self.D.validate()
-        require(self.G.resolution == self.D.resolution,
-               f"G and D resolutions differ ({self.G.resolution} vs {self.D.resolution})")
+        require(self.G.img_shape == self.D.img_shape,
+               f"G and D image sizes differ ({self.G.img_shape} vs {self.D.img_shape})")
         require(self.G.img_channels == self.D.img_channels, "G and D image channels differ")
         require(self.G.c_dim == self.D.c_dim, "G and D label sizes (c_dim) differ")
         require(self.G.growing == self.D.growing, "G and D grow together: G.growing and D.growing must agree")

@@ -271,15 +271,17 @@ def make_config(
     mbstd_gain: float | None = None,
     num_fp16_res: int | None = None,
     conv_clamp: float | None | str = "keep",
+    base: tuple[int, int] | None = None,
 ) -> NetworkConfig:
     """A preset by name with overrides applied to G and D alike; validated.
 
     Without a mapping network (``map_depth`` 0) w is the normalized z: a ``z_dim`` override sets ``w_dim``
-    too unless that is given."""
+    too unless that is given. ``base``: (base_h, base_w) of non-square networks (see
+    :class:`~stylegan.config.GeneratorConfig`)."""
     c = get_preset(cfg).build()
     c.cfg = cfg
     shared = dict(resolution=resolution, img_channels=img_channels, c_dim=c_dim, cbase=cbase, cmax=cmax,
-                  num_fp16_res=num_fp16_res)
+                  num_fp16_res=num_fp16_res, base_h=base[0] if base else None, base_w=base[1] if base else None)
     for k, v in shared.items():
         if v is not None:
             setattr(c.G, k, v)

@@ -32,6 +32,9 @@ def _background(ctx, param, value):
 @click.option("--transform", type=click.Choice(["center-crop", "center-crop-wide"]), default=None,
               help="For non-square images (an error without it): center-crop takes the largest centered square; "
                    "center-crop-wide takes a centered 2:1 box and pads it with black to a square.")
+@click.option("--aspect", type=click.Choice(["1:1", "4:3", "3:4", "2:1", "1:2", "4:1", "1:4"]), default=None,
+              metavar="W:H", help="Non-square output: the largest centered W:H box (4:3, 3:4, 2:1, 1:2, 4:1, 1:4), "
+                                  "its longer side N (--resolution), e.g. 512x384 for 4:3.")
 @click.option("--max-images", type=click.IntRange(1), default=None, metavar="N",
               help="Write at most N images.")
 @click.option("--channels", type=click.Choice(["1", "3"]), default=None,
@@ -41,8 +44,8 @@ def _background(ctx, param, value):
 @click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
               help="For a file that cannot be read: skip it (warned and listed at the end) or stop.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def dataset(source, dest, resolution, transform, max_images, channels, background, on_error, quiet):
-    """Prepare a training dataset: square PNGs of one resolution (00000/img00000000.png ...) and
+def dataset(source, dest, resolution, transform, aspect, max_images, channels, background, on_error, quiet):
+    """Prepare a training dataset: PNGs of one size (square, or --aspect) (00000/img00000000.png ...) and
     dataset.json with the labels, in a folder or a .zip, in the layout of the StyleGAN2-ADA dataset tool."""
     import warnings
 
@@ -53,7 +56,8 @@ def dataset(source, dest, resolution, transform, max_images, channels, backgroun
             warnings.simplefilter("ignore")  # skipped files are listed in the summary instead
             summary = convert_dataset(source, dest, resolution, transform=transform, max_images=max_images,
                                       channels=None if channels is None else int(channels),
-                                      rgba_background=background, on_error=on_error, progress=not quiet)
+                                      rgba_background=background, on_error=on_error, progress=not quiet,
+                                      aspect=aspect)
     except (ValueError, OSError, ImportError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(str(summary))

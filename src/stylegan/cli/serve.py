@@ -20,6 +20,39 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _network_and_card(network, card, title, device):
+    from stylegan import pretrained
+
+    network = network or pretrained.DEFAULT_NETWORK
+    G = _load_generator(network, device)
+    is_name = network in pretrained.PRETRAINED and not Path(network).is_file()
+    name = network if is_name else Path(network).stem
+    card_text = Path(card).read_text(encoding="utf-8") if card else pretrained.model_card(name) if is_name else None
+    title = title or f"This {pretrained.SUBJECTS.get(name, 'Image') if is_name else 'Image'} Does Not Exist"
+    return G, name, card_text, title
+
+
+def _write_static(network, static_dir, ort_web, force, title, card, default_psi):
+    try:
+        from stylegan.serve.static_site import write_static_site
+        from stylegan.tools.export import noise_layout
+    except ModuleNotFoundError as e:
+        raise click.ClickException(f"--static needs onnx, onnxscript and onnxruntime ({e}); "
+                                   "pip install onnx onnxscript onnxruntime") from None
+    out = Path(static_dir)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise click.ClickException(f"{out} is not empty; give --force to write into it")
+    G, name, card_text, title = _network_and_card(network, card, title, _device("cpu"))
+    try:
+        noise_layout(G)
+        result = write_static_site(G, out, title=title, card=card_text, default_psi=default_psi, ort_web=ort_web)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {out}/ ({result['bytes'] / 2 ** 20:.1f} MB; ONNX vs PyTorch: max relative difference "
+               f"{result['onnx_error']:.1e}). Host the folder on any static web server, e.g. "
+               f"python -m http.server -d {out}")
+
+
 @click.command()
 @click.option("--network", "network", default=None, metavar="PATH|NAME",
               help="Checkpoint file, or the name of a pretrained network (default: the packaged mnist32).")
@@ -38,12 +71,23 @@ def _is_loopback(host: str) -> bool:
 @click.option("--card", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
               help="Model card (Markdown) to show for a network given by path.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads [torch's default].")
+@click.option("--static", "static_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write a static site into DIR instead of serving: the page, the generator as ONNX and "
+                   "onnxruntime-web, generating in the visitor's browser with no server-side code.")
+@click.option("--ort-web", type=click.Path(exists=True), default=None, metavar="PATH",
+              help="With --static: onnxruntime-web's npm package (.tgz, or its folder) [downloaded once from "
+                   "the npm registry and cached].")
+@click.option("--force", is_flag=True, help="With --static: write into DIR even if it is not empty.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True, help="uvicorn log level.")
 @device_option
-def serve(network, host, port, sliders, max_queue, max_steps, default_psi, title, card, threads, log_level, device):
+def serve(network, host, port, sliders, max_queue, max_steps, default_psi, title, card, threads, static_dir, ort_web,
+          force, log_level, device):
     """Serve a generator on a web page: a new image on each visit, truncation, style mixing, interpolation,
-    and a PNG/JSON API (/api/image, /api/mix, /api/interp, /api/info; schema at /openapi.json)."""
+    and a PNG/JSON API (/api/image, /api/mix, /api/interp, /api/info; schema at /openapi.json). With --static
+    DIR, write a site that generates in the browser instead."""
+    if static_dir is not None:
+        return _write_static(network, static_dir, ort_web, force, title, card, default_psi)
     try:
         import uvicorn
 
@@ -51,18 +95,11 @@ def serve(network, host, port, sliders, max_queue, max_steps, default_psi, title
         from stylegan.serve.app import uvicorn_settings
     except ModuleNotFoundError as e:
         raise click.ClickException(f"serving needs fastapi and uvicorn ({e}); pip install fastapi uvicorn") from None
-    from stylegan import pretrained
-
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    network = network or pretrained.DEFAULT_NETWORK
-    G = _load_generator(network, _device(device))
-    is_name = network in pretrained.PRETRAINED and not Path(network).is_file()
-    name = network if is_name else Path(network).stem
-    card_text = Path(card).read_text(encoding="utf-8") if card else pretrained.model_card(name) if is_name else None
-    title = title or f"This {pretrained.SUBJECTS.get(name, 'Image') if is_name else 'Image'} Does Not Exist"
+    G, name, card_text, title = _network_and_card(network, card, title, _device(device))
     loopback = _is_loopback(host)
     app = create_app(G, name=name, title=title, card=card_text, max_queue=max_queue, max_steps=max_steps,
                      sliders=sliders,
@@ -70,6 +107,6 @@ def serve(network, host, port, sliders, max_queue, max_steps, default_psi, title
     if not loopback:
         click.echo(f"warning: binding to {host}: the service is reachable from other machines", err=True)
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"serving {name} ({G.resolution}x{G.resolution}) at http://{shown}:{port}/  (Ctrl-C stops)")
+    click.echo(f"serving {name} ({G.img_shape[1]}x{G.img_shape[0]}) at http://{shown}:{port}/  (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, access_log=log_level == "debug",
                 **uvicorn_settings())

@@ -48,7 +48,7 @@ def project(network, targets, num_steps, seed, w_plus, save_video, report, devic
     for n, target_path in enumerate(targets):
         out = Path(outdir) if len(targets) == 1 else Path(outdir) / f"{n:02d}"
         try:
-            target = load_target(target_path, G.resolution, G.img_channels)
+            target = load_target(target_path, G.img_shape, G.img_channels)
         except ValueError as e:
             raise click.ClickException(str(e)) from None
         proj = run(G, target.to(dev), distance, ProjectionConfig(num_steps=num_steps, w_plus=w_plus, seed=seed),
@@ -287,9 +287,10 @@ def reprojection_study(network, data, data_resolution, num, num_steps, device, o
         ds = ImageDataset(resolve_data(data, data_resolution or G.resolution))  # a built-in: at the network's
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    if (ds.resolution, ds.num_channels) != (G.resolution, G.img_channels):
-        raise click.ClickException(f"the data is {ds.resolution}x{ds.resolution}x{ds.num_channels}, the network "
-                                   f"makes {G.resolution}x{G.resolution}x{G.img_channels}")
+    (h, w), (gh, gw) = ds.image_shape[1:], G.img_shape
+    if (h, w, ds.num_channels) != (gh, gw, G.img_channels):
+        raise click.ClickException(f"the data is {w}x{h}x{ds.num_channels}, the network makes "
+                                   f"{gw}x{gh}x{G.img_channels}")
     g = torch.Generator().manual_seed(0)
     idx = torch.randperm(len(ds), generator=g)[:num]
     reals = torch.stack([ds[int(i)][0] for i in idx]).float() / 127.5 - 1
@@ -310,8 +311,9 @@ COMMANDS.append(reprojection_study)
 @network_option
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False),
               help="Output file: the generator as one ONNX graph (z, psi and, if conditional, c in; the image out).")
-@click.option("--noise", "noise_mode", type=click.Choice(["const", "none"]), default="const", show_default=True,
-              help="Noise inputs inside the graph.")
+@click.option("--noise", "noise_mode", type=click.Choice(["const", "none", "random"]), default="const", show_default=True,
+              help="Noise inputs: const and none inside the graph; random: an input 'noise' [N, sum of res^2] "
+                   "that the caller fills with standard normal values.")
 @force_option
 def export(network, onnx_path, noise_mode, force):
     """Export the generator to ONNX, then run it with onnxruntime and print its largest difference from

@@ -154,8 +154,19 @@ def labels_from_json(data: bytes, where: str) -> dict[str, Any] | None:
     return out
 
 
+def image_base(h: int, w: int) -> tuple[int, int] | None:
+    """The lowest network stage (base_h, base_w) for h × w images, or None when no network makes that size."""
+    side = max(h, w)
+    if h == w:
+        return (4, 4) if is_power_of_two(side) else None
+    if not is_power_of_two(side, 4) or (4 * h) % side or (4 * w) % side:
+        return None
+    return 4 * h // side, 4 * w // side
+
+
 class ImageDataset(torch.utils.data.Dataset):
-    """Images of one square power-of-two resolution from a folder (searched recursively) or a zip.
+    """Images of one size from a folder (searched recursively) or a zip: square with a power-of-two side, or
+    non-square with a power-of-two longer side and the shorter one 1/4, 2/4 or 3/4 of it (e.g. 512×384).
 
     ``dataset[i]`` is ``(image, label)``: a uint8 tensor CHW and a float32 label: a one-hot vector of
     length :attr:`label_dim` for class labels (or the stored vector), or ``torch.zeros(0)`` when
@@ -182,11 +193,12 @@ class ImageDataset(torch.utils.data.Dataset):
         # Shape, from the first image; every image is checked against it when read.
         first = decode_image(self._storage.read(names[0]), self._describe(names[0]))
         h, w, c = first.shape
-        if h != w or not is_power_of_two(h):
-            raise ValueError(f"{self._describe(names[0])}: images must be square with a power-of-two size, "
-                             f"got {w}x{h}; prepare them with `stylegan dataset --resolution N`")
-        if resolution is not None and h != resolution:
-            raise ValueError(f"{path}: images are {h}x{h}, not the requested resolution {resolution}")
+        if image_base(h, w) is None:
+            raise ValueError(f"{self._describe(names[0])}: images must be square with a power-of-two size (or "
+                             f"have a power-of-two longer side and the other 1/4, 2/4 or 3/4 of it), got {w}x{h}; "
+                             f"prepare them with `stylegan dataset --resolution N [--aspect W:H]`")
+        if resolution is not None and max(h, w) != resolution:
+            raise ValueError(f"{path}: images are {w}x{h}, not the requested resolution {resolution}")
         self._image_shape = (c, h, w)
 
         # Labels.
@@ -226,7 +238,13 @@ class ImageDataset(torch.utils.data.Dataset):
 
     @property
     def resolution(self) -> int:
-        return self._image_shape[1]
+        """The longer side."""
+        return max(self._image_shape[1:])
+
+    @property
+    def base(self) -> tuple[int, int]:
+        """(base_h, base_w) of networks that make these images: (4, 4) when square."""
+        return image_base(*self._image_shape[1:])
 
     @property
     def num_channels(self) -> int:

@@ -13,6 +13,9 @@ Per image, in this order:
    the largest centered square; ``center-crop-wide`` takes the largest centered 2:1 rectangle (the full
    width, height width/2, for images at most 2:1 wide), scales it to resolution × resolution/2 and pads it
    with black above and below to a square (the StyleGAN authors' handling of LSUN cars);
+   With ``aspect`` (``"4:3"``, ``"2:1"``, ... see :data:`ASPECTS`) the images are not made square: the largest
+   centered box of that width:height ratio is taken, for networks that make non-square images (the longer
+   side is ``resolution``, e.g. 512×384 for 4:3);
 5. resize to ``resolution`` with PIL's LANCZOS filter (no-op when the size already matches).
 
 The output is written to a temporary folder or file beside ``dest`` and renamed into place at the end,
@@ -40,6 +43,9 @@ from stylegan.data.dataset import LABELS_FILE, check_label
 from stylegan.data.sources import Source, SourceItem, open_source
 
 TRANSFORMS = ("center-crop", "center-crop-wide")
+#: Width:height ratios a network can make, with its lowest stage (base_h, base_w): the shorter side is 1/4,
+#: 2/4 or 3/4 of the longer (see :func:`stylegan.config.stage_shape`).
+ASPECTS = {"1:1": (4, 4), "4:3": (3, 4), "3:4": (4, 3), "2:1": (2, 4), "1:2": (4, 2), "4:1": (1, 4), "1:4": (4, 1)}
 ON_ERROR = ("skip", "fail")
 _GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 
@@ -56,9 +62,11 @@ class ConvertSummary:
     channels: int
     label_dim: int                      # 0: no labels
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    size: tuple[int, int] | None = None  # (width, height) when not square
 
     def __str__(self) -> str:
-        lines = [f"wrote {self.written} images ({self.resolution}x{self.resolution}, {self.channels} channel"
+        w, h = self.size or (self.resolution, self.resolution)
+        lines = [f"wrote {self.written} images ({w}x{h}, {self.channels} channel"
                  f"{'s' if self.channels > 1 else ''}{', labels' if self.label_dim else ''}) to {self.dest}"]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
@@ -219,10 +227,25 @@ def _parse_background(background: Any) -> tuple[int, int, int]:
 # --- the tool ----------------------------------------------------------------------------------------
 
 
+def to_aspect(img: Image.Image, resolution: int, aspect: str) -> Image.Image:
+    """The largest centered box of ``aspect`` (width:height, a key of :data:`ASPECTS`), resized with LANCZOS
+    so that its longer side is ``resolution``."""
+    base_h, base_w = ASPECTS[aspect]
+    w, h = img.size
+    if w * base_h >= h * base_w:          # wider than the aspect: full height
+        cw, ch = h * base_w // base_h, h
+    else:
+        cw, ch = w, w * base_h // base_w
+    left, top = (w - cw) // 2, (h - ch) // 2
+    img = img.crop((left, top, left + cw, top + ch))
+    size = (resolution * base_w // 4, resolution * base_h // 4)
+    return img if img.size == size else img.resize(size, Image.Resampling.LANCZOS)
+
+
 def convert_dataset(source: str | os.PathLike | Source | Iterable[SourceItem], dest: str | os.PathLike,
                     resolution: int | None, transform: str | None = None, max_images: int | None = None,
                     channels: int | None = None, rgba_background: Any = (255, 255, 255),
-                    on_error: str = "skip", progress: bool = True) -> ConvertSummary:
+                    on_error: str = "skip", progress: bool = True, aspect: str | None = None) -> ConvertSummary:
     """Write ``source`` as a prepared dataset at ``dest`` (a folder, or a zip if it ends in ``.zip``).
 
     ``source`` is a path (see :func:`stylegan.data.sources.open_source`) or a :class:`Source`.
@@ -232,8 +255,16 @@ def convert_dataset(source: str | os.PathLike | Source | Iterable[SourceItem], d
     string "R,G,B") that transparent pixels are composited onto. ``on_error``: ``"skip"`` a file that
     cannot be decoded (warned about and listed in the summary), or ``"fail"`` with an error naming it.
     Labels come from the source (IDX, CIFAR, a prepared dataset's dataset.json) and are written to
-    ``dataset.json``; images without a label give ``{"labels": null}``.
+    ``dataset.json``; images without a label give ``{"labels": null}``. ``aspect``: non-square output
+    (see :func:`to_aspect`); needs ``resolution`` and no ``transform``.
     """
+    if aspect is not None:
+        if aspect not in ASPECTS:
+            raise DatasetError(f"aspect must be one of {', '.join(ASPECTS)} (width:height), got {aspect!r}")
+        if transform is not None:
+            raise DatasetError("aspect crops to its own ratio: leave out transform (--transform)")
+        if resolution is None:
+            raise DatasetError("aspect needs a resolution (--resolution N: the longer side)")
     if resolution is not None and not is_power_of_two(resolution, 4):
         raise DatasetError(f"resolution must be a power of two of at least 4, got {resolution}")
     if transform not in (None,) + TRANSFORMS:
@@ -297,7 +328,9 @@ def convert_dataset(source: str | os.PathLike | Source | Iterable[SourceItem], d
                     if transform is None and (w != h or not is_power_of_two(w, 4)):
                         raise DatasetError(f"{item.name} is {w}x{h}: pass a resolution (a power of two)")
                     out_res = w if transform is None else _pow2_floor(min(w, h))
-                img = to_square(to_channels(img, out_ch, background), out_res, transform, item.name)
+                img = to_channels(img, out_ch, background)
+                img = (to_aspect(img, out_res, aspect) if aspect is not None
+                       else to_square(img, out_res, transform, item.name))
                 name = f"{written // 1000:05d}/img{written:08d}.png"
                 writer.write(name, _encode_png(img))
                 has = item.label is not None
@@ -326,7 +359,9 @@ def convert_dataset(source: str | os.PathLike | Source | Iterable[SourceItem], d
         vals = [lab for _, lab in labels]
         label_dim = (max(vals) + 1) if all(isinstance(v, int) for v in vals) else len(vals[0])
     return ConvertSummary(dest=str(dest), written=written, resolution=out_res, channels=out_ch,
-                          label_dim=label_dim, skipped=skipped)
+                          label_dim=label_dim, skipped=skipped,
+                          size=None if aspect is None else (out_res * ASPECTS[aspect][1] // 4,
+                                                            out_res * ASPECTS[aspect][0] // 4))
 
 
 def _pow2_floor(n: int) -> int:

@@ -37,7 +37,7 @@ class MixedLatentGenerator(nn.Module):
                              f"{G.num_active_ws}")
         self.G, self.k = G, k
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = G.z_dim, G.c_dim, G.w_dim, G.num_ws
-        self.resolution, self.img_channels = G.resolution, G.img_channels
+        self.resolution, self.img_channels, self.img_shape = G.resolution, G.img_channels, G.img_shape
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, noise_mode: str = "random", **synthesis_kwargs) -> torch.Tensor:

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from stylegan.config import channels_at
+from stylegan.config import channels_at, stage_shape
 from stylegan.networks.mapping import MappingNetwork
 from stylegan.networks.synthesis import half_dtype_for
 from stylegan.nn.equalized import EqualizedConv2d, EqualizedLinear
@@ -92,7 +92,7 @@ class DiscriminatorEpilogue(nn.Module):
         mbstd_group: int = 4,
         mbstd_channels: int = 1,
         conv_clamp: float | None = None,
-        resolution: int = 4,
+        resolution: int | tuple[int, int] = 4,
         mbstd_gain: float = 1.0,
     ):
         super().__init__()
@@ -101,7 +101,8 @@ class DiscriminatorEpilogue(nn.Module):
         self.mbstd = MinibatchStd(mbstd_group, mbstd_channels, mbstd_gain) if mbstd_channels > 0 else None
         self.conv = EqualizedConv2d(in_channels + mbstd_channels, in_channels, 3, activation="lrelu",
                                     conv_clamp=conv_clamp)
-        self.fc = EqualizedLinear(in_channels * resolution * resolution, in_channels, activation="lrelu")
+        h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
+        self.fc = EqualizedLinear(in_channels * h * w, in_channels, activation="lrelu")
         self.out = EqualizedLinear(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, cmap: torch.Tensor | None) -> torch.Tensor:
@@ -121,7 +122,8 @@ class DiscriminatorEpilogue(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """images [N, C, res, res] (+ labels [N, c_dim]) → logits [N, 1]."""
+    """images [N, C, H, W] (+ labels [N, c_dim]) → logits [N, 1]. H = W = resolution, or for a non-square
+    network (``base_h`` × ``base_w`` lowest stage) :func:`~stylegan.config.stage_shape`."""
 
     def __init__(
         self,
@@ -137,9 +139,12 @@ class Discriminator(nn.Module):
         num_fp16_res: int = 0,
         conv_clamp: float | None = None,
         mbstd_gain: float = 1.0,
+        base_h: int = 4,
+        base_w: int = 4,
     ):
         super().__init__()
         self.c_dim, self.resolution, self.img_channels = c_dim, resolution, img_channels
+        self.img_shape = stage_shape(resolution, base_h, base_w)
         log2 = int(math.log2(resolution))
         fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
         self.cpu_half_dtype: torch.dtype | None = None
@@ -161,11 +166,12 @@ class Discriminator(nn.Module):
         epi_arch = "skip" if resolution == 4 else architecture
         self.epilogue = DiscriminatorEpilogue(c4, cmap_dim, img_channels, architecture=epi_arch,
                                               mbstd_group=mbstd_group, mbstd_channels=mbstd_channels,
-                                              conv_clamp=conv_clamp, mbstd_gain=mbstd_gain)
+                                              conv_clamp=conv_clamp, mbstd_gain=mbstd_gain,
+                                              resolution=(base_h, base_w))
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False) -> torch.Tensor:
-        if img.ndim != 4 or img.shape[1:] != (self.img_channels, self.resolution, self.resolution):
-            raise ValueError(f"D expects images [N, {self.img_channels}, {self.resolution}, {self.resolution}], "
+        if img.ndim != 4 or img.shape[1:] != (self.img_channels, *self.img_shape):
+            raise ValueError(f"D expects images [N, {self.img_channels}, {self.img_shape[0]}, {self.img_shape[1]}], "
                              f"got {tuple(img.shape)}")
         n = img.shape[0]
         half = half_dtype_for(img.device, self.cpu_half_dtype)

@@ -43,6 +43,8 @@ class Generator(nn.Module):
         self.cfg = cfg
         self.z_dim, self.c_dim, self.w_dim = cfg.z_dim, cfg.c_dim, cfg.w_dim
         self.resolution, self.img_channels = cfg.resolution, cfg.img_channels
+        #: (height, width) of the images; ``resolution`` is the longer side.
+        self.img_shape = cfg.img_shape
         if cfg.progressive:
             from stylegan.networks.progressive import ProgressiveSynthesis
 
@@ -50,7 +52,7 @@ class Generator(nn.Module):
         else:
             self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.resolution, cfg.img_channels, cbase=cfg.cbase,
                                               cmax=cfg.cmax, architecture=cfg.arch, num_fp16_res=cfg.num_fp16_res,
-                                              conv_clamp=cfg.conv_clamp)
+                                              conv_clamp=cfg.conv_clamp, base_h=cfg.base_h, base_w=cfg.base_w)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, num_ws=self.num_ws,
                                       num_layers=cfg.map_depth, lr_mul=cfg.map_lr_mul,

@@ -229,6 +229,10 @@ class ProgressiveSynthesis(GrowthBuffers):
             img = torch.lerp(upsample_nearest(low), img, alpha)
         return img
 
+    def noise_shapes(self) -> dict[str, tuple[int, int]]:
+        """Names of the layers that take noise at the current stage, with the (height, width) of their noise."""
+        return {name: (r, r) for name, r in self.noise_layers().items()}
+
     def noise_layers(self) -> dict[str, int]:
         """Names of the layers that take noise at the current stage, with their resolution, coarse to fine."""
         out = {}

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from stylegan.config import channels_at
+from stylegan.config import channels_at, stage_shape
 from stylegan.nn.equalized import EqualizedConv2d
 from stylegan.nn.layout import to_preferred_layout
 from stylegan.nn.modconv import ModulatedConv2d
@@ -44,21 +44,24 @@ class SynthesisBlock(nn.Module):
         architecture: str = "skip",
         conv_clamp: float | None = None,
         use_fp16: bool = False,
+        shape: tuple[int, int] | None = None,
     ):
         super().__init__()
         self.in_channels, self.out_channels, self.resolution = in_channels, out_channels, resolution
+        #: (height, width) of this stage: ``resolution`` × ``resolution`` unless the network is not square.
+        self.shape = shape or (resolution, resolution)
         self.architecture, self.is_last, self.use_fp16 = architecture, is_last, use_fp16
         self.register_buffer("resample_filter", setup_filter(DEFAULT_FILTER), persistent=False)
         self.num_conv = 0
         self.num_torgb = 0
         if in_channels == 0:
-            self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
+            self.const = nn.Parameter(torch.randn(out_channels, *self.shape))
             self.conv0 = None
         else:
-            self.conv0 = ModulatedConv2d(in_channels, out_channels, w_dim, up=2, noise_resolution=resolution,
+            self.conv0 = ModulatedConv2d(in_channels, out_channels, w_dim, up=2, noise_resolution=self.shape,
                                          conv_clamp=conv_clamp)
             self.num_conv += 1
-        self.conv1 = ModulatedConv2d(out_channels, out_channels, w_dim, noise_resolution=resolution,
+        self.conv1 = ModulatedConv2d(out_channels, out_channels, w_dim, noise_resolution=self.shape,
                                      conv_clamp=conv_clamp)
         self.num_conv += 1
         if is_last or architecture == "skip":
@@ -109,7 +112,8 @@ class SynthesisBlock(nn.Module):
 
 
 class SynthesisNetwork(nn.Module):
-    """ws [N, num_ws, w_dim] → images [N, img_channels, resolution, resolution] (float32, roughly [−1, 1])."""
+    """ws [N, num_ws, w_dim] → images [N, img_channels, H, W] (float32, roughly [−1, 1]): H = W = resolution,
+    or for a non-square network (``base_h`` × ``base_w`` lowest stage) :func:`~stylegan.config.stage_shape`."""
 
     def __init__(
         self,
@@ -121,9 +125,12 @@ class SynthesisNetwork(nn.Module):
         architecture: str = "skip",
         num_fp16_res: int = 0,
         conv_clamp: float | None = None,
+        base_h: int = 4,
+        base_w: int = 4,
     ):
         super().__init__()
         self.w_dim, self.resolution, self.img_channels = w_dim, resolution, img_channels
+        self.img_shape = stage_shape(resolution, base_h, base_w)
         self.resolutions = [2 ** i for i in range(2, int(math.log2(resolution)) + 1)]
         fp16_resolution = max(2 ** (int(math.log2(resolution)) + 1 - num_fp16_res), 8)
         #: Reduced precision on CPU for the fp16 resolutions (None = stay in float32); float16 on CUDA.
@@ -134,7 +141,8 @@ class SynthesisNetwork(nn.Module):
             in_ch = channels_at(res // 2, cbase, cmax) if res > 4 else 0
             block = SynthesisBlock(in_ch, channels_at(res, cbase, cmax), w_dim, res, img_channels,
                                    is_last=(res == resolution), architecture=architecture, conv_clamp=conv_clamp,
-                                   use_fp16=(res >= fp16_resolution and num_fp16_res > 0))
+                                   use_fp16=(res >= fp16_resolution and num_fp16_res > 0),
+                                   shape=stage_shape(res, base_h, base_w))
             self.blocks[str(res)] = block
             self.num_ws += block.num_conv
             if res == resolution:
@@ -174,10 +182,14 @@ class SynthesisNetwork(nn.Module):
 
     def noise_layers(self) -> dict[str, int]:
         """Names of the layers that take noise, with their resolution, coarse to fine."""
+        return {name: max(shape) for name, shape in self.noise_shapes().items()}
+
+    def noise_shapes(self) -> dict[str, tuple[int, int]]:
+        """Names of the layers that take noise, with the (height, width) of their noise images, coarse to fine."""
         out = {}
         for name, block in self.blocks.items():
             for k in ("conv0", "conv1"):
                 if getattr(block, k) is not None:
-                    out[f"{name}.{k}"] = block.resolution
+                    out[f"{name}.{k}"] = block.shape
         return out
 

@@ -112,7 +112,7 @@ class ModulatedConv2d(nn.Module):
         demodulate: bool = True,
         up: int = 1,
         activation: str = "lrelu",
-        noise_resolution: int | None = None,
+        noise_resolution: int | tuple[int, int] | None = None,
         conv_clamp: float | None = None,
         style_gain: float = 1.0,
         resample_filter: Sequence[float] = DEFAULT_FILTER,

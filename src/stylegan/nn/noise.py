@@ -22,11 +22,12 @@ class NoiseInjection(nn.Module):
     (StyleGAN). Strengths start at 0.
     """
 
-    def __init__(self, resolution: int, channels: int | None = None):
+    def __init__(self, resolution: int | tuple[int, int], channels: int | None = None):
         super().__init__()
-        self.resolution = resolution
+        shape = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+        self.resolution = max(shape)
         self.strength = nn.Parameter(torch.zeros([] if channels is None else [channels]))
-        self.register_buffer("const", torch.randn(resolution, resolution))
+        self.register_buffer("const", torch.randn(*shape))
 
     def forward(self, x: torch.Tensor, mode: str = "random", noise: torch.Tensor | None = None) -> torch.Tensor:
         """``noise`` (broadcastable to [N, 1, H, W]) overrides ``mode`` when given."""

@@ -76,7 +76,9 @@ class Info(BaseModel):
     title: str = Field(description="Title of the page.")
     model_id: str = Field(description="Digest of the network's tensors; changes when the network changes.")
     card: str | None = Field(description="Model card (Markdown), when one is known.")
-    resolution: int = Field(description="Image width and height in pixels (fixed by the network).")
+    resolution: int = Field(description="The longer side of the images in pixels (fixed by the network).")
+    width: int = Field(description="Image width in pixels.")
+    height: int = Field(description="Image height in pixels (below the width for a non-square network).")
     channels: int = Field(description="Image channels: 1 (grayscale) or 3 (RGB).")
     num_ws: int = Field(description="Number of style inputs (w vectors); crossover is in [0, num_ws].")
     conditional: bool = Field(description="Whether the network takes a class; then `class` is required.")
@@ -262,9 +264,11 @@ class ServeState:
         self.model_id = model_id or network_digest(G)
         self.name, self.title, self.max_steps = name, title, max_steps
         self.num_ws, self.c_dim, self.res = int(G.num_ws), int(G.c_dim), int(G.resolution)
+        self.height, self.width = (int(v) for v in G.img_shape)
         self.static = load_static()
         self.index_html = index_page(self.static, title)
         self.info = Info(name=name, title=title, model_id=self.model_id, card=card, resolution=self.res,
+                         width=self.width, height=self.height,
                          channels=int(G.img_channels), num_ws=self.num_ws, conditional=self.c_dim > 0,
                          c_dim=self.c_dim, z_dim=int(G.z_dim), w_dim=int(G.w_dim), noise_modes=list(NOISE_MODES),
                          psi_min=psi_min, psi_max=psi_max, default_psi=default_psi, seed_max=SEED_MAX,
@@ -275,7 +279,7 @@ class ServeState:
     def description(self) -> str:
         """The API's description in the OpenAPI schema: the network's shape and the service's limits."""
         kind = f"conditional, {self.c_dim} classes" if self.c_dim else "unconditional"
-        return (f"Images from the generator **{self.name}** ({self.res}×{self.res}, {self.num_ws} style inputs, "
+        return (f"Images from the generator **{self.name}** ({self.width}×{self.height}, {self.num_ws} style inputs, "
                 f"{kind}). PNG endpoints are deterministic for noise `const` and `none` (cacheable); "
                 f"at most {self.worker.max_queue} requests wait for the network, more get 503.")
 

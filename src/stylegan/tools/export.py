@@ -2,7 +2,9 @@
 
 The graph is the mapping network, the truncation w_avg + ψ·(w − w_avg) on every w (ψ is an input), and the
 synthesis network with the noise inputs ``const`` (each layer's stored noise image: the same image as
-``stylegan generate`` draws for a seed) or ``none``. The batch size is free. :func:`check_onnx` runs the file
+``stylegan generate`` draws for a seed), ``none``, or ``random``: the noise images are then an input ``noise``
+[N, Σ h·w] (standard normal values, each layer's h × w image in turn, coarse to fine; see
+:func:`noise_layout`), so that the caller draws them. The batch size is free. :func:`check_onnx` runs the file
 with onnxruntime on random latents and returns the largest difference from PyTorch, relative to the largest
 pixel value.
 """
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ONNX_NOISE_MODES = ("const", "none")
+ONNX_NOISE_MODES = ("const", "none", "random")
 
 
 class _Exported(torch.nn.Module):
@@ -24,34 +26,54 @@ class _Exported(torch.nn.Module):
         super().__init__()
         self.G, self.noise_mode = G, noise_mode
 
-    def forward(self, z: torch.Tensor, psi: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, psi: torch.Tensor, c: torch.Tensor | None = None,
+                noise: torch.Tensor | None = None) -> torch.Tensor:
         ws = self.G.mapping(z, c)
         w_avg = self.G.mapping.w_avg
         ws = w_avg + psi * (ws - w_avg)
-        return self.G.synthesis(ws, noise_mode=self.noise_mode)
+        if noise is None:
+            return self.G.synthesis(ws, noise_mode=self.noise_mode)
+        images, start = {}, 0
+        for name, (h, w) in noise_layout(self.G):
+            images[name] = noise[:, start:start + h * w].reshape(-1, 1, h, w)
+            start += h * w
+        return self.G.synthesis(ws, noise=images)
 
 
-def _inputs(G, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def noise_layout(G) -> list[tuple[str, tuple[int, int]]]:
+    """The layers that take noise, coarse to fine, with the (height, width) of their noise images: the order of
+    the ``noise`` input of a graph exported with random noise."""
+    layers = getattr(G.synthesis, "noise_shapes", None)
+    if layers is None:
+        raise ValueError("this generator's synthesis network takes no explicit noise images; export it with "
+                         "--noise const or none")
+    return list(layers().items())
+
+
+def _inputs(G, n: int, seed: int = 0, noise_mode: str = "const") -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     x = {"z": torch.randn(n, G.z_dim, generator=gen), "psi": torch.tensor(0.7)}
     if G.c_dim:
         x["c"] = torch.nn.functional.one_hot(torch.arange(n) % G.c_dim, G.c_dim).float()
+    if noise_mode == "random":
+        x["noise"] = torch.randn(n, sum(h * w for _, (h, w) in noise_layout(G)), generator=gen)
     return x
 
 
 def export_onnx(G, path: str | Path, noise_mode: str = "const") -> Path:
     """Write ``G`` (a generator with a mapping network, eval mode) as a self-contained ONNX file: inputs ``z``
-    [N, z_dim], ``psi`` (a scalar) and, for conditional networks, ``c`` [N, c_dim] (one-hot); output ``img``
-    [N, C, H, W] in [−1, 1]."""
+    [N, z_dim], ``psi`` (a scalar), for conditional networks ``c`` [N, c_dim] (one-hot), and with ``noise_mode``
+    random ``noise`` [N, Σ h·w]; output ``img`` [N, C, H, W] in [−1, 1]."""
     if noise_mode not in ONNX_NOISE_MODES:
         raise ValueError(f"noise mode must be one of {', '.join(ONNX_NOISE_MODES)} for export, got {noise_mode!r}")
     if getattr(G.mapping, "w_avg", None) is None:
         raise ValueError("this generator has no mapping network (ProGAN, StyleGAN A/B); export needs one")
     path = Path(path)
     model = _Exported(G, noise_mode).eval()
-    example = _inputs(G, 2)
+    example = _inputs(G, 2, noise_mode=noise_mode)
     n = torch.export.Dim("n", min=1, max=4096)
-    shapes = {"z": {0: n}, "psi": {}} | ({"c": {0: n}} if G.c_dim else {})
+    shapes = {"z": {0: n}, "psi": {}} | ({"c": {0: n}} if G.c_dim else {}) | (
+        {"noise": {0: n}} if "noise" in example else {})
     with torch.no_grad():
         torch.onnx.export(model, (), str(path), kwargs=example, input_names=list(example), output_names=["img"],
                           dynamo=True, dynamic_shapes=shapes, external_data=False, verbose=False)
@@ -64,7 +86,7 @@ def check_onnx(G, path: str | Path, n: int = 3, noise_mode: str = "const", seed:
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = _inputs(G, n, seed)
+    x = _inputs(G, n, seed, noise_mode)
     with torch.no_grad():
         ref = _Exported(G, noise_mode).eval()(**x).numpy()
     out = session.run(["img"], {k: v.numpy() for k, v in x.items()})[0]

@@ -38,6 +38,7 @@ class NoiseStudy:
 def noise_study(G, seed: int, truncation_psi: float = 1.0, realizations: int = 100, split: int | None = None,
                 class_idx: int | None = None, noise_seed: int = 0) -> NoiseStudy:
     layers = G.synthesis.noise_layers()
+    shapes = G.synthesis.noise_shapes()
     if not layers:
         raise ValueError("this network has no noise inputs")
     split = split or default_split(G.resolution)
@@ -47,7 +48,7 @@ def noise_study(G, seed: int, truncation_psi: float = 1.0, realizations: int = 1
     gen = torch.Generator().manual_seed(noise_seed)
 
     def render(which: set[str], n: int = 1) -> torch.Tensor:
-        noise = {name: torch.randn(n, 1, r, r, generator=gen).to(device) for name, r in layers.items() if name in which}
+        noise = {name: torch.randn(n, 1, *shapes[name], generator=gen).to(device) for name in layers if name in which}
         return G.synthesis(ws.expand(n, -1, -1), noise_mode="none", noise=noise)
 
     coarse = {k for k, r in layers.items() if r <= split}

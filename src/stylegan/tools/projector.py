@@ -49,8 +49,9 @@ class Projection:
         return self.distances[-1]
 
 
-def load_target(path: str | os.PathLike, resolution: int, channels: int) -> torch.Tensor:
-    """A target image, center-cropped to a square and resized to the network's size: [1, C, R, R] in [-1, 1]."""
+def load_target(path: str | os.PathLike, resolution: int | tuple[int, int], channels: int) -> torch.Tensor:
+    """A target image, center-cropped to the network's aspect and resized to its size (``resolution``, or
+    (height, width)): [1, C, H, W] in [-1, 1]."""
     try:
         with Image.open(path) as im:
             im.load()
@@ -61,10 +62,11 @@ def load_target(path: str | os.PathLike, resolution: int, channels: int) -> torc
             im = im.convert("RGB" if channels == 3 else "L")
     except (OSError, UnidentifiedImageError) as e:
         raise ValueError(f"{path}: cannot read the target image ({e})") from None
+    th, tw = (resolution, resolution) if isinstance(resolution, int) else resolution
     w, h = im.size
-    s = min(w, h)
-    im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-    im = im.resize((resolution, resolution), Image.LANCZOS)
+    cw, ch = (h * tw // th, h) if w * th >= h * tw else (w, w * th // tw)   # the largest centered box
+    im = im.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+    im = im.resize((tw, th), Image.LANCZOS)
     a = np.asarray(im, dtype=np.float32)
     a = a[..., None] if a.ndim == 2 else a
     return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0) / 127.5 - 1
@@ -109,14 +111,15 @@ def project(G, target: torch.Tensor, distance: Distance, cfg: ProjectionConfig =
             progress: bool = True, keep_steps: bool = False) -> Projection:
     """Optimize w (and noise) so that ``G.synthesis`` reproduces ``target`` ([1, C, R, R] in [−1, 1])."""
     device = next(G.parameters()).device
-    if target.shape[1:] != (G.img_channels, G.resolution, G.resolution):
-        raise ValueError(f"target must be [1, {G.img_channels}, {G.resolution}, {G.resolution}], got {tuple(target.shape)}")
+    h, w = G.img_shape
+    if target.shape[1:] != (G.img_channels, h, w):
+        raise ValueError(f"target must be [1, {G.img_channels}, {h}, {w}], got {tuple(target.shape)}")
     if cfg.num_steps < 1:
         raise ValueError("num_steps must be >= 1")
     torch.manual_seed(cfg.seed)
     w_avg, w_std = w_statistics(G, cfg.w_avg_samples, cfg.seed)
-    layers = G.synthesis.noise_layers()
-    noise = {name: torch.randn(1, 1, r, r, device=device, requires_grad=True) for name, r in layers.items()}
+    noise = {name: torch.randn(1, 1, *shape, device=device, requires_grad=True)
+             for name, shape in G.synthesis.noise_shapes().items()}
     w_opt = (w_avg.unsqueeze(1).repeat(1, G.num_ws, 1) if cfg.w_plus else w_avg.unsqueeze(1)).clone()
     w_opt.requires_grad_(True)
     opt = torch.optim.Adam([w_opt, *noise.values()], betas=(0.9, 0.999), lr=cfg.initial_lr)

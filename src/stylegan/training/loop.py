@@ -92,7 +92,8 @@ class Trainer:
                 map_depth=opts.map_depth, g_arch=opts.g_arch, d_arch=opts.d_arch, mbstd_group=opts.mbstd_group,
                 mbstd_channels=opts.mbstd_channels, mbstd_gain=opts.mbstd_gain,
                 # --fp32: no reduced-precision layers and no clamp, as in the authors' option
-                num_fp16_res=0 if opts.fp32 else None, conv_clamp=None if opts.fp32 else "keep")
+                num_fp16_res=0 if opts.fp32 else None, conv_clamp=None if opts.fp32 else "keep",
+                base=self.dataset.base)
         self._check_data_fits()
         if opts.metrics:
             from stylegan.metrics.registry import training_metric_problems
@@ -139,9 +140,10 @@ class Trainer:
     def _check_data_fits(self) -> None:
         g = self.config.G
         ds = self.dataset
-        if (ds.resolution, ds.num_channels) != (g.resolution, g.img_channels):
-            raise OptionsError(f"the dataset is {ds.resolution}x{ds.resolution} with {ds.num_channels} channel(s), "
-                               f"the networks expect {g.resolution}x{g.resolution} with {g.img_channels}")
+        (h, w), (gh, gw) = ds.image_shape[1:], g.img_shape
+        if (h, w, ds.num_channels) != (gh, gw, g.img_channels):
+            raise OptionsError(f"the dataset is {w}x{h} with {ds.num_channels} channel(s), "
+                               f"the networks expect {gw}x{gh} with {g.img_channels}")
         if self.opts.cond and ds.label_dim != g.c_dim:
             raise OptionsError(f"the dataset has {ds.label_dim} classes, the networks {g.c_dim}")
 
@@ -439,7 +441,7 @@ def log_header(trainer: Trainer, run_dir: Path, continuing: bool) -> None:
     log(f"{'resuming' if continuing or opts.resume else 'starting'} training in {run_dir}")
     log(f"data: {trainer.dataset!r}")
     log(f"G: {num_parameters(trainer.G):,} parameters, D: {num_parameters(trainer.D):,} parameters; "
-        f"{config.G.resolution}x{config.G.resolution}, batch {opts.batch} ({trainer.batch_gpu} per process x "
+        f"{config.G.img_shape[1]}x{config.G.img_shape[0]}, batch {opts.batch} ({trainer.batch_gpu} per process x "
         f"{info.world_size}), gamma {trainer.gamma:g}, device {trainer.device}")
     log(f"recipe ({config.cfg}): loss {r.loss}, R1 {'off' if not trainer.r1_on else f'every {r.r1_interval}'}, "
         f"path length {'off' if not trainer.pl_on else f'weight {r.pl_weight:g} every {r.pl_interval}'}, "

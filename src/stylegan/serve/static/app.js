@@ -230,6 +230,7 @@
     document.title = info.title;
     $("title").textContent = info.title;
     if (info.resolution < 256) document.body.classList.add("pixelated");
+    document.documentElement.style.setProperty("--aspect", `${info.width} / ${info.height}`);
     $("psi").min = info.psi_min;
     $("psi").max = info.psi_max;
     $("crossover").max = info.num_ws;
@@ -239,7 +240,7 @@
       for (let i = 0; i < info.c_dim; i++) sel.add(new Option(String(i), String(i)));
       $("class-row").hidden = false;
     }
-    const facts = [["model", info.name], ["image", `${info.resolution}\u00d7${info.resolution}, ` +
+    const facts = [["model", info.name], ["image", `${info.width}\u00d7${info.height}, ` +
       `${info.channels === 1 ? "grayscale" : "RGB"}`], ["style inputs", info.num_ws],
       ["classes", info.conditional ? info.c_dim : "unconditional"], ["model id", info.model_id]];
     const dl = $("facts");

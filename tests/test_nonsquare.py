@@ -199,3 +199,27 @@ def test_projection_target_is_cropped_to_the_aspect(tmp_path):
     Image.fromarray(np.zeros((100, 300, 3), np.uint8)).save(tmp_path / "wide.png")
     assert load_target(tmp_path / "wide.png", (24, 32), 3).shape == (1, 3, 24, 32)
     assert load_target(tmp_path / "wide.png", 16, 1).shape == (1, 1, 16, 16)
+
+
+def test_metrics_score_the_rectangle_against_the_data(rect_run, monkeypatch, tmp_path):
+    """FID of the 4:3 generator against the 4:3 data, through the registry (a cheap stand-in feature network
+    that records the image sizes it is given)."""
+    from stylegan.metrics import registry
+
+    from test_metrics import CountingNet
+
+    seen = []
+
+    class Recording(CountingNet):
+        def forward(self, images):
+            seen.append(tuple(images.shape[2:]))
+            return super().forward(images)
+
+    net = Recording()
+    monkeypatch.setattr(registry.MetricOptions, "inception_net", lambda self: net)
+    monkeypatch.setenv("STYLEGAN_CACHE", str(tmp_path / "cache"))
+    tmp, snap = rect_run
+    rec = registry.compute_metric("fid1k_full", stylegan.load(snap), str(tmp / "data"), progress=False,
+                                  batch_size=32)
+    assert np.isfinite(rec["results"]["fid1k_full"]) and rec["num_real"] == 24
+    assert set(seen) == {(24, 32)}

@@ -185,9 +185,8 @@ def test_serve_and_export_make_the_rectangle(rect_run, tmp_path):
     from stylegan.serve.static_site import site_meta
     from stylegan.tools.export import check_onnx, export_onnx
 
-    for mode in ("const", "random"):
-        path = export_onnx(G, tmp_path / f"g-{mode}.onnx", noise_mode=mode)
-        assert check_onnx(G, path, noise_mode=mode) < 1e-4
+    path = export_onnx(G, tmp_path / "g.onnx", noise_mode="random")  # the noise images are inputs, h x w each
+    assert check_onnx(G, path, noise_mode="random") < 1e-4
     meta = site_meta(G, "t", None, 0.7, None)
     assert (meta["width"], meta["height"]) == (32, 24)
     assert meta["noise_size"] == sum(h * w for _, h, w in meta["noise_layers"])

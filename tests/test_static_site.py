@@ -71,8 +71,8 @@ def test_random_noise_export_matches_pytorch(cond_net, tmp_path):
 def test_noise_layout_is_the_synthesis_layers_coarse_to_fine(cond_net):
     G, _ = cond_net
     layout = noise_layout(G)
-    assert [r for _, r in layout] == [4, 8, 8, 16, 16]
-    assert const_noise(G).shape == (sum(r * r for _, r in layout),)
+    assert [shape for _, shape in layout] == [(4, 4), (8, 8), (8, 8), (16, 16), (16, 16)]
+    assert const_noise(G).shape == (sum(h * w for _, (h, w) in layout),)
 
 
 def test_site_normals_are_deterministic_standard_normals():
@@ -208,9 +208,9 @@ def _expected_rgba(G, seed, psi, noise, cls):
         ws = G.mapping(torch.from_numpy(x["z"]), torch.from_numpy(x["c"]))
         ws = G.mapping.w_avg + psi * (ws - G.mapping.w_avg)
         images, start = {}, 0
-        for name, res in noise_layout(G):
-            images[name] = torch.from_numpy(x["noise"][:, start:start + res * res]).reshape(1, 1, res, res)
-            start += res * res
+        for name, (h, w) in noise_layout(G):
+            images[name] = torch.from_numpy(x["noise"][:, start:start + h * w]).reshape(1, 1, h, w)
+            start += h * w
         img = G.synthesis(ws, noise=images)[0].numpy()
     rgb = np.clip(np.round((img + 1) * 127.5), 0, 255).transpose(1, 2, 0)
     return np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255)], axis=2).reshape(-1)

@@ -1,3 +1,6 @@
+import os
+import shutil
+
 import pytest
 import torch
 
@@ -19,3 +22,31 @@ def tiny_config(resolution=16, g_arch="skip", d_arch="resnet", img_channels=3, c
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+#: Headless Chromium for the browser tests (the Debian package, or $STYLEGAN_CHROMIUM), driven by playwright
+#: without `playwright install`.
+CHROMIUM = os.environ.get("STYLEGAN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A launched headless Chromium (playwright), shared by the browser tests; skipped, saying why, when
+    Chromium or playwright is missing."""
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    try:
+        pw = sync_api.sync_playwright().start()
+    except Exception as e:  # pragma: no cover - the driver cannot start here
+        pytest.skip(f"playwright cannot start: {e}")
+    try:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+    except Exception as e:  # pragma: no cover
+        pw.stop()
+        pytest.skip(f"Chromium does not start under playwright: {e}")
+    yield browser
+    browser.close()
+    pw.stop()

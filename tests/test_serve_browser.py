@@ -6,7 +6,6 @@ package ``playwright`` (no ``playwright install``: the system browser is used). 
 Set ``STYLEGAN_SCREENSHOTS=DIR`` to keep screenshots of the page (else they go to pytest's tmp_path).
 """
 import os
-import shutil
 import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -22,14 +21,11 @@ from stylegan.checkpoint import save_checkpoint  # noqa: E402
 from stylegan.serve import create_app  # noqa: E402
 from stylegan.serve.background import BackgroundServer  # noqa: E402
 
-from conftest import tiny_config  # noqa: E402
+from conftest import CHROMIUM, tiny_config  # noqa: E402
 
-CHROMIUM = os.environ.get("STYLEGAN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-if not os.path.isfile(CHROMIUM) or not os.access(CHROMIUM, os.X_OK):
+if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
     pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 30_000
 
 
@@ -44,19 +40,8 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    try:
-        pw = sync_api.sync_playwright().start()
-    except Exception as e:  # pragma: no cover - the driver cannot start here
-        pytest.skip(f"playwright cannot start: {e}")
-    try:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
-    except Exception as e:  # pragma: no cover
-        pw.stop()
-        pytest.skip(f"Chromium does not start under playwright: {e}")
-    yield b
-    b.close()
-    pw.stop()
+def browser(chromium):
+    return chromium
 
 
 @pytest.fixture

@@ -9,11 +9,8 @@ missing, otherwise.
 import functools
 import http.server
 import io
-import os
-import shutil
 import tarfile
 import threading
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -146,16 +143,11 @@ def test_cli_refuses_a_non_empty_folder(cond_net, tmp_path):
 
 # ---- in the browser ------------------------------------------------------------------------------------------
 
-CHROMIUM = os.environ.get("STYLEGAN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
 def site(cond_net, tmp_path_factory):
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     try:
         ort_dir = static_site.onnxruntime_web()
     except ValueError as e:
@@ -179,20 +171,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def page_factory():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    try:
-        pw = sync_api.sync_playwright().start()
-    except Exception as e:  # pragma: no cover - the driver cannot start here
-        pytest.skip(f"playwright cannot start: {e}")
-    try:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
-    except Exception as e:  # pragma: no cover
-        pw.stop()
-        pytest.skip(f"Chromium does not start under playwright: {e}")
-    yield browser
-    browser.close()
-    pw.stop()
+def page_factory(chromium):
+    return chromium
 
 
 def _pixels(page, selector):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from stylegan.config import (AUG_MODES, LOSSES, ConfigError, DiscriminatorConfig, GeneratorConfig, NetworkConfig,
                              is_power_of_two, require)

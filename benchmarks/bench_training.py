@@ -38,6 +38,9 @@ from stylegan.training.options import TrainingOptions  # noqa: E402
 SETTINGS = {
     "small": dict(resolution=32, cbase=8192, cmax=256, batch=8),
     "config-f-256": dict(resolution=256, cbase=32768, cmax=512, batch=4),
+    # The networks of `make demo` before the small-compute recipe, as the small-compute issue timed the authors'
+    # loop on them: MNIST-like 32x32 grayscale, 64 channels at every resolution, 2 mapping layers, batch 16.
+    "demo": dict(resolution=32, cbase=2048, cmax=64, batch=16, channels=1, map_depth=2),
     "tiny": dict(resolution=8, cbase=512, cmax=32, batch=4),  # a smoke test of the script, not a benchmark
 }
 #: What `make bench` measures.
@@ -47,10 +50,11 @@ DEFAULT_SETTINGS = ("small", "config-f-256")
 PRECISIONS = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "tf32", "fp16")}
 
 
-def make_data(folder: Path, res: int, n: int = 8) -> Path:
+def make_data(folder: Path, res: int, n: int = 8, channels: int = 3) -> Path:
     rng = np.random.RandomState(0)
     for i in range(n):
-        Image.fromarray(rng.randint(0, 255, (res, res, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+        pixels = rng.randint(0, 255, (res, res, 3) if channels == 3 else (res, res), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
     return folder
 
 
@@ -75,8 +79,9 @@ def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32
         raise SystemExit(f"precision {precision!r} on {device}: expected one of {', '.join(allowed)}")
     n = batch or s["batch"]
     with tempfile.TemporaryDirectory() as tmp, tf32(precision == "tf32"):
-        opts = TrainingOptions(outdir=tmp, data=str(make_data(Path(tmp), s["resolution"], n)), cbase=s["cbase"],
-                               cmax=s["cmax"], batch=n, workers=0, device=device,
+        opts = TrainingOptions(outdir=tmp, data=str(make_data(Path(tmp), s["resolution"], n, s.get("channels", 3))),
+                               cbase=s["cbase"], cmax=s["cmax"], map_depth=s.get("map_depth"), batch=n, workers=0,
+                               device=device,
                                fp32=precision == "fp32", cpu_bf16=precision == "bf16", aug="noaug")
         t = Trainer(opts)
         for _ in range(2):

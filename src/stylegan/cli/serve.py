@@ -35,7 +35,6 @@ def _network_and_card(network, card, title, device):
 def _write_static(network, static_dir, ort_web, force, title, card, default_psi):
     try:
         from stylegan.serve.static_site import write_static_site
-        from stylegan.tools.export import noise_layout
     except ModuleNotFoundError as e:
         raise click.ClickException(f"--static needs onnx, onnxscript and onnxruntime ({e}); "
                                    "pip install onnx onnxscript onnxruntime") from None
@@ -44,7 +43,6 @@ def _write_static(network, static_dir, ort_web, force, title, card, default_psi)
         raise click.ClickException(f"{out} is not empty; give --force to write into it")
     G, name, card_text, title = _network_and_card(network, card, title, _device("cpu"))
     try:
-        noise_layout(G)
         result = write_static_site(G, out, title=title, card=card_text, default_psi=default_psi, ort_web=ort_web)
     except ValueError as e:
         raise click.ClickException(str(e)) from None

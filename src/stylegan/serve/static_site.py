@@ -185,13 +185,13 @@ def write_static_site(G, outdir: str | Path, *, title: str, card: str | None = N
     the folder, its size in bytes and the ONNX check (largest relative difference from PyTorch)."""
     from stylegan.tools.export import check_onnx, export_onnx
 
+    meta = site_meta(G, title, card, default_psi, class_names)  # refuses a network without noise inputs first
     ort_dir = onnxruntime_web(ort_web)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     G = G.cpu().eval()
     export_onnx(G, out / "model.onnx", noise_mode="random")
     err = check_onnx(G, out / "model.onnx", noise_mode="random")
-    meta = site_meta(G, title, card, default_psi, class_names)
     (out / "model.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     const_noise(G).astype("<f4").tofile(out / "const-noise.bin")
     site = resources.files("stylegan.serve") / "site"

@@ -5,8 +5,8 @@ reconstruct the built-in mnist5k digits, by mean squared error, for a fixed wall
 small StyleGAN2 synthesis network (w broadcast to every layer) or, for comparison, a plain convolutional
 decoder (linear layer to 4×4×64, then three times upsampling and a 3×3 convolution). Supervised
 reconstruction is an upper bound on how fast a GAN can teach the same network w-dependent shapes. Prints the
-error every 50 steps and at the end on 16 fixed digits of all classes (predicting the mean digit gives the data's variance,
-0.21); ``--save`` writes those 16 digits over their reconstructions. Usage::
+error every 50 steps and at the end on 16 fixed digits of all classes (predicting the mean digit gives the
+data's variance, 0.21); ``--save`` writes those 16 digits over their reconstructions. Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/probe_learning_speed.py --decoder stylegan2 --beta1 0.9 --seconds 110
 """

@@ -51,11 +51,14 @@ def main():
 @class_option
 @click.option("--grid/--no-grid", default=False, show_default=True, help="Also write all images as one grid.png.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass.")
+@click.option("--fp32", is_flag=True, help="Float32 throughout. By default a CPU with native bfloat16 runs the "
+              "reduced-precision layers of wide networks (256+ channels) in bfloat16: faster, images within about "
+              "0.01 of float32 on average.")
 @device_option
 @outdir_option
 @force_option
 def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mode, class_idx, grid, batch_size,
-             device, outdir, force):
+             fp32, device, outdir, force):
     """Generate one image per seed (seedNNNN.png), and optionally a grid; or render a projection."""
     from stylegan.images import make_grid, save_png
     from stylegan.tools.generate import generate_images
@@ -65,7 +68,12 @@ def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mo
     if seeds is not None:
         refuse_overwrite([Path(outdir) / f"seed{s:04d}.png" for s in seeds]
                          + ([Path(outdir) / "grid.png"] if grid else []), force)
-    G = _load_generator(network, _device(device))
+    from stylegan.cpu_precision import auto_cpu_bf16
+
+    dev = _device(device)
+    G = _load_generator(network, dev)
+    if not fp32:
+        auto_cpu_bf16(dev, G.synthesis)
     noise_mode = _noise_mode(G, noise_mode)
     if projected_w is not None:
         import torch

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from stylegan.checkpoint import CheckpointError, load_state_strict, save_checkpoint
 from stylegan.presets import PRESETS, make_config
 from stylegan.cpu_memory import keep_freed_memory
+from stylegan.cpu_precision import auto_cpu_bf16
 from stylegan.data import ImageDataset, infinite_loader, resolve_data
 from stylegan.loader import read_network_file
 from stylegan.networks import build_networks, num_parameters
@@ -105,9 +106,9 @@ class Trainer:
         self.G, self.G_ema, self.D = (nets[k].to(self.device) for k in ("G", "G_ema", "D"))
         self.G.train()
         self.D.train()
-        if opts.cpu_bf16 and not opts.fp32:  # reduced-precision layers in bfloat16 on the CPU
-            for net in (self.G.synthesis, self.D, self.G_ema.synthesis):
-                net.cpu_half_dtype = torch.bfloat16
+        # Reduced-precision layers in bfloat16 on a CPU: with --cpu-bf16, or by default where it is native and pays.
+        self.cpu_bf16 = not opts.fp32 and auto_cpu_bf16(self.device, self.G.synthesis, self.D, self.G_ema.synthesis,
+                                                          force=opts.cpu_bf16)
 
     def _make_phases(self) -> None:
         """The training recipe of the networks' named configuration with the options given on top, and what
@@ -442,7 +443,8 @@ def log_header(trainer: Trainer, run_dir: Path, continuing: bool) -> None:
     log(f"data: {trainer.dataset!r}")
     log(f"G: {num_parameters(trainer.G):,} parameters, D: {num_parameters(trainer.D):,} parameters; "
         f"{config.G.img_shape[1]}x{config.G.img_shape[0]}, batch {opts.batch} ({trainer.batch_gpu} per process x "
-        f"{info.world_size}), gamma {trainer.gamma:g}, device {trainer.device}")
+        f"{info.world_size}), gamma {trainer.gamma:g}, device {trainer.device}"
+        + (", bfloat16 in the reduced-precision layers (--fp32 for float32)" if trainer.cpu_bf16 else ""))
     log(f"recipe ({config.cfg}): loss {r.loss}, R1 {'off' if not trainer.r1_on else f'every {r.r1_interval}'}, "
         f"path length {'off' if not trainer.pl_on else f'weight {r.pl_weight:g} every {r.pl_interval}'}, "
         f"style mixing {r.style_mixing:g}, lr G {r.glr:g} D {r.dlr:g}"

@@ -181,9 +181,12 @@ class TrainingOptions:
                              low_open=True)
     freezed: int = option(0, "Freeze the first N discriminator blocks, from the top resolution (transfer "
                           "learning).", kind="int", low=0)
-    fp32: bool = option(False, "--fp32 disables mixed precision (float16 in the highest resolutions on CUDA).",
+    fp32: bool = option(False, "--fp32 disables mixed precision (float16 in the highest resolutions on CUDA; "
+                        "bfloat16 there on a CPU that has it natively, for layers of 256+ channels).",
                         kind="bool", flag="--mixed")
-    cpu_bf16: bool = option(False, "On the CPU, run the reduced-precision layers in bfloat16.", kind="bool",
+    cpu_bf16: bool = option(False, "On the CPU, run the reduced-precision layers in bfloat16 even where the "
+                            "default would not (it does on CPUs with native bfloat16 for layers of 256+ channels; "
+                            "--fp32 turns it off).", kind="bool",
                             flag="is_flag")
     workers: int = option(2, "Data-loading processes.", kind="int", low=0)
     procs: int = option(1, "Training processes on this machine, sharing its cores and splitting the batch (2 uses "

@@ -67,11 +67,13 @@ def train(ctx, **kwargs):
         import os
 
         from stylegan.training.distributed import launch_local
+        from stylegan.training.threads import torch_threads, training_threads
 
         if opts.procs > 1 and "WORLD_SIZE" not in os.environ:
-            launch_local(run_training, (opts,), opts.procs)
-        else:
-            run_training(opts)
+            launch_local(run_training, (opts,), opts.procs, threads=training_threads(opts.threads, opts.procs))
+        else:  # under torchrun only --threads changes the count torchrun set
+            with torch_threads(opts.threads if "WORLD_SIZE" in os.environ else training_threads(opts.threads, 1)):
+                run_training(opts)
     except (OptionsError, CheckpointError) as e:
         raise click.UsageError(str(e)) from None
     except ValueError as e:  # dataset problems and the like, already phrased for users

@@ -106,16 +106,17 @@ def _local_worker(rank: int, procs: int, port: int, threads: int, fn, args) -> N
         sys.exit(1)
 
 
-def launch_local(fn, args: tuple, procs: int) -> None:
+def launch_local(fn, args: tuple, procs: int, threads: int | None = None) -> None:
     """Run ``fn(*args)`` in ``procs`` local processes that form one process group (gloo on the CPU), as torchrun
-    would, each with an equal share of the CPU's cores. At small sizes a training step is dominated by the
-    overhead of many small operations, which a second thread barely shortens; a second process does half
-    of the batch in the same time."""
+    would, each with ``threads`` threads (default: OMP_NUM_THREADS, else an equal share of the cores). At small
+    sizes a training step is dominated by the overhead of many small operations, which a second thread barely
+    shortens; a second process does half of the batch in the same time."""
     import signal
 
     import torch.multiprocessing as mp
 
-    threads = max(1, (os.cpu_count() or procs) // procs)
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    threads = threads or (int(env) if env.isdigit() and int(env) > 0 else max(1, (os.cpu_count() or procs) // procs))
     ctx = mp.start_processes(_local_worker, args=(procs, free_port(), threads, fn, args), nprocs=procs,
                              join=False, start_method="spawn")
 

@@ -444,6 +444,7 @@ def log_header(trainer: Trainer, run_dir: Path, continuing: bool) -> None:
     log(f"G: {num_parameters(trainer.G):,} parameters, D: {num_parameters(trainer.D):,} parameters; "
         f"{config.G.img_shape[1]}x{config.G.img_shape[0]}, batch {opts.batch} ({trainer.batch_gpu} per process x "
         f"{info.world_size}), gamma {trainer.gamma:g}, device {trainer.device}"
+        + (f", {torch.get_num_threads()} thread(s) per process" if trainer.device.type == "cpu" else "")
         + (", bfloat16 in the reduced-precision layers (--fp32 for float32)" if trainer.cpu_bf16 else ""))
     log(f"recipe ({config.cfg}): loss {r.loss}, R1 {'off' if not trainer.r1_on else f'every {r.r1_interval}'}, "
         f"path length {'off' if not trainer.pl_on else f'weight {r.pl_weight:g} every {r.pl_interval}'}, "

@@ -188,6 +188,10 @@ class TrainingOptions:
                             "default would not (it does on CPUs with native bfloat16 for layers of 256+ channels; "
                             "--fp32 turns it off).", kind="bool",
                             flag="is_flag")
+    threads: int | None = option(None, "CPU threads per training process (default: the cores idle when training "
+                                 "starts, shared among --procs, at least 1; OMP_NUM_THREADS, when set, is kept). "
+                                 "More threads than idle cores make training several times slower.", kind="int",
+                                 low=1)
     workers: int = option(2, "Data-loading processes.", kind="int", low=0)
     procs: int = option(1, "Training processes on this machine, sharing its cores and splitting the batch (2 uses "
                         "both cores of a 2-core CPU better than 2 threads for small networks); under torchrun "

@@ -86,3 +86,23 @@ def test_generate_default_and_fp32(tmp_path, narrow_threshold):
         diffs[name] = np.abs(imgs.astype(np.float64) - ref.numpy()).max()
     assert diffs["fp32"] <= 0.5 + 1e-3  # float32: the PNG's rounding only
     assert 0.5 < diffs["auto"] < 40  # bfloat16: close to float32, but not it
+
+
+def test_metrics_score_the_generator_in_float32(monkeypatch):
+    from stylegan.metrics import registry
+    from stylegan.networks import build_networks
+    from stylegan.presets import make_config
+
+    seen = []
+
+    def probe(opts):
+        seen.append(opts.G.synthesis.cpu_half_dtype)
+        return {"results": {"probe": 0.0}}
+
+    monkeypatch.setitem(registry.METRICS, "probe", registry.Metric("probe", probe, "test", True, False, False, None))
+    G = build_networks(make_config("stylegan2", resolution=16, img_channels=3, c_dim=0, cbase=256, cmax=32,
+                                   map_depth=2), seed=0)["G_ema"]
+    G.synthesis.cpu_half_dtype = torch.bfloat16
+    registry.compute_metric("probe", G)
+    assert seen == [None]  # float32 while scored
+    assert G.synthesis.cpu_half_dtype == torch.bfloat16  # and as it was afterwards

@@ -382,15 +382,23 @@ def compute_metric(name: str, G=None, data_path: str | os.PathLike | None = None
         raise TypeError(f"unknown metric option(s): {', '.join(sorted(unknown))}")
     opts = MetricOptions(G=G, data=resolved, data2=resolved2, device=device, **options)
     start = time.perf_counter()
+    # Metrics score the generator in float32, also one that trains with bfloat16 layers on a CPU
+    # (stylegan.cpu_precision): its rounding moves FID by a few percent.
+    synthesis = getattr(G, "synthesis", None)
+    half = getattr(synthesis, "cpu_half_dtype", None)
     if G is not None:
         was_training = G.training
         G.eval()
+    if half is not None:
+        synthesis.cpu_half_dtype = None
     try:
         with torch.no_grad():
             out = metric.fn(opts)
     finally:
         if G is not None and was_training:
             G.train()
+        if half is not None:
+            synthesis.cpu_half_dtype = half
     seconds = time.perf_counter() - start
     record = {"metric": name, "results": out.pop("results"), "seconds": round(seconds, 3),
               "num_real": out.pop("num_real", None), "num_gen": out.pop("num_gen", None),

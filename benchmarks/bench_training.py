@@ -41,6 +41,9 @@ SETTINGS = {
     # The networks of `make demo` before the small-compute recipe, as the small-compute issue timed the authors'
     # loop on them: MNIST-like 32x32 grayscale, 64 channels at every resolution, 2 mapping layers, batch 16.
     "demo": dict(resolution=32, cbase=2048, cmax=64, batch=16, channels=1, map_depth=2),
+    # The same at 128 and 256 channels: where bfloat16 starts to pay on a CPU (stylegan/cpu_precision.py).
+    "demo-128": dict(resolution=32, cbase=4096, cmax=128, batch=16, channels=1, map_depth=2),
+    "demo-256": dict(resolution=32, cbase=8192, cmax=256, batch=16, channels=1, map_depth=2),
     "tiny": dict(resolution=8, cbase=512, cmax=32, batch=4),  # a smoke test of the script, not a benchmark
 }
 #: What `make bench` measures.

@@ -12,7 +12,8 @@ latents). Each network is either
   ``--g-bn 0`` / ``--d-bn 0`` drop the batch normalization; or
 - ``stylegan2``: the package's ``small`` networks (the StyleGAN2 generator; the resnet discriminator).
   ``--d-bn 1`` adds batch normalization (batch statistics only) after the convolutions of every D block but
-  the first; ``--g-noise const`` trains without per-sample noise; ``--g-input 1`` adds to the generator's 4×4 constant a learned linear function of w (the
+  the first; ``--g-bn-style 1`` adds batch normalization after every modulated convolution of G (a
+  probe of the mechanism; it couples the samples of a batch); ``--g-noise const`` trains without per-sample noise; ``--g-input 1`` adds to the generator's 4×4 constant a learned linear function of w (the
   "traditional input" of StyleGAN's Table 1, configurations A–C).
 
 Both optimizers are Adam with the given learning rate and β (DCGAN's: 2e-4, (0.5, 0.999)). Usage::
@@ -113,6 +114,18 @@ class LatentInput(nn.Module):
         return x, b.torgb(x, ws[:, 1], fused=fused)
 
 
+class BatchNormAfterModConv(nn.Module):
+    """A StyleGAN2 modulated convolution followed by batch normalization (a probe of the mechanism only: it
+    couples the samples of a batch, which the StyleGAN2 generator does not)."""
+
+    def __init__(self, conv: nn.Module, channels: int):
+        super().__init__()
+        self.conv, self.bn = conv, nn.BatchNorm2d(channels, track_running_stats=False)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, **kwargs) -> torch.Tensor:
+        return self.bn(self.conv(x, w, **kwargs))
+
+
 def build(args) -> tuple[nn.Module, nn.Module]:
     from stylegan.networks import build_networks
     from stylegan.presets import make_config
@@ -123,6 +136,12 @@ def build(args) -> tuple[nn.Module, nn.Module]:
         G.apply(dcgan_init)
     else:
         G = nets["G"]
+        if args.g_bn_style:
+            for block in G.synthesis.blocks.values():
+                for k in ("conv0", "conv1"):
+                    conv = getattr(block, k)
+                    if conv is not None:
+                        setattr(block, k, BatchNormAfterModConv(conv, conv.weight.shape[0]))
         if args.g_input:
             G.synthesis.blocks["4"] = LatentInput(G.synthesis.blocks["4"], G.w_dim)
     if args.d == "dcgan":
@@ -152,6 +171,8 @@ def main() -> None:
     ap.add_argument("--g-bn", type=int, default=1, help="DCGAN G: batch normalization (1) or not (0)")
     ap.add_argument("--d-bn", type=int, default=None,
                     help="batch normalization in D (default: 1 for the DCGAN D, 0 for the StyleGAN2 D)")
+    ap.add_argument("--g-bn-style", type=int, default=0,
+                    help="StyleGAN2 G: batch normalization after every modulated convolution (a probe)")
     ap.add_argument("--g-input", type=int, default=0, help="StyleGAN2 G: const + linear(w) at 4×4 (1) or not (0)")
     ap.add_argument("--g-noise", choices=["random", "const"], default="random",
                     help="StyleGAN2 G: the noise inputs while training (const: no per-sample noise)")

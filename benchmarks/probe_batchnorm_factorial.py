@@ -12,11 +12,13 @@ latents). Each network is either
   ``--g-bn 0`` / ``--d-bn 0`` drop the batch normalization; or
 - ``stylegan2``: the package's ``small`` networks (the StyleGAN2 generator; the resnet discriminator).
   ``--d-bn 1`` adds batch normalization (batch statistics only) after the convolutions of every D block but
-  the first; ``--g-bn-style 1`` adds batch normalization after every modulated convolution of G (a
-  probe of the mechanism; it couples the samples of a batch); ``--g-noise const`` trains without per-sample noise; ``--g-input 1`` adds to the generator's 4×4 constant a learned linear function of w (the
-  "traditional input" of StyleGAN's Table 1, configurations A–C).
+  the first; ``--g-bn-style 1`` adds batch normalization after every modulated convolution of G (a probe of
+  the mechanism; it couples the samples of a batch); ``--g-noise const`` trains without per-sample noise;
+  ``--g-input 1`` adds to the generator's 4×4 constant a learned linear function of w (the "traditional
+  input" of StyleGAN's Table 1, configurations A–C).
 
-Both optimizers are Adam with the given learning rate and β (DCGAN's: 2e-4, (0.5, 0.999)). Usage::
+Both optimizers are Adam with the given learning rate and β (DCGAN's: 2e-4, (0.5, 0.999)); ``--g-lr`` sets
+G's alone. Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/probe_batchnorm_factorial.py --g dcgan --d dcgan --seconds 300 \\
         --save dcgan.png
@@ -26,7 +28,6 @@ Both optimizers are Adam with the given learning rate and β (DCGAN's: 2e-4, (0.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
@@ -177,6 +178,7 @@ def main() -> None:
     ap.add_argument("--g-noise", choices=["random", "const"], default="random",
                     help="StyleGAN2 G: the noise inputs while training (const: no per-sample noise)")
     ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--g-lr", type=float, default=None, help="G's learning rate (default: --lr)")
     ap.add_argument("--betas", default="0.5,0.999")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--aug", type=int, default=0, help="DiffAugment on every D input (1) or not (0)")
@@ -193,7 +195,7 @@ def main() -> None:
     X = torch.stack([torch.as_tensor(ds[i][0]) for i in range(len(ds))]).float() / 127.5 - 1
     G, D = build(args)
     betas = tuple(float(b) for b in args.betas.split(","))
-    opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=betas)
+    opt_g = torch.optim.Adam(G.parameters(), lr=args.g_lr or args.lr, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=betas)
     aug = DiffAugment() if args.aug else (lambda x: x)
     n, step, start = args.batch, 0, time.time()

@@ -85,14 +85,26 @@ def dcgan_init(m: nn.Module) -> None:
 
 
 class BatchNormAfter(nn.Module):
-    """A StyleGAN2 D convolution followed by batch normalization over the batch it is given."""
+    """A StyleGAN2 convolution (of D, or a modulated one of G) followed by batch normalization over the batch
+    it is given (batch statistics only). In G a probe of the mechanism only: it couples the samples of a
+    batch, which the StyleGAN2 generator does not."""
 
-    def __init__(self, conv: nn.Module, channels: int):
+    def __init__(self, conv: nn.Module):
         super().__init__()
-        self.conv, self.bn = conv, nn.BatchNorm2d(channels, track_running_stats=False)
+        self.conv, self.bn = conv, nn.BatchNorm2d(conv.weight.shape[0], track_running_stats=False)
 
-    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-        return self.bn(self.conv(x, gain=gain))
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return self.bn(self.conv(x, *args, **kwargs))
+
+
+def add_batchnorm(blocks, skip_first: bool) -> None:
+    """Wrap ``conv0`` and ``conv1`` of every block in :class:`BatchNormAfter` (not the very first conv when
+    ``skip_first``; not where a block has none)."""
+    for i, block in enumerate(blocks):
+        for k in ("conv0", "conv1"):
+            conv = getattr(block, k)
+            if conv is not None and not (skip_first and i == 0 and k == "conv0"):
+                setattr(block, k, BatchNormAfter(conv))
 
 
 class LatentInput(nn.Module):
@@ -115,18 +127,6 @@ class LatentInput(nn.Module):
         return x, b.torgb(x, ws[:, 1], fused=fused)
 
 
-class BatchNormAfterModConv(nn.Module):
-    """A StyleGAN2 modulated convolution followed by batch normalization (a probe of the mechanism only: it
-    couples the samples of a batch, which the StyleGAN2 generator does not)."""
-
-    def __init__(self, conv: nn.Module, channels: int):
-        super().__init__()
-        self.conv, self.bn = conv, nn.BatchNorm2d(channels, track_running_stats=False)
-
-    def forward(self, x: torch.Tensor, w: torch.Tensor, **kwargs) -> torch.Tensor:
-        return self.bn(self.conv(x, w, **kwargs))
-
-
 def build(args) -> tuple[nn.Module, nn.Module]:
     from stylegan.networks import build_networks
     from stylegan.presets import make_config
@@ -138,11 +138,7 @@ def build(args) -> tuple[nn.Module, nn.Module]:
     else:
         G = nets["G"]
         if args.g_bn_style:
-            for block in G.synthesis.blocks.values():
-                for k in ("conv0", "conv1"):
-                    conv = getattr(block, k)
-                    if conv is not None:
-                        setattr(block, k, BatchNormAfterModConv(conv, conv.weight.shape[0]))
+            add_batchnorm(G.synthesis.blocks.values(), skip_first=False)
         if args.g_input:
             G.synthesis.blocks["4"] = LatentInput(G.synthesis.blocks["4"], G.w_dim)
     if args.d == "dcgan":
@@ -151,12 +147,7 @@ def build(args) -> tuple[nn.Module, nn.Module]:
     else:
         D = nets["D"]
         if args.d_bn:
-            for i, block in enumerate(D.blocks.values()):
-                for k in ("conv0", "conv1"):
-                    if i == 0 and k == "conv0":
-                        continue
-                    conv = getattr(block, k)
-                    setattr(block, k, BatchNormAfter(conv, conv.weight.shape[0]))
+            add_batchnorm(D.blocks.values(), skip_first=True)
     return G, D
 
 

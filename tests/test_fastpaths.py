@@ -185,6 +185,27 @@ def test_convolution_derivatives_of_every_order(fn, x_shape, w_shape, kw):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_convolution_gradient_keeps_the_channels_last_layout(create_graph):
+    """A gradient that arrives in NCHW (the path-length noise image, 3 channels) leaves a channels-last
+    feature map's convolution channels-last, equal to the plain gradient: a gradient in the other layout would
+    carry it back through every layer it reaches."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, 5, 5, generator=g).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(3, 8, 1, 1, generator=g, requires_grad=True)
+    gy = torch.randn(2, 3, 5, 5, generator=g)
+    assert gy.is_contiguous() and not gy.is_contiguous(memory_format=torch.channels_last)
+    results = []
+    for ref in (False, True):
+        with (reference_autograd() if ref else contextlib.nullcontext()):
+            gx, gw = torch.autograd.grad(conv2d(x, w), (x, w), gy, create_graph=create_graph)
+        results.append((gx, gw))
+        if not ref:
+            assert gx.is_contiguous(memory_format=torch.channels_last) and not gx.is_contiguous()
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_leaky_relu_derivative_is_a_constant_mask():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 5, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)

@@ -106,6 +106,15 @@ def _will_run(node) -> bool:
         return True
 
 
+def _like_layout(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``g`` channels-last where ``x`` is: a gradient that arrives in NCHW (the path-length noise image, for
+    one) would otherwise carry that layout back through every layer it reaches, and oneDNN's convolutions and
+    PyTorch's elementwise kernels run slower in it or on mixed layouts."""
+    if x.dim() == 4 and g.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return g.contiguous(memory_format=torch.channels_last)
+    return g
+
+
 class _Conv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, p, nodes):
@@ -118,6 +127,7 @@ class _Conv(torch.autograd.Function):
         x, w = ctx.saved_tensors
         p = ctx.p
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        gy = _like_layout(gy, x)
         if not torch.is_grad_enabled():  # first-order backward: PyTorch's fused kernel
             return (*_native_backward(gy, x, w, p, need_x, need_w), None, None)
         # Differentiable backward (create_graph): compute only what this backward pass will use.

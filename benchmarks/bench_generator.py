@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import (Peer, check_peer_path, count_flops, fmt_vs, interleaved_median_seconds,  # noqa: E402
-                    load_peer, measured_peak_flops, setup_threads, tf32)
+from common import (Peer, check_peer_path, convolution_replay, count_flops, fmt_vs,  # noqa: E402
+                    interleaved_median_seconds, load_peer, measured_peak_flops, setup_threads, tf32)
 
 from stylegan.presets import make_config  # noqa: E402
 from stylegan.networks import build_networks  # noqa: E402
@@ -94,8 +94,9 @@ def _bench_variant(s: dict, name: str, precision: str, fused: bool, reps: int, d
         with torch.no_grad():
             return G(z, noise_mode="const", fused=fused)
     flops = count_flops(step)
-    sec, *their_sec = interleaved_median_seconds([step] + ([theirs] if theirs else []), warmup=1, reps=reps,
-                                                 device=device)
+    sec, conv_sec, *their_sec = interleaved_median_seconds([step, convolution_replay(step)]
+                                                           + ([theirs] if theirs else []),
+                                                           warmup=1, reps=reps, device=device)
     ips = s["batch"] / sec
     effect = {}
     images = step().float()
@@ -110,7 +111,8 @@ def _bench_variant(s: dict, name: str, precision: str, fused: bool, reps: int, d
                 what=f"G forward {precision} ({'grouped' if fused else 'shared-weight'} modconv)",
                 batch=s["batch"], seconds=sec, images_per_s=ips,
                 gflop_per_image=flops / s["batch"] / 1e9, gflops=flops / sec / 1e9,
-                peak_share=flops / sec / peak, **effect)
+                peak_share=flops / sec / peak, conv_alone_seconds=conv_sec, conv_alone_peak_share=flops / conv_sec / peak,
+                of_conv_alone=conv_sec / sec, **effect)
 
 
 def main() -> None:
@@ -147,7 +149,7 @@ def main() -> None:
                           "of our rows")
                 print(f"{'setting':<14}{'what':<46}{'batch':>6}{'img/s':>9}"
                       + (f"{'authors':>9}{'x authors':>10}" if columns else "")
-                      + f"{'GFLOP/img':>11}{'GFLOP/s':>9}{'% peak':>8}")
+                      + f"{'GFLOP/img':>11}{'GFLOP/s':>9}{'% peak':>8}{'ceiling':>8}{'of ceil':>8}")
             theirs = ""
             if "vs_authors" in r:
                 authors = r["authors_images_per_s"]
@@ -155,7 +157,8 @@ def main() -> None:
             elif columns:
                 theirs = f"{'-':>9}{'-':>10}"
             print(f"{r['setting']:<14}{r['what']:<46}{r['batch']:>6}{r['images_per_s']:>9.2f}{theirs}"
-                  f"{r['gflop_per_image']:>11.2f}{r['gflops']:>9.1f}{100 * r['peak_share']:>7.1f}%", flush=True)
+                  f"{r['gflop_per_image']:>11.2f}{r['gflops']:>9.1f}{100 * r['peak_share']:>7.1f}%"
+                  f"{100 * r['conv_alone_peak_share']:>7.1f}%{100 * r['of_conv_alone']:>7.1f}%", flush=True)
             if "mean_abs_diff_vs_fp32" in r:
                 print(f"{'':<14}  {r['precision']} vs fp32 images: mean |diff| {r['mean_abs_diff_vs_fp32']:.4f}, "
                       f"max |diff| {r['max_abs_diff_vs_fp32']:.4f} (image values within +-{r['image_range']:.2f})")

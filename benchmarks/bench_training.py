@@ -29,8 +29,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import (Peer, check_peer_path, count_flops, fmt_vs, interleaved_median_seconds,  # noqa: E402
-                    load_peer, measured_peak_flops, setup_threads, tf32)
+from common import (Peer, check_peer_path, convolution_replay, count_flops, fmt_vs,  # noqa: E402
+                    interleaved_median_seconds, load_peer, measured_peak_flops, setup_threads, tf32)
 
 from stylegan.training.loop import Trainer  # noqa: E402
 from stylegan.training.options import TrainingOptions  # noqa: E402
@@ -116,12 +116,15 @@ def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32
             out["authors_precision"] = "fp32"
         for label, fn in (("main", main_step), ("r1", r1_step), ("pl", pl_step)):
             flops = count_flops(fn)
-            fns = [fn] + ([theirs[label]] if theirs else [])
-            sec, *their_sec = interleaved_median_seconds(fns, warmup=1, reps=reps, device=device)
+            fns = [fn, convolution_replay(fn)] + ([theirs[label]] if theirs else [])
+            sec, conv_sec, *their_sec = interleaved_median_seconds(fns, warmup=1, reps=reps, device=device)
             out[f"{label}_s_per_img"] = sec / n
             out[f"{label}_gflop_per_img"] = flops / n / 1e9
             out[f"{label}_gflops"] = flops / sec / 1e9
             out[f"{label}_peak_share"] = flops / sec / peak
+            out[f"{label}_conv_alone_s_per_img"] = conv_sec / n
+            out[f"{label}_conv_alone_peak_share"] = flops / conv_sec / peak
+            out[f"{label}_of_conv_alone"] = conv_sec / sec
             if their_sec:  # measured in this run, interleaved with ours
                 out[f"{label}_authors_s_per_img"] = their_sec[0] / n
                 out[f"{label}_vs_authors"] = their_sec[0] / sec
@@ -225,7 +228,7 @@ def main() -> None:
                     print(f"peer: the authors' code from {peer.root}, float32, timed interleaved with ours")
                 print(f"{'setting':<14}{'prec':<6}{'phase':<6}{'s/img':>9}"
                       + (f"{'authors':>9}{'x authors':>10}" if columns else "")
-                      + f"{'GFLOP/img':>10}{'GFLOP/s':>9}{'%peak':>7}")
+                      + f"{'GFLOP/img':>10}{'GFLOP/s':>9}{'%peak':>7}{'ceiling':>8}{'of ceil':>8}")
             vs = "main_vs_authors" in r
             for ph in ("main", "r1", "pl"):
                 ours, authors = r[ph + "_s_per_img"], r.get(ph + "_authors_s_per_img")
@@ -235,7 +238,8 @@ def main() -> None:
                 elif columns:
                     theirs = f"{'-':>9}{'-':>10}"
                 print(f"{name:<14}{precision:<6}{ph:<6}{ours:>9.4f}{theirs}"
-                      f"{r[ph + '_gflop_per_img']:>10.2f}{r[ph + '_gflops']:>9.1f}{100 * r[ph + '_peak_share']:>6.1f}%")
+                      f"{r[ph + '_gflop_per_img']:>10.2f}{r[ph + '_gflops']:>9.1f}{100 * r[ph + '_peak_share']:>6.1f}%"
+                      f"{100 * r[ph + '_conv_alone_peak_share']:>7.1f}%{100 * r[ph + '_of_conv_alone']:>7.1f}%")
             print(f"{'':<14}{precision:<6}training {r['train_images_per_s']:.2f} img/s, "
                   f"{r['train_s_per_kimg']:.0f} s/kimg (batch {r['batch']})"
                   + (f", authors fp32 {r['authors_train_images_per_s']:.2f} img/s ({r['train_vs_authors']:.2f}x)"

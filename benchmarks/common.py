@@ -8,7 +8,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterator, NamedTuple, Sequence, TypeVar
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -91,6 +91,67 @@ def count_flops(fn: Callable[[], object]) -> int:
     with _FlopCount() as counter:
         fn()
     return counter.total
+
+
+class TensorSpec(NamedTuple):
+    shape: tuple
+    stride: tuple
+    dtype: torch.dtype
+    device: torch.device
+
+    def storage_size(self) -> int:
+        """Elements a tensor of this shape and these strides spans (stride 0: expanded, spans one)."""
+        return 1 + sum((n - 1) * st for n, st in zip(self.shape, self.stride)) if all(self.shape) else 0
+
+
+class _ConvRecord(TorchDispatchMode):
+    """Records every convolution and convolution backward that passes the dispatcher: the operation and its
+    arguments, tensors as :class:`TensorSpec`."""
+
+    OPS = (torch.ops.aten.convolution.default, torch.ops.aten.convolution_backward.default)
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in self.OPS:
+            spec = tuple(TensorSpec(tuple(a.shape), a.stride(), a.dtype, a.device) if isinstance(a, torch.Tensor)
+                         else a for a in args)
+            self.calls.append((func, spec))
+        return func(*args, **(kwargs or {}))
+
+
+def record_convolutions(fn: Callable[[], object]) -> list[tuple]:
+    """The convolutions (forward and every derivative) that one call of ``fn`` dispatches, in order:
+    ``(operation, arguments)`` with tensors as :class:`TensorSpec`."""
+    with _ConvRecord() as rec:
+        fn()
+    return rec.calls
+
+
+def convolution_replay(fn: Callable[[], object]) -> Callable[[], None]:
+    """A function that runs ``fn``'s convolutions (:func:`record_convolutions`) and nothing else: each on
+    tensors of the same shapes, strides (memory format) and types, all views of one random buffer per type and
+    device (as large as the largest of them, so memory stays small even at config F). Timed alongside ``fn``
+    it says what ``fn`` would take if everything but its convolutions were free and each ran at the rate
+    oneDNN (cuDNN) gives it, with its operands as warm in cache as one buffer keeps them: the ceiling of
+    ``fn``'s share of the peak."""
+    calls = record_convolutions(fn)
+    sizes: dict = {}
+    for _, spec in calls:
+        for a in spec:
+            if isinstance(a, TensorSpec):
+                key = (a.dtype, a.device)
+                sizes[key] = max(sizes.get(key, 0), a.storage_size())
+    buffers = {key: torch.randn(n, dtype=key[0], device=key[1]) for key, n in sizes.items()}
+
+    def replay():
+        with torch.no_grad():
+            for func, spec in calls:
+                func(*[buffers[a.dtype, a.device][:a.storage_size()].as_strided(a.shape, a.stride)
+                       if isinstance(a, TensorSpec) else a for a in spec])
+    return replay
 
 
 def median_seconds(fn: Callable[[], object], warmup: int = 1, reps: int = 5, device="cpu") -> float:

@@ -156,6 +156,31 @@ def test_resume_continues_exactly(tmp_path):
     assert sa["param_groups"][0]["lr"] == sb["param_groups"][0]["lr"]
 
 
+def test_snapshot_of_unfused_adam_resumes_exactly(tmp_path):
+    """Snapshots written before the trainer used PyTorch's fused Adam restore the unfused one with their
+    optimizer settings, and continue exactly as the run that wrote them."""
+    opts = tiny_opts(tmp_path)
+    torch.manual_seed(11)
+    a = Trainer(opts)
+    assert a.opt_G.param_groups[0]["fused"] and a.opt_D.param_groups[0]["fused"]
+    for name in ("opt_G", "opt_D"):
+        old = getattr(a, name)
+        group = old.param_groups[0]
+        setattr(a, name, torch.optim.Adam(group["params"], lr=group["lr"], betas=group["betas"], eps=group["eps"]))
+    for _ in range(5):
+        a.step()
+    snap = a.save_snapshot(tmp_path / "snap.safetensors")
+    losses_a = [{k: v.clone() for k, v in a.step().items()} for _ in range(3)]
+    b = Trainer(tiny_opts(tmp_path, resume=str(snap)))
+    assert not b.opt_G.param_groups[0]["fused"] and not b.opt_D.param_groups[0]["fused"]
+    for la in losses_a:
+        lb = b.step()
+        for k in la:
+            assert torch.equal(la[k], lb[k]), k
+    for (n, pa), pb in zip(a.G.named_parameters(), b.G.parameters()):
+        assert torch.equal(pa, pb), n
+
+
 def test_full_run_outputs_and_resume_latest(tmp_path):
     run = train(tiny_opts(tmp_path))
     names = {p.name for p in run.iterdir()}

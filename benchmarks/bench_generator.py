@@ -1,4 +1,5 @@
-"""Generator inference speed: images/s and the share of the machine's measured peak FLOP rate.
+"""Generator inference speed: images/s, the share of the machine's measured peak FLOP rate, and the share
+G's convolutions alone reach (the ceiling: common.convolution_replay, timed interleaved with G).
 
 Settings: a small config (res 32, z = w = 512, 8 mapping layers, cbase 8192,
 cmax 256, batch 8) and StyleGAN2 config F at 256² (batch 4). Both modulated-convolution executions are timed.
@@ -111,8 +112,8 @@ def _bench_variant(s: dict, name: str, precision: str, fused: bool, reps: int, d
                 what=f"G forward {precision} ({'grouped' if fused else 'shared-weight'} modconv)",
                 batch=s["batch"], seconds=sec, images_per_s=ips,
                 gflop_per_image=flops / s["batch"] / 1e9, gflops=flops / sec / 1e9,
-                peak_share=flops / sec / peak, conv_alone_seconds=conv_sec, conv_alone_peak_share=flops / conv_sec / peak,
-                of_conv_alone=conv_sec / sec, **effect)
+                peak_share=flops / sec / peak, conv_alone_seconds=conv_sec,
+                conv_alone_peak_share=flops / conv_sec / peak, of_conv_alone=conv_sec / sec, **effect)
 
 
 def main() -> None:

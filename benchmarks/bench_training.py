@@ -8,7 +8,10 @@ main + R1/16 + PL/4 (regularization passes plus their optimizer steps). Run with
 `make bench` or `python benchmarks/bench_training.py --settings small`.
 
 Per phase it prints the FLOPs per image it counted (convolutions, every derivative of them, matrix products,
-also through R1's and path length's double backward), the achieved rate and its share of the measured peak.
+also through R1's and path length's double backward), the achieved rate and its share of the measured peak,
+and the convolution ceiling: the share the phase would reach if everything but its convolutions were free (its
+convolutions replayed alone, timed interleaved with it; common.convolution_replay), and our time as a share of
+that.
 
 With `--peer PATH` (a checkout of the authors' stylegan2-ada-pytorch) it also times their networks, built with
 the same architecture in float32, through their StyleGAN2Loss phases (main: Gmain + Dmain, R1: Dreg, path

@@ -1,46 +1,71 @@
-"""`make demo` end to end, at a budget of seconds: the Makefile's own training flags, then every command the demo
-runs on the last snapshot. Slow (about a minute and a half on 2 cores): run by `make test-all`."""
-import json
+"""The demo (`make demo` = `stylegan demo`): its pictures, its transfer run, its closing lines. The end-to-end run
+trains for seconds and is slow (`make test-all`); the pieces are checked on tiny networks."""
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from click.testing import CliRunner
+
+from stylegan.cli.main import main
+from stylegan.networks import build_networks
+from stylegan.tools.demo import DemoResult, Picture, before_after, class_grid, closing_lines, upscale
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def demo_train_flags() -> list[str]:
+def test_the_makefile_demo_is_the_demo_command():
     text = (ROOT / "Makefile").read_text()
-    m = re.search(r"^DEMO_TRAIN := (.*?)(?<!\\)\n", text, re.S | re.M)
-    return m.group(1).replace("\\\n", " ").split()
+    recipe = re.search(r"^demo: .*?\n((?:\t.*\n)+)", text, re.M).group(1)
+    assert "stylegan demo" in recipe
+
+
+def test_pictures_are_upscaled_and_laid_out(tiny):
+    nets = build_networks(tiny(resolution=16, c_dim=3), seed=1)
+    G = nets["G_ema"].eval()
+    grid = class_grid(G, [0, 1, 2, 3], pad=2)
+    assert grid.shape == (3 * 16 + 2 * 2, 4 * 16 + 3 * 2, 3)  # rows: the 3 classes; columns: the 4 seeds
+    big = upscale(grid, 4)
+    assert big.shape == (grid.shape[0] * 4, grid.shape[1] * 4, 3) and big.dtype == np.uint8
+    gray = upscale(np.zeros((8, 8, 1), np.uint8), 3)
+    assert gray.shape == (24, 24, 1)
+
+
+def test_before_after_shows_the_same_seeds_through_both(tiny):
+    a = build_networks(tiny(resolution=16), seed=1)["G_ema"].eval()
+    b = build_networks(tiny(resolution=16), seed=2)["G_ema"].eval()
+    same = before_after(a, a, range(4), cols=2, gap=8)
+    half = (same.shape[1] - 8) // 2
+    assert np.array_equal(same[:, :half], same[:, half + 8:])  # one network twice: both halves alike
+    assert (same[:, half:half + 8] == 255).all()
+    diff = before_after(a, b, range(4), cols=2, gap=8)
+    assert not np.array_equal(diff[:, :half], diff[:, half + 8:])
+
+
+def test_closing_lines_say_where_each_picture_is_and_how_to_open_the_page(tmp_path):
+    r = DemoResult([Picture(tmp_path / "x.png", "an x")], tmp_path / "run", 120.0, 60.5)
+    text = "\n".join(closing_lines(r))
+    assert str(tmp_path / "x.png") in text and "an x" in text and str(tmp_path / "run") in text
+    assert "120.0" in text and "60.5" in text and "stylegan serve --network" in text
+
+
+def test_the_demo_never_writes_over_an_earlier_one_without_force(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    r = CliRunner().invoke(main, ["demo", "--outdir", str(tmp_path)])
+    assert r.exit_code == 1 and "--force" in r.output and (tmp_path / "keep.txt").read_text() == "mine"
 
 
 @pytest.mark.slow
-def test_demo_commands_end_to_end(tmp_path):
-    flags = demo_train_flags()
-    assert flags[flags.index("--cfg") + 1] == "small" and "--minutes" in flags
-    flags[flags.index("--outdir") + 1] = str(tmp_path / "demo")
-    flags[flags.index("--minutes") + 1] = "0.25"
-    run = lambda *a: subprocess.run([str(BIN / "stylegan"), *map(str, a)], capture_output=True, text=True,  # noqa: E731
-                                    timeout=600)
-    r = run("train", *flags)
+def test_demo_end_to_end(tmp_path):
+    r = subprocess.run([str(BIN / "stylegan"), "demo", "--outdir", str(tmp_path / "demo"), "--minutes", "0.2",
+                        "--procs", "1"], capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout + r.stderr
-    snaps = sorted((tmp_path / "demo").glob("*/network-snapshot-*.safetensors"))
-    assert snaps, r.stdout
-    net = snaps[-1]
-    stats = [json.loads(line) for line in (net.parent / "stats.jsonl").read_text().splitlines()]
-    assert 0.25 <= stats[-1]["train_minutes"] < 0.6 and stats[-1]["kimg"] > 0
-    for args in (("generate", "--network", net, "--seeds", "0-63", "--trunc", "0.8", "--grid", "--outdir",
-                  tmp_path / "images"),
-                 ("style-mixing", "--network", net, "--rows", "1,2,3,4", "--cols", "5,6,7,8", "--styles", "0-3",
-                  "--outdir", tmp_path / "mixing"),
-                 ("metrics", "--network", net, "--metrics", "coverage1k")):
-        r = run(*args)
-        assert r.returncode == 0, r.stdout + r.stderr
-    assert (tmp_path / "images" / "grid.png").is_file()
-    assert list((tmp_path / "mixing").glob("*.png"))
-    record = json.loads((net.parent / "metric-coverage1k.jsonl").read_text().splitlines()[-1])
-    assert 1 <= record["results"]["coverage1k_classes_covered"] <= 10
+    for name in ("pictures/mnist32-classes.png", "pictures/emoji-grid.png", "pictures/emoji-style-mixing.png",
+                 "pictures/emoji-edit.png", "pictures/emoji-interpolation.gif", "before-after.png"):
+        assert (tmp_path / "demo" / name).is_file(), name
+        assert str(tmp_path / "demo" / name) in r.stdout
+    assert list((tmp_path / "demo" / "transfer").glob("*/network-snapshot-*.safetensors"))
+    assert re.search(r"FID .*: \d+\.\d for .* \d+\.\d after", r.stdout)

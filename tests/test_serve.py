@@ -192,7 +192,7 @@ def test_requests_never_open_files(client, monkeypatch):
     monkeypatch.setattr(builtins, "open", lambda f, *a, **k: opened.append(f) or real_open(f, *a, **k))
     monkeypatch.setattr(io, "open", builtins.open)
     monkeypatch.setattr(os, "open", lambda f, *a, **k: opened.append(f) or real_os_open(f, *a, **k))
-    pretrained.MODEL_CARD.read_text()  # the recorder works
+    pretrained.model_card_path("mnist32").read_text()  # the recorder works
     assert opened
     opened.clear()
     for p in ("/", "/static/app.js", "/static/style.css", "/static/../../../etc/passwd", "/static/%2Fetc%2Fpasswd",
@@ -410,6 +410,7 @@ def test_packaged_model_loads():
 @pytest.fixture
 def fake_registry(ckpt, tmp_path, monkeypatch):
     (tmp_path / "tiny.safetensors").write_bytes(ckpt.read_bytes())
+    (tmp_path / "tiny.md").write_text("# tiny: a blob generator\n", encoding="utf-8")
     monkeypatch.setattr(pretrained, "FOLDER", tmp_path)
     monkeypatch.setattr(pretrained, "PRETRAINED", {"tiny": "tiny.safetensors"})
     monkeypatch.setattr(pretrained, "SUBJECTS", {"tiny": "Blob"})
@@ -442,7 +443,7 @@ def test_serve_command_defaults_to_the_pretrained_network_on_loopback(fake_regis
     with TestClient(seen["app"], base_url="http://127.0.0.1:8123") as c:
         info = c.get("/api/info").json()
         assert info["name"] == "tiny" and info["title"] == "This Blob Does Not Exist" and info["max_queue"] == 3
-        assert info["card"] == pretrained.MODEL_CARD.read_text(encoding="utf-8")
+        assert info["card"] == "# tiny: a blob generator\n"
         png(c.get("/api/image", params={"seed": 4}), (16, 16))
     with TestClient(seen["app"], base_url="http://evil.example") as c:  # DNS rebinding: foreign Host refused
         assert c.get("/api/info").status_code == 400

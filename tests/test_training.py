@@ -131,8 +131,10 @@ def test_non_finite_gradients_are_replaced_and_logged(tmp_path):
     assert all(torch.isfinite(p).all() for p in t.G.parameters())
 
 
-def test_resume_continues_exactly(tmp_path):
-    opts = tiny_opts(tmp_path)
+def check_resume_continues_exactly(tmp_path, **kw):
+    """Five steps, a snapshot, three more; a trainer resumed from the snapshot must give the same three steps'
+    losses, networks and learning rate bit for bit. ``kw``: the training options (tiny_opts)."""
+    opts = tiny_opts(tmp_path, **kw)
     torch.manual_seed(11)
     a = Trainer(opts)
     for _ in range(5):
@@ -141,7 +143,7 @@ def test_resume_continues_exactly(tmp_path):
     losses_a = [{k: v.clone() for k, v in a.step().items()} for _ in range(3)]
 
     torch.manual_seed(999)  # whatever the global state now, the snapshot's RNG state is restored
-    b = Trainer(tiny_opts(tmp_path, resume=str(snap)))
+    b = Trainer(tiny_opts(tmp_path, resume=str(snap), **kw))
     assert b.cur_nimg == 20 and b.batch_idx == 5
     sa, sb = a.opt_G.state_dict(), b.opt_G.state_dict()
     losses_b = [{k: v.clone() for k, v in b.step().items()} for _ in range(3)]
@@ -154,6 +156,11 @@ def test_resume_continues_exactly(tmp_path):
     for (n, pa), pb in zip(a.G_ema.named_parameters(), b.G_ema.parameters()):
         assert torch.equal(pa, pb), n
     assert sa["param_groups"][0]["lr"] == sb["param_groups"][0]["lr"]
+    return a, b
+
+
+def test_resume_continues_exactly(tmp_path):
+    check_resume_continues_exactly(tmp_path)
 
 
 def test_snapshot_of_unfused_adam_resumes_exactly(tmp_path):

@@ -19,8 +19,9 @@ STYLES = ("none", "adain", "demod")
 #: ``fir``: FIR [1, 3, 3, 1] up- and downsampling (bilinear); ``nearest``: nearest-neighbour up, 2×2
 #: average-pool down (ProGAN).
 RESAMPLES = ("fir", "nearest")
-#: Adversarial losses: non-saturating logistic (StyleGAN, StyleGAN2), WGAN-GP with drift (ProGAN).
-LOSSES = ("nonsaturating", "wgangp")
+#: Adversarial losses: non-saturating logistic (StyleGAN, StyleGAN2), WGAN-GP with drift (ProGAN), the relativistic
+#: pairing loss RpGAN (R3GAN; not a recipe of the papers here).
+LOSSES = ("nonsaturating", "wgangp", "rpgan")
 #: Discriminator augmentation: adaptive (ADA), fixed strength, none, DiffAugment.
 AUG_MODES = ("ada", "fixed", "noaug", "diffaug")
 

@@ -16,7 +16,8 @@ from stylegan.config import (AUG_MODES, LOSSES, ConfigError, DiscriminatorConfig
 class TrainingRecipe:
     """How a named configuration is trained in its paper (the defaults of ``stylegan train --cfg NAME``).
 
-    loss: ``nonsaturating`` or ``wgangp`` (λ = 10, drift ε = 0.001). gamma: R1 weight (None: the heuristic
+    loss: ``nonsaturating``, ``wgangp`` (λ = 10, drift ε = 0.001) or ``rpgan`` (R3GAN's relativistic pairing
+    loss; no paper row here uses it). gamma: R1 weight (None: the heuristic
     0.0002·res²/batch; 0: no R1). r1_interval: R1 every this many minibatches, lazily (1: in every D step,
     not lazy). pl_weight: path-length weight (0: off); pl_interval: its lazy interval. style_mixing:
     mixing-regularization probability. glr, dlr: Adam learning rates. start_resolution, fade_kimg,
@@ -26,6 +27,9 @@ class TrainingRecipe:
     β1, β2 (0, 0.99). mode_seeking: weight of the mode-seeking penalty on G (0: off; not in the papers).
     train_noise: the noise inputs while training: ``random`` (the papers), ``const`` (each layer's fixed noise
     image) or ``none``. ema_rampup: the EMA half-life is at most this share of the images seen (0.05; 0: none).
+    r2_gamma: R2 weight (R1's formula on fakes, on R1's interval; 0: off). gamma_end, gamma_kimg: the R1 weight
+    decays from gamma to gamma_end over gamma_kimg thousand images along a cosine, then stays (None: constant);
+    R2's weight follows in proportion, r2_gamma·γ(t)/gamma. None of the papers' rows uses these three (R3GAN).
     """
 
     loss: str = "nonsaturating"
@@ -46,6 +50,9 @@ class TrainingRecipe:
     mode_seeking: float = 0.0
     train_noise: str = "random"
     ema_rampup: float = 0.05
+    r2_gamma: float = 0.0
+    gamma_end: float | None = None
+    gamma_kimg: float | None = None
 
     def validate(self) -> "TrainingRecipe":
         require(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
@@ -67,9 +74,21 @@ class TrainingRecipe:
                f"train_noise must be random, const or none, got {self.train_noise!r}")
         require(self.mode_seeking == 0 or self.loss == "nonsaturating",
                "the mode-seeking penalty is implemented with the non-saturating loss only")
+        self._validate_gamma_schedule()
         require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                f"Adam betas must be in [0, 1), got {self.betas}")
         return self
+
+    def _validate_gamma_schedule(self) -> None:
+        require(self.r2_gamma >= 0, f"the R2 weight must be >= 0, got {self.r2_gamma}")
+        require(self.gamma_end is None or self.gamma_end >= 0, f"gamma_end must be >= 0, got {self.gamma_end}")
+        require(self.gamma_kimg is None or self.gamma_kimg > 0, f"gamma_kimg must be > 0, got {self.gamma_kimg}")
+        require(self.gamma_end is None or self.gamma_kimg is not None,
+                "--gamma-end needs --gamma-kimg, the length of the decay in kimg")
+        require(self.gamma_kimg is None or self.gamma_end is not None,
+                "--gamma-kimg without --gamma-end: there is nothing to decay to (give --gamma-end)")
+        require(self.gamma_end is None or self.gamma != 0,
+                "--gamma-end with --gamma 0: the schedule decays from the R1 weight --gamma, which must be positive")
 
 
 @dataclass(frozen=True)

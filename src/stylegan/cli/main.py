@@ -230,6 +230,7 @@ COMMAND_MODULES = [
     ("stylegan.cli.convert", "convert"),
     ("stylegan.cli.serve", "serve"),
     ("stylegan.cli.configs", "configs"),
+    ("stylegan.cli.demo", "demo"),
 ]
 
 

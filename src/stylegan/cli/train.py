@@ -54,7 +54,7 @@ def train(ctx, **kwargs):
     """
     from stylegan.checkpoint import CheckpointError
     from stylegan.training.runs import resume_options
-    from stylegan.training.loop import train as run_training
+    from stylegan.training.loop import launch
     from stylegan.training.options import OptionsError, TrainingOptions
 
     try:
@@ -64,16 +64,7 @@ def train(ctx, **kwargs):
             opts = resume_options(kwargs["resume"], kwargs["outdir"], given)
         else:
             opts = TrainingOptions(**{**kwargs, "data": kwargs["data"] or ""}).validate()
-        import os
-
-        from stylegan.training.distributed import launch_local
-        from stylegan.training.threads import torch_threads, training_threads
-
-        if opts.procs > 1 and "WORLD_SIZE" not in os.environ:
-            launch_local(run_training, (opts,), opts.procs, threads=training_threads(opts.threads, opts.procs))
-        else:  # under torchrun only --threads changes the count torchrun set
-            with torch_threads(opts.threads if "WORLD_SIZE" in os.environ else training_threads(opts.threads, 1)):
-                run_training(opts)
+        launch(opts)
     except (OptionsError, CheckpointError) as e:
         raise click.UsageError(str(e)) from None
     except ValueError as e:  # dataset problems and the like, already phrased for users

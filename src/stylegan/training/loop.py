@@ -26,7 +26,7 @@ from stylegan.networks import build_networks, num_parameters
 from stylegan.training.distributed import DistInfo, all_reduce_grads, all_reduce_sum, init_distributed, shutdown
 from stylegan.training.ema import ema_beta, update_ema
 from stylegan.training.growing import Growth, GrowthSchedule, apply_growth, images_at
-from stylegan.training.loss import make_loss
+from stylegan.training.loss import cosine_gamma, make_loss
 from stylegan.training.options import OptionsError, TrainingOptions
 from stylegan.training.runs import RunLog, next_run_dir, remove_stale_writes, run_description, trim_logs
 from stylegan.training.snapshots import SnapshotGrid, snapshot_metrics
@@ -122,31 +122,39 @@ class Trainer:
             raise OptionsError(f"--style-mixing {recipe.style_mixing:g}: this generator takes a single latent, "
                                "there are no styles to mix (use 0)")
         self.augment_pipe, self.ada = self._augmentation()
-        self.loss = make_loss(recipe.loss, self.G, self.D, r1_gamma=self.gamma, pl_weight=recipe.pl_weight,
-                              style_mixing=recipe.style_mixing, augment=self.augment_pipe,
+        self.loss = make_loss(recipe.loss, self.G, self.D, r1_gamma=self.gamma, r2_gamma=recipe.r2_gamma,
+                              pl_weight=recipe.pl_weight, style_mixing=recipe.style_mixing, augment=self.augment_pipe,
                               mode_seeking=recipe.mode_seeking, noise_mode=recipe.train_noise)
         self.frozen_D = self._freeze_names(opts.freezed)
         self.pl_on = recipe.pl_weight > 0
-        self.r1_on = self.gamma > 0
+        self.r1_on, self.r2_on = self.gamma > 0, recipe.r2_gamma > 0
+        self.reg_on = self.r1_on or self.r2_on  # D's regularization phase: R1, R2 or both, on R1's interval
         # Interval 1: the penalty joins the main loss in every step, and the optimizer is not adjusted.
         self.pl_lazy, self.r1_lazy = recipe.pl_interval > 1, recipe.r1_interval > 1
         self.opt_G = self._adam(self.G, recipe.glr, recipe.pl_interval if self.pl_on and self.pl_lazy else None,
                                 recipe.betas)
-        self.opt_D = self._adam(self.D, recipe.dlr, recipe.r1_interval if self.r1_on and self.r1_lazy else None,
+        self.opt_D = self._adam(self.D, recipe.dlr, recipe.r1_interval if self.reg_on and self.r1_lazy else None,
                                 recipe.betas)
         self.schedule = (GrowthSchedule(self.config.G.resolution, recipe.start_resolution, recipe.fade_kimg,
                                         recipe.stable_kimg) if self.config.growing else None)
         self.growth: Growth | None = None
 
     def _check_data_fits(self) -> None:
-        g = self.config.G
-        ds = self.dataset
+        """The networks (new, or the snapshot's or base's when resuming) fit the data: resolution, channels and
+        classes; a mismatch is one line that says which, before anything is trained."""
+        g, ds = self.config.G, self.dataset
+        nets = f"the networks of {Path(self.opts.resume).name}" if self.opts.resume else "the networks"
         (h, w), (gh, gw) = ds.image_shape[1:], g.img_shape
-        if (h, w, ds.num_channels) != (gh, gw, g.img_channels):
-            raise OptionsError(f"the dataset is {w}x{h} with {ds.num_channels} channel(s), "
-                               f"the networks expect {gw}x{gh} with {g.img_channels}")
-        if self.opts.cond and ds.label_dim != g.c_dim:
-            raise OptionsError(f"the dataset has {ds.label_dim} classes, the networks {g.c_dim}")
+        if (h, w) != (gh, gw):
+            raise OptionsError(f"resolution: the dataset is {w}x{h}, {nets} {gw}x{gh}")
+        if ds.num_channels != g.img_channels:
+            raise OptionsError(f"channels: the dataset has {ds.num_channels}, {nets} {g.img_channels}")
+        classes = ds.label_dim if self.opts.cond else 0
+        if classes != g.c_dim:
+            hint = ("; give --cond with a labelled dataset" if g.c_dim and not self.opts.cond
+                    else "; give --no-cond" if self.opts.cond and not g.c_dim else "")
+            raise OptionsError(f"classes: the training uses {classes or 'no'} class labels, {nets} "
+                               f"{g.c_dim or 'none (unconditional)'}{hint}")
 
     def _augmentation(self):
         """The pipeline every image D sees goes through, and the ADA controller of its strength."""
@@ -190,12 +198,15 @@ class Trainer:
                                 fused=fused)
 
     def _restore(self, ckpt) -> None:
-        needed = {"G", "G_ema", "D"}
-        if not needed <= set(ckpt.networks):
-            raise CheckpointError(f"{ckpt.path}: resume needs G, G_ema and D, the file has {', '.join(ckpt.networks)}")
+        """The networks from the snapshot (G, G_ema, D) or a base (G_ema and D: G starts as G_ema), then the
+        training state if the file has one."""
+        if not {"G_ema", "D"} <= set(ckpt.networks) or ("G" not in ckpt.networks and "training" in ckpt.extra):
+            raise CheckpointError(f"{ckpt.path}: resume needs G_ema and D (and G, for a snapshot), the file has "
+                                  f"{', '.join(ckpt.networks)}")
         for name, module in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
-            load_state_strict(module, {k: v.to(self.device) for k, v in ckpt.state_dict(name).items()},
-                              f"{ckpt.path} [{name}]")
+            source = name if name in ckpt.networks else "G_ema"
+            load_state_strict(module, {k: v.to(self.device) for k, v in ckpt.state_dict(source).items()},
+                              f"{ckpt.path} [{source}]")
         t = ckpt.extra.get("training")
         if t is None:  # networks only (an init checkpoint, or imported weights): start counting from zero
             return
@@ -239,6 +250,18 @@ class Trainer:
         idx = torch.randint(len(self.dataset), (n,))
         return torch.stack([self.dataset.get_label(int(i)) for i in idx]).to(self.device)
 
+    def _set_gammas(self) -> None:
+        """This step's R1 weight, from --gamma along the --gamma-end schedule at the images seen so far (constant
+        without one), and R2's in proportion to it: r2_gamma·γ(t)/γ_start."""
+        r = self.recipe
+        gamma = cosine_gamma(self.gamma, r.gamma_end, self.cur_nimg / 1000, r.gamma_kimg)
+        self.loss.r1_gamma = gamma
+        self.loss.r2_gamma = r.r2_gamma * (gamma / self.gamma) if self.gamma > 0 else r.r2_gamma
+
+    def _r2_fakes(self, n: int) -> dict[str, torch.Tensor | None]:
+        """The latents and labels of the fakes R2 takes in the lazy regularization phase (none when R2 is off)."""
+        return {"z": torch.randn(n, self.G.z_dim, device=self.device), "c": self._labels(n)} if self.r2_on else {}
+
     def step(self) -> dict[str, torch.Tensor]:
         """One minibatch: the growth stage of this image count, every phase whose interval divides the batch
         index (interval-1 penalties join their main phase), then the EMA. Its time counts towards ``--minutes``."""
@@ -263,11 +286,13 @@ class Trainer:
             real = images_at(real, self.growth)
         z_dim = self.G.z_dim
         stats: dict[str, torch.Tensor] = {}
+        self._set_gammas()
 
         self.G.requires_grad_(True)
         self._set_D_trainable(False)
         self.opt_G.zero_grad(set_to_none=True)
-        stats.update(self.loss.g_main(torch.randn(n, z_dim, device=self.device), self._labels(n)))
+        stats.update(self.loss.g_main(torch.randn(n, z_dim, device=self.device), self._labels(n), real_img=real,
+                                      real_c=real_c))
         if self.pl_on and not self.pl_lazy:
             stats.update(self.loss.g_pl(torch.randn(n, z_dim, device=self.device), self._labels(n), gain=1))
         self._finish(self.opt_G, self.G, "G main")
@@ -281,13 +306,13 @@ class Trainer:
         self._set_D_trainable(True)
         self.opt_D.zero_grad(set_to_none=True)
         stats.update(self.loss.d_main(real, real_c, torch.randn(n, z_dim, device=self.device), self._labels(n),
-                                      r1=self.r1_on and not self.r1_lazy))
+                                      r1=self.reg_on and not self.r1_lazy))
         self._finish(self.opt_D, self.D, "D main")
         if self.ada is not None:
             self.ada.update(stats["Loss/scores/real"])
-        if self.r1_on and self.r1_lazy and self.batch_idx % recipe.r1_interval == 0:
+        if self.reg_on and self.r1_lazy and self.batch_idx % recipe.r1_interval == 0:
             self.opt_D.zero_grad(set_to_none=True)
-            stats.update(self.loss.d_r1(real, real_c, gain=recipe.r1_interval))
+            stats.update(self.loss.d_r1(real, real_c, gain=recipe.r1_interval, **self._r2_fakes(n)))
             self._finish(self.opt_D, self.D, "D R1")
         self._set_D_trainable(False)
 
@@ -363,6 +388,21 @@ def train(opts: TrainingOptions) -> Path | None:
             return _train(opts, info, stop)
         finally:
             shutdown(info)
+
+
+def launch(opts: TrainingOptions) -> None:
+    """:func:`train` in ``opts.procs`` local processes (one process group), or in this one; under torchrun in
+    this one, where only ``--threads`` changes the thread count torchrun set."""
+    import os
+
+    from stylegan.training.distributed import launch_local
+    from stylegan.training.threads import torch_threads, training_threads
+
+    if opts.procs > 1 and "WORLD_SIZE" not in os.environ:
+        launch_local(train, (opts,), opts.procs, threads=training_threads(opts.threads, opts.procs))
+    else:
+        with torch_threads(opts.threads if "WORLD_SIZE" in os.environ else training_threads(opts.threads, 1)):
+            train(opts)
 
 
 def _train(opts: TrainingOptions, info: DistInfo, stop_signals: StopSignals | None = None) -> Path | None:
@@ -442,7 +482,9 @@ def open_run_dir(trainer: Trainer) -> tuple[Path, bool]:
 def log_header(trainer: Trainer, run_dir: Path, continuing: bool) -> None:
     """The run's first lines in the log: folder, data, networks, batch and the recipe in force."""
     log, opts, config, info, r = trainer.log, trainer.opts, trainer.config, trainer.info, trainer.recipe
-    log(f"{'resuming' if continuing or opts.resume else 'starting'} training in {run_dir}")
+    transfer = opts.resume and not continuing and trainer.cur_nimg == 0
+    log(f"{'resuming' if continuing else 'starting'} training in {run_dir}"
+        + (f", from the networks of {opts.resume} (transfer)" if transfer else ""))
     log(f"data: {trainer.dataset!r}")
     log(f"G: {num_parameters(trainer.G):,} parameters, D: {num_parameters(trainer.D):,} parameters; "
         f"{config.G.img_shape[1]}x{config.G.img_shape[0]}, batch {opts.batch} ({trainer.batch_gpu} per process x "
@@ -450,7 +492,9 @@ def log_header(trainer: Trainer, run_dir: Path, continuing: bool) -> None:
         + (f", {torch.get_num_threads()} thread(s) per process" if trainer.device.type == "cpu" else "")
         + (", bfloat16 in the reduced-precision layers (--fp32 for float32)" if trainer.cpu_bf16 else ""))
     log(f"recipe ({config.cfg}): loss {r.loss}, R1 {'off' if not trainer.r1_on else f'every {r.r1_interval}'}, "
-        f"path length {'off' if not trainer.pl_on else f'weight {r.pl_weight:g} every {r.pl_interval}'}, "
+        + (f"R2 {r.r2_gamma:g} every {r.r1_interval}, " if trainer.r2_on else "")
+        + (f"gamma cosine to {r.gamma_end:g} over {r.gamma_kimg:g} kimg, " if r.gamma_end is not None else "")
+        + f"path length {'off' if not trainer.pl_on else f'weight {r.pl_weight:g} every {r.pl_interval}'}, "
         f"style mixing {r.style_mixing:g}, lr G {r.glr:g} D {r.dlr:g}"
         + (f", growing from {trainer.schedule.at(0).describe().split()[0]}: fade {r.fade_kimg:g} kimg, "
            f"stable {r.stable_kimg:g} kimg" if trainer.schedule is not None else ""))

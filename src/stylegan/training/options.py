@@ -92,7 +92,8 @@ def preset_default_text(recipe_field: str) -> str:
     configurations that differ, e.g. ``[preset: 32; 16 for small; 64 for cifar, paper256]``."""
     def show(v):
         if v is None:
-            return {"gamma": "heuristic 0.0002 * res^2 / batch", "ema_kimg": "batch * 10 / 32"}.get(recipe_field, "-")
+            return {"gamma": "heuristic 0.0002 * res^2 / batch", "ema_kimg": "batch * 10 / 32",
+                    "gamma_end": "none, constant"}.get(recipe_field, "-")
         return " ".join(f"{x:g}" for x in v) if isinstance(v, tuple) else (f"{v:g}" if isinstance(v, float) else str(v))
     default = getattr(PRESETS[DEFAULT_CFG].training, recipe_field)
     others: dict[str, list[str]] = {}
@@ -104,6 +105,12 @@ def preset_default_text(recipe_field: str) -> str:
 
 
 DEFAULT_CFG = "stylegan2"
+
+#: The options that describe one run rather than how its networks are trained: a transfer from a base
+#: (``--resume NAME``) takes every other option from the options the base was trained with, these from the
+#: command line.
+RUN_FIELDS = frozenset({"outdir", "data", "data_resolution", "kimg", "minutes", "tick", "snap", "metrics",
+                        "freezed", "threads", "workers", "procs", "seed", "resume", "dry_run", "device", "desc"})
 
 
 @dataclass
@@ -133,11 +140,18 @@ class TrainingOptions:
     cond: bool = option(False, "Train on the dataset's class labels.", kind="bool")
     mirror: bool = option(False, "Add x-flipped copies of the images.", kind="bool")
     batch: int | None = option(None, "Total batch size, split across processes.", kind="int", low=1, recipe="batch")
-    loss: str | None = option(None, "Adversarial loss: non-saturating logistic, or WGAN-GP with drift.", kind="str",
-                              choices=LOSSES, recipe="loss")
+    loss: str | None = option(None, "Adversarial loss: non-saturating logistic, WGAN-GP with drift, or R3GAN's "
+                              "relativistic pairing loss (rpgan).", kind="str", choices=LOSSES, recipe="loss")
     gamma: float | None = option(None, "R1 regularization weight (0: none).", kind="float", low=0, recipe="gamma")
     r1_interval: int | None = option(None, "Lazy R1 every N minibatches; 1 = in every D step.", kind="int", low=1,
                                      recipe="r1_interval")
+    r2_gamma: float | None = option(None, "R2 regularization weight: R1's penalty on generated images, on R1's "
+                                    "interval (0: none; R3GAN).", kind="float", low=0, recipe="r2_gamma")
+    gamma_end: float | None = option(None, "Cosine-decay the R1 weight from --gamma to this over --gamma-kimg, then "
+                                     "keep it; R2's weight follows in proportion (R3GAN).", kind="float",
+                                     low=0, recipe="gamma_end")
+    gamma_kimg: float | None = option(None, "Length of the --gamma-end decay in thousands of images.", kind="float",
+                                      low=0, low_open=True, recipe="gamma_kimg")
     kimg: float = option(25000, "Training length in thousands of real images.", kind="float", low=0, low_open=True)
     minutes: float | None = option(None, "Budget of training time (training steps only, counted across resumes); "
                                    "stops at --kimg or --minutes, whichever comes first.", kind="float", low=0,
@@ -198,8 +212,10 @@ class TrainingOptions:
                         "leave it at 1.", kind="int", low=1)
     seed: int = option(0, "Random seed.", kind="int", low=0, high=2 ** 32 - 1)
     resume: str | None = option(None, "Continue from a snapshot, or from the newest snapshot in --outdir "
-                                "('latest'); or fine-tune from the authors' .pkl or a rosinality .pt (networks "
-                                "only).", kind="str", metavar="PATH|latest")
+                                "('latest'); or start a new run from a packaged base by name (transfer learning, "
+                                "with the base's recipe: `stylegan train --resume twemoji-nofaces32 --data "
+                                "builtin:twemoji-faces`), the authors' .pkl or a rosinality .pt (networks only).",
+                                kind="str", metavar="PATH|NAME|latest")
     dry_run: bool = option(False, "Print the options and networks and exit without training.", kind="bool",
                            flag="is_flag")
     device: str = option("auto", "auto, cpu, cuda or cuda:N.", kind="str")

@@ -12,7 +12,8 @@ from tqdm import tqdm
 
 from stylegan.presets import PRESETS
 from stylegan.loader import read_network_file
-from stylegan.training.options import OptionsError, TrainingOptions
+from stylegan.pretrained import resolve_network
+from stylegan.training.options import RUN_FIELDS, OptionsError, TrainingOptions
 
 SNAPSHOT_RE = re.compile(r"network-snapshot-(\d+)\.safetensors$")
 
@@ -37,14 +38,20 @@ def latest_snapshot(outdir: str | os.PathLike) -> Path:
 
 
 def resume_options(resume: str, outdir: str, overrides: dict[str, Any]) -> TrainingOptions:
-    """Options for a resumed run: those saved in the snapshot, with ``overrides`` (the flags given now) on top."""
-    path = latest_snapshot(outdir) if resume == "latest" else Path(resume)
+    """Options for a resumed run: those saved in the snapshot, with ``overrides`` (the flags given now) on top.
+
+    A file without training state — a packaged base (``--resume NAME``), an init checkpoint, imported weights —
+    starts a new run (transfer learning): from the options the base was trained with (``trained_with`` in its
+    metadata), less those that describe that run rather than its recipe (:data:`RUN_FIELDS`), then the flags."""
+    path = latest_snapshot(outdir) if resume == "latest" else resolve_network(resume)
     ckpt = read_network_file(path)
     saved = ckpt.extra.get("options")
     if saved is None:
-        # A checkpoint without training state (e.g. `stylegan init`): start from defaults + overrides, with the
-        # checkpoint's named configuration (for its training recipe).
         saved = {"cfg": ckpt.config.cfg} if ckpt.config.cfg in PRESETS else {}
+        trained_with = ckpt.extra.get("trained_with")
+        if isinstance(trained_with, dict):
+            saved.update({k: v for k, v in trained_with.items() if k not in RUN_FIELDS})
+        saved = {**saved, "outdir": outdir}
     opts = {**saved, **overrides, "resume": str(path), "outdir": overrides.get("outdir", saved.get("outdir", outdir))}
     return TrainingOptions.from_dict(opts).validate()
 

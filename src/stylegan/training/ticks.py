@@ -37,6 +37,10 @@ def tick_statistics(trainer: "Trainer", info: DistInfo, sums: dict[str, float], 
         row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(trainer.device) / 2 ** 30
     if trainer.growth is not None:
         row["Progress/resolution"], row["Progress/alpha"] = trainer.growth.resolution, trainer.growth.alpha
+    if trainer.recipe.gamma_end is not None:  # the weights of the last step on the cosine schedule
+        row["Progress/gamma"] = trainer.loss.r1_gamma
+        if trainer.r2_on:
+            row["Progress/r2_gamma"] = trainer.loss.r2_gamma
     return row, means
 
 
@@ -51,6 +55,8 @@ def tick_line(trainer: "Trainer", row: dict[str, Any], means: dict[str, float]) 
             f"sec/kimg {row['sec_per_kimg']:<7.2f} img/s {row['images_per_s']:<7.1f} "
             f"G {mean_text(means, 'Loss/G/loss')} D {mean_text(means, 'Loss/D/loss')} "
             f"r1 {mean_text(means, 'Loss/r1_penalty')} pl {mean_text(means, 'Loss/pl_penalty')} "
+            + (f"r2 {mean_text(means, 'Loss/r2_penalty')} " if trainer.r2_on else "")
+            + (f"gamma {row['Progress/gamma']:.4g} " if "Progress/gamma" in row else "")
             + (f"augment {row['Progress/augment']:.3f} " if "Progress/augment" in row else "")
             + (f"res {trainer.growth.describe()} " if trainer.growth is not None else "")
             + f"mem {row['cpu_mem_gb']:.2f}GB")

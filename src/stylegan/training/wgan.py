@@ -60,8 +60,9 @@ class WGANGPLoss:
     wgan_target: float = WGAN_TARGET
     drift_epsilon: float = DRIFT_EPSILON
     name = "wgangp"
+    paired = False
 
-    def g(self, fake_logits: torch.Tensor) -> torch.Tensor:
+    def g(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
         return wgan_g_loss(fake_logits)
 
     def d_fake(self, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -146,7 +146,7 @@ class TrainingPhases:
         self.pl_mean = torch.zeros([], device=device)
 
     def run_D(self, img, c):
-        """D on (augmented) images; R1's gradient is taken w.r.t. the image before augmentation."""
+        """D on (augmented) images; R1's and R2's gradients are taken w.r.t. the image before augmentation."""
         if self.augment is not None:
             img = self.augment(img)
         return self.D(img, c)

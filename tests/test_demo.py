@@ -68,4 +68,4 @@ def test_demo_end_to_end(tmp_path):
         assert (tmp_path / "demo" / name).is_file(), name
         assert str(tmp_path / "demo" / name) in r.stdout
     assert list((tmp_path / "demo" / "transfer").glob("*/network-snapshot-*.safetensors"))
-    assert re.search(r"FID .*: \d+\.\d for .* \d+\.\d after", r.stdout)
+    assert re.search(r"FID .* trained network .*: \d+\.\d \(lower", r.stdout)

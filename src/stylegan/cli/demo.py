@@ -20,7 +20,7 @@ from stylegan.tools.demo import DEMO_BASE, DEMO_DATA, DEMO_MINUTES
 @click.option("--procs", default=2, show_default=True, type=click.IntRange(1),
               help="Training processes (2: both cores of a 2-core CPU).")
 @click.option("--fid/--no-fid", default=True, show_default=True,
-              help="Score the base and the result by FID (500 generated vs all real images of --data).")
+              help="Score the result by FID (500 generated vs all real images of --data; about a minute).")
 @force_option
 def demo(outdir, minutes, base, data, procs, fid, force):
     """Show the packaged networks, then train from a packaged base on a dataset it was not trained on."""

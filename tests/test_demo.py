@@ -46,10 +46,12 @@ def test_before_after_shows_the_same_seeds_through_both(tiny):
 
 
 def test_closing_lines_say_where_each_picture_is_and_how_to_open_the_page(tmp_path):
-    r = DemoResult([Picture(tmp_path / "x.png", "an x")], tmp_path / "run", 120.0, 60.5)
+    r = DemoResult([Picture(tmp_path / "x.png", "an x")], run_dir=tmp_path / "run",
+                   snapshot=tmp_path / "run" / "snap.safetensors", fid_before=120.0, fid_after=60.5)
     text = "\n".join(closing_lines(r))
     assert str(tmp_path / "x.png") in text and "an x" in text and str(tmp_path / "run") in text
-    assert "120.0" in text and "60.5" in text and "stylegan serve --network" in text
+    assert "120.0" in text and "60.5" in text and f"stylegan serve --network {r.snapshot}" not in text
+    assert "stylegan serve --network" in text and str(r.snapshot) in text
 
 
 def test_the_demo_never_writes_over_an_earlier_one_without_force(tmp_path):

@@ -401,9 +401,9 @@ def test_packaged_model_loads():
     assert G.resolution == 32 and G.img_channels == 1 and G.c_dim == 10  # conditional: one class per digit
     with TestClient(create_app(G, name="mnist32")) as c:
         png(c.get("/api/image", params={"seed": 0, "psi": 0.7, "class": 3}), (32, 32), "L")
-    # the file is the generator only (a few MB), with its training provenance
+    # the file is G_ema and D (a few MB: a base for transfer), with its training provenance
     ckpt = read_checkpoint(pretrained.resolve_network("mnist32"))
-    assert ckpt.networks == ["G_ema"] and pretrained.resolve_network("mnist32").stat().st_size < 8 * 2 ** 20
+    assert ckpt.networks == ["G_ema", "D"] and pretrained.resolve_network("mnist32").stat().st_size < 8 * 2 ** 20
 
 
 # -- command line ---------------------------------------------------------------------------------------------

@@ -74,6 +74,7 @@ class Picture:
 class DemoResult:
     pictures: list[Picture] = field(default_factory=list)
     run_dir: Path | None = None
+    snapshot: Path | None = None
     fid_before: float | None = None
     fid_after: float | None = None
 
@@ -110,7 +111,8 @@ def showcase(outdir: Path, result: DemoResult, device: str = "cpu",
 
 
 def _emoji_network() -> str:
-    """The packaged emoji network to show: ``twemoji32`` (all Twemoji), else the base without the faces."""
+    """The packaged emoji network to show: ``twemoji32`` (all Twemoji) once it is packaged, else the base
+    without the faces."""
     from stylegan import pretrained
 
     return "twemoji32" if pretrained.is_available("twemoji32") else DEMO_BASE
@@ -147,7 +149,7 @@ def run_demo(outdir: str | Path, base: str = DEMO_BASE, data: str = DEMO_DATA, m
     showcase(outdir / "pictures", result, device, log)
     log(f"demo: {minutes:g} minutes of training from {base} on {data}, which it was not trained on")
     snapshot = transfer(outdir / "transfer", base, data, minutes, procs)
-    result.run_dir = snapshot.parent
+    result.run_dir, result.snapshot = snapshot.parent, snapshot
     before, after = stylegan.load(base, device), stylegan.load(snapshot, device)
     _save(result, before_after(before, after, range(100, 132), truncation_psi=0.8, cols=8),
           outdir / "before-after.png", f"the same 32 seeds: left {base} as packaged, right after the training")
@@ -168,6 +170,7 @@ def closing_lines(result: DemoResult, base: str = DEMO_BASE, data: str = DEMO_DA
                      + (f"; {base} as packaged: {result.fid_before:.1f})" if result.fid_before is not None else ")"))
     if result.run_dir is not None:
         lines.append(f"The training run (log, snapshot, grids): {result.run_dir}")
-    lines += ["Open the page: stylegan serve --network twemoji32   (or --network mnist32, or a snapshot of yours)",
+    lines += [f"Open the page: stylegan serve --network {_emoji_network()}   (or --network mnist32, or "
+              f"--network {result.snapshot or 'a snapshot of yours'})",
               "then browse http://127.0.0.1:8000/"]
     return lines

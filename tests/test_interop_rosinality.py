@@ -359,4 +359,4 @@ def test_training_resumes_from_their_checkpoint(tmp_path):
     t.step()
     assert t.cur_nimg == 4
     r = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "missing.pkl"), "--data", str(data)])
-    assert r.exit_code != 0 and "no such file" in r.output
+    assert r.exit_code != 0 and "no such network file" in r.output

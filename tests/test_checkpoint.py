@@ -244,3 +244,26 @@ def test_fuzzed_value_parsers_answer_or_refuse(text):
         except ValueError:
             continue
         assert isinstance(out, list) and 0 < len(out) <= 1_000_000
+
+
+@pytest.mark.parametrize("poison,message", [
+    (lambda t: t.fill_(float("nan")), r"tensor mapping\.layers\.0\.weight holds \d+ non-finite"),
+    (lambda t: t.fill_(float("inf")), r"tensor mapping\.layers\.0\.weight holds \d+ non-finite"),
+    (lambda t: t.to(torch.int8), r"tensor mapping\.layers\.0\.weight has dtype int8, expected float32"),
+])
+def test_unusable_weights_refused_at_load_naming_the_tensor(saved, tmp_path, poison, message):
+    """NaN/inf weights (a diverged run) and integer weights pass the digest (it is over what was written) but
+    are refused by the one builder every reader goes through, for the image loader and for resuming alike."""
+    path, config, nets = saved
+    for name in ("G_ema", "G"):
+        layer = nets[name].mapping.layers[0]
+        layer._parameters["weight"] = torch.nn.Parameter(poison(layer.weight.detach().clone()), requires_grad=False)
+    bad = save_checkpoint(tmp_path / "bad.safetensors", config, nets)
+    with pytest.raises(CheckpointError, match=message):
+        stylegan.load(bad)
+    with pytest.raises(CheckpointError, match=message):
+        load_networks(bad, ("G",))
+    from stylegan.checkpoint import load_state_strict
+
+    with pytest.raises(CheckpointError, match=message):  # the resume path loads into existing modules
+        load_state_strict(build_networks(config)["G"], read_checkpoint(bad).state_dict("G"), "resume")

@@ -175,9 +175,25 @@ def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what
     module.load_state_dict(state, strict=True)
 
 
+def check_state_values(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], what: str) -> None:
+    """Refuse, naming the first such tensor, weights that cannot be what a network was trained to: a tensor
+    of another kind than the module's own (integer weights, say, which ``load_state_dict`` would silently
+    convert) or a floating-point tensor holding NaN or ±inf (which would make every image blank)."""
+    for k in sorted(set(own) & set(state)):
+        t = state[k]
+        if t.is_floating_point() != own[k].is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise CheckpointError(f"{what}: tensor {k} has dtype {str(t.dtype).removeprefix('torch.')}, expected "
+                                  f"{str(own[k].dtype).removeprefix('torch.')}; the file does not hold usable weights")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"{what}: tensor {k} holds {bad} non-finite value(s) (NaN or inf); these weights "
+                                  "would make blank images (the training that wrote them diverged?)")
+
+
 def check_state_shapes(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
     """Every missing, unexpected or misshapen tensor of ``state`` against ``module``, by name, as one
-    :class:`CheckpointError`. ``module`` may live on the meta device: then nothing is allocated."""
+    :class:`CheckpointError`; then the values (:func:`check_state_values`). ``module`` may live on the meta
+    device: then nothing is allocated."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -192,6 +208,7 @@ def check_state_shapes(module: nn.Module, state: Mapping[str, torch.Tensor], wha
         problems.append(f"shape mismatch: {'; '.join(misshapen[:10])}" + (" ..." if len(misshapen) > 10 else ""))
     if problems:
         raise CheckpointError(f"{what}: tensors do not match the configuration ({' | '.join(problems)})")
+    check_state_values(own, state, what)
 
 
 def build_from_states(

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stylegan.cache import cache_root
 from stylegan.config import is_power_of_two
 from stylegan.data.sources import ArraySource, Source, SourceItem, decode_bytes
 from stylegan.data.tool import convert_dataset
@@ -207,12 +208,6 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
                        credit=MNIST_CREDIT),
     )
 }
-
-
-def cache_root() -> Path:
-    """``$STYLEGAN_CACHE``, or ``~/.cache/stylegan``."""
-    env = os.environ.get("STYLEGAN_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "stylegan"
 
 
 def builtin_path(name: str, resolution: int | None = None) -> Path:

@@ -27,6 +27,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from stylegan.cache import cache_root
+
 
 class WeightsError(RuntimeError):
     """A feature network's weights are missing or damaged; the message says how to get them."""
@@ -84,12 +86,6 @@ class WeightsFile:
     def describe(self) -> dict:
         return {"name": self.key, "path": str(self.path), "sha256": self.sha256, "source": self.source,
                 "verified": self.verified}
-
-
-def cache_root() -> Path:
-    """``$STYLEGAN_CACHE`` or ``~/.cache/stylegan`` (shared with the built-in datasets)."""
-    env = os.environ.get("STYLEGAN_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "stylegan"
 
 
 def weights_dir() -> Path:

@@ -1,11 +1,15 @@
-"""Pretrained networks shipped with the package, by name.
+"""Pretrained networks by name, and networks by URL.
 
 ``PRETRAINED`` maps a name to a checkpoint file in this folder (installed as package data), each with its
-model card ``NAME.md`` beside it. Every command's ``--network`` accepts such a name as well as a path, through
-:func:`resolve_network`, and ``stylegan train --resume NAME`` starts a new run from it (transfer learning: the
-packaged files hold G_ema and D, and the options they were trained with)::
+model card ``NAME.md`` beside it. ``PUBLISHED`` (:mod:`stylegan.pretrained.published`) names the authors'
+released pickles (StyleGAN3-T/R, StyleGAN2, StyleGAN2-ADA), downloaded on first use. Every command's
+``--network`` accepts a path, a packaged or published name, or an ``http(s)://`` URL, through
+:func:`resolve_network` (the one resolver), and ``stylegan train --resume NAME`` starts a new run from it
+(transfer learning: the packaged files hold G_ema and D, and the options they were trained with)::
 
     >>> G = stylegan.load("mnist32")
+    >>> G = stylegan.load("stylegan3-t-ffhq-1024x1024")       # downloaded once into the cache folder
+    >>> G = stylegan.load("https://example.org/network.pkl")  # any URL (stylegan.pretrained.download)
 
 A registered name whose file is not installed (yet) is reported as such, not as an unknown name.
 """
@@ -15,6 +19,8 @@ import os
 from pathlib import Path
 
 from stylegan.checkpoint import CheckpointError
+from stylegan.pretrained.download import cached_path, download, is_url
+from stylegan.pretrained.published import PUBLISHED
 
 #: Name → checkpoint file in this folder.
 PRETRAINED: dict[str, str] = {"mnist32": "mnist32.safetensors", "twemoji-nofaces32": "twemoji-nofaces32.safetensors"}
@@ -33,8 +39,20 @@ class PretrainedError(CheckpointError):
 
 
 def names() -> list[str]:
-    """The registered names, sorted."""
+    """The registered names of packaged networks, sorted."""
     return sorted(PRETRAINED)
+
+
+def published_names() -> list[str]:
+    """The names of the authors' published networks (downloaded on first use), in the order listed."""
+    return list(PUBLISHED)
+
+
+def where(name: str) -> str:
+    """How a known name is had: ``packaged``, ``downloaded`` (in the cache) or ``downloaded on first use``."""
+    if name in PRETRAINED:
+        return "packaged" if is_available(name) else "packaged (file not installed)"
+    return "downloaded" if cached_path(PUBLISHED[name].url).is_file() else "downloaded on first use"
 
 
 def packaged_path(name: str) -> Path:
@@ -50,9 +68,14 @@ def is_available(name: str) -> bool:
 
 
 def resolve_network(name_or_path: str | os.PathLike) -> Path:
-    """The checkpoint file for a ``--network`` value: an existing file as it is, else a pretrained name's
-    packaged file. Errors say which names exist, or that a known name's file is not installed."""
+    """The checkpoint file for a ``--network`` value: an existing file as it is, a URL's or a published name's
+    cached download (downloading it first), else a pretrained name's packaged file. Errors say which names
+    exist, or that a known name's file is not installed, or why a download failed (one line each)."""
     value = os.fspath(name_or_path)
+    if is_url(value):
+        return download(value)
+    if value in PUBLISHED and not Path(value).is_file():
+        return download(PUBLISHED[value].url, sha256=PUBLISHED[value].sha256 or None)
     path = Path(value)
     if path.is_file():
         return path
@@ -64,8 +87,9 @@ def resolve_network(name_or_path: str | os.PathLike) -> Path:
         return p
     if path.exists():
         raise PretrainedError(f"{value}: not a file")
-    raise PretrainedError(f"{value}: no such network file, and not a pretrained network name "
-                          f"(known names: {', '.join(names())})")
+    raise PretrainedError(f"{value}: no such network file, URL or pretrained network name (known names: "
+                          f"{', '.join(names())}, and {len(PUBLISHED)} published ones such as "
+                          f"stylegan3-t-ffhq-1024x1024, which `stylegan networks` lists)")
 
 
 def model_card_path(name: str) -> Path:
@@ -80,5 +104,5 @@ def model_card(name: str) -> str | None:
     return None
 
 
-__all__ = ["DEFAULT_NETWORK", "PRETRAINED", "PretrainedError", "SUBJECTS", "is_available", "model_card", "names",
-           "model_card_path", "packaged_path", "resolve_network"]
+__all__ = ["DEFAULT_NETWORK", "PRETRAINED", "PUBLISHED", "PretrainedError", "SUBJECTS", "is_available", "model_card",
+           "model_card_path", "names", "packaged_path", "published_names", "resolve_network", "where"]

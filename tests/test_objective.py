@@ -174,7 +174,6 @@ def test_rpgan_resumes_exactly(tmp_path, r1_interval):
     (dict(gamma_end=0.1, gamma_kimg=0), "--gamma-kimg must be > 0"),
     (dict(r2_gamma=-1.0), "--r2-gamma must be >= 0"),
     (dict(gamma_end=-1.0, gamma_kimg=1), "--gamma-end must be >= 0"),
-    (dict(loss="rpgan", mode_seeking=1.0), "mode-seeking"),
 ])
 def test_bad_combinations_are_refused(tmp_path, kw, match):
     with pytest.raises(OptionsError, match=match):

@@ -6,7 +6,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_no_citation_of_documents_outside_the_tree():
     cited = []
-    for base in ("src", "docs", "benchmarks", "tests"):
+    for base in ("src", "docs", "benchmarks", "studies", "tests"):
         for p in (ROOT / base).rglob("*"):
             if p.suffix in (".py", ".md") and p.name != Path(__file__).name:
                 text = p.read_text(encoding="utf-8")

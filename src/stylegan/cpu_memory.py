@@ -1,10 +1,9 @@
 """Keep freed CPU memory for reuse: large tensors then cost no page faults (a speed choice only).
 
 glibc's malloc serves every block above its mmap threshold (at most 32 MB) with a fresh ``mmap`` and returns
-it to the system when freed, so each new feature map of that size is faulted in page by page again: at 256²
-with 128 channels and batch 4, a 136 MB tensor, allocating ``x * 2`` took 60 ms where the arithmetic takes
-12 ms (2-core AMD EPYC dev machine, one thread). Training allocates hundreds of such tensors per step; at
-config F, 256², the G main step went from 10.0 to 5.4 s of CPU per image and the D main step from 11.0 to 8.1.
+it to the system when freed, so each new feature map of that size is faulted in page by page again, and
+training allocates hundreds of such tensors per step (the measurements: docs/speed.md, "Speed choices in the
+code").
 
 :func:`keep_freed_memory` tells glibc to take every block from its heap and never give the heap back, so
 that blocks are reused as a caching allocator would (what PyTorch does on GPUs). Resident memory then stays

@@ -4,10 +4,8 @@ A network's reduced-precision layers (the highest resolutions, float16 on CUDA) 
 ``cpu_half_dtype`` of its synthesis network or discriminator says so. :func:`auto_cpu_bf16` decides it for
 training and generation: on, when the CPU computes bfloat16 natively (AVX512-BF16 or AMX) and the widest
 reduced-precision layer has at least :data:`BF16_MIN_CHANNELS` channels; below that the casts cost more than
-the faster arithmetic gains. Measured on a 2-core Xeon with AMX, 2 threads, training steps at 32² (bench
-``--settings demo,demo-128,demo-256,small``): 64 channels 0.81× the float32 speed, 128 channels 0.93×, 256
-channels 1.22× (batch 8) and 1.43× (batch 16); G forward at 256 channels 1.5×. The images differ from
-float32 by 0.008 on average (max 0.05, image values within ±5). ``--fp32`` keeps float32.
+the faster arithmetic gains (the threshold's measurements, and how far the images move from float32:
+docs/speed.md, "Speed choices in the code"). ``--fp32`` keeps float32.
 """
 from __future__ import annotations
 

@@ -24,9 +24,7 @@ class TrainingRecipe:
     stable_kimg: progressive growing starts at this resolution; each new one fades in over fade_kimg
     thousand images, then trains stable for stable_kimg. batch: minibatch size (32). aug: discriminator
     augmentation (``ada``). ema_kimg: half-life of the generator EMA (None: batch·10/32 kimg). betas: Adam's
-    β1, β2 (0, 0.99). mode_seeking: weight of the mode-seeking penalty on G (0: off; not in the papers).
-    train_noise: the noise inputs while training: ``random`` (the papers), ``const`` (each layer's fixed noise
-    image) or ``none``. ema_rampup: the EMA half-life is at most this share of the images seen (0.05; 0: none).
+    β1, β2 (0, 0.99). ema_rampup: the EMA half-life is at most this share of the images seen (0.05; 0: none).
     r2_gamma: R2 weight (R1's formula on fakes, on R1's interval; 0: off). gamma_end, gamma_kimg: the R1 weight
     decays from gamma to gamma_end over gamma_kimg thousand images along a cosine, then stays (None: constant);
     R2's weight follows in proportion, r2_gamma·γ(t)/gamma. None of the papers' rows uses these three (R3GAN).
@@ -47,8 +45,6 @@ class TrainingRecipe:
     aug: str = "ada"
     ema_kimg: float | None = None
     betas: tuple[float, float] = (0.0, 0.99)
-    mode_seeking: float = 0.0
-    train_noise: str = "random"
     ema_rampup: float = 0.05
     r2_gamma: float = 0.0
     gamma_end: float | None = None
@@ -69,11 +65,6 @@ class TrainingRecipe:
         require(self.aug in AUG_MODES, f"aug must be one of {', '.join(AUG_MODES)}, got {self.aug!r}")
         require(self.ema_kimg is None or self.ema_kimg >= 0, "the EMA half-life must be >= 0")
         require(self.ema_rampup >= 0, f"the EMA ramp-up must be >= 0, got {self.ema_rampup}")
-        require(self.mode_seeking >= 0, f"the mode-seeking weight must be >= 0, got {self.mode_seeking}")
-        require(self.train_noise in ("random", "const", "none"),
-               f"train_noise must be random, const or none, got {self.train_noise!r}")
-        require(self.mode_seeking == 0 or self.loss == "nonsaturating",
-               "the mode-seeking penalty is implemented with the non-saturating loss only")
         self._validate_gamma_schedule()
         require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                f"Adam betas must be in [0, 1), got {self.betas}")
@@ -103,8 +94,8 @@ class Preset:
 
 
 def _progan() -> NetworkConfig:
-    """ProGAN (seed 002's table): channels min(16384 / res, 512), latent input, pixel norm, nearest-neighbour
-    up and average-pool down, minibatch std, progressive growing."""
+    """ProGAN (Karras et al. 2018, Table 2): channels min(16384 / res, 512), latent input, pixel norm,
+    nearest-neighbour up and average-pool down, minibatch std, progressive growing."""
     common = dict(cbase=16384, cmax=512, arch="orig", num_fp16_res=0, conv_clamp=None, resample="nearest",
                   growing=True)
     return NetworkConfig(family="progan",
@@ -195,15 +186,16 @@ def _small() -> NetworkConfig:
     return c
 
 
-# The small-compute recipe, from the study in docs/small-compute.md (equal training time on a 2-core CPU). Not a
-# paper row: the papers' rows above stay as the papers define them.
+# ------------------------------------------------------------------ not in the papers
+# This package's own recipe, the one thing the small-compute study kept (studies/small_compute; documented in
+# docs/configurations.md, "Not in the papers"). The papers' rows above stay as the papers define them.
 SMALL_CBASE, SMALL_CMAX, SMALL_MAP_DEPTH, SMALL_MBSTD_GROUP = 1024, 64, 2, 4
 SMALL_TRAINING = TrainingRecipe(gamma=None, pl_weight=0.0, style_mixing=0.0, batch=16, aug="diffaug")
 
 _PRESET_LIST.append(
     Preset("small", _small, SMALL_TRAINING,
            "StyleGAN2's networks, narrow (cbase 1024, cmax 64, 2 mapping layers), batch 16, no path length or "
-           "mixing, DiffAugment: the fastest setting of the small-compute study (docs/small-compute.md)",
+           "mixing, DiffAugment: the fastest setting of the small-compute study (studies/small_compute)",
            "not a paper row: this package's recipe for a laptop"))
 
 def _ada(fmaps: float, map_depth: int, mbstd_group: int, d_arch: str = "resnet") -> NetworkConfig:

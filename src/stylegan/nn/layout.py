@@ -1,8 +1,8 @@
 """Feature-map memory layout (a speed choice only; results are the same within float32 rounding).
 
-On the CPU the networks keep their feature maps channels-last (NHWC): oneDNN runs 3×3 convolutions
-1.1–1.4×, transposed convolutions 1.6–2.7× and depthwise FIR filters up to 2× faster in that layout than in
-NCHW (measured on the 2-core AMD EPYC dev machine, torch 2.13, one thread). On CUDA the layout stays NCHW.
+On the CPU the networks keep their feature maps channels-last (NHWC), where oneDNN runs convolutions,
+transposed convolutions and depthwise FIR filters faster than in NCHW (docs/speed.md, "Speed choices in the
+code"). On CUDA the layout stays NCHW.
 :func:`reference_layout` switches the fast layout off, for tests that compare against the plain path.
 """
 from __future__ import annotations

@@ -99,8 +99,8 @@ class ModulatedConv2d(nn.Module):
     With ``demodulate=False``, ``noise_resolution=None``, ``activation='linear'`` and
     ``style_gain=1/sqrt(fan_in)`` this is StyleGAN2's toRGB (see :class:`stylegan.nn.rgb.ToRGB`).
     ``fused=None`` picks the grouped execution for inference on CUDA, and the shared-weight one in training and
-    on the CPU (where the grouped convolution is slower even at inference: 41.6 vs 73.7 img/s in the small
-    benchmark setting, 1.72 vs 1.98 img/s for config F at 256², 2 threads).
+    on the CPU (where the grouped convolution is slower even at inference; docs/speed.md, "Speed choices in the
+    code").
     """
 
     def __init__(

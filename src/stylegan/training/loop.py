@@ -123,8 +123,7 @@ class Trainer:
                                "there are no styles to mix (use 0)")
         self.augment_pipe, self.ada = self._augmentation()
         self.loss = make_loss(recipe.loss, self.G, self.D, r1_gamma=self.gamma, r2_gamma=recipe.r2_gamma,
-                              pl_weight=recipe.pl_weight, style_mixing=recipe.style_mixing, augment=self.augment_pipe,
-                              mode_seeking=recipe.mode_seeking, noise_mode=recipe.train_noise)
+                              pl_weight=recipe.pl_weight, style_mixing=recipe.style_mixing, augment=self.augment_pipe)
         self.frozen_D = self._freeze_names(opts.freezed)
         self.pl_on = recipe.pl_weight > 0
         self.r1_on, self.r2_on = self.gamma > 0, recipe.r2_gamma > 0
@@ -190,8 +189,7 @@ class Trainer:
               betas: tuple[float, float] = (0.0, 0.99)) -> torch.optim.Adam:
         """Adam (β = 0, 0.99 unless the recipe says otherwise; ε = 1e-8), with lr and β adjusted by
         c = interval / (interval + 1) for lazy regularization, so that the regularized steps keep the same
-        effective rate. PyTorch's fused implementation (one kernel per parameter instead of seven passes):
-        the path-length step of the small speed setting took 0.967× the time with it on a 2-core Xeon."""
+        effective rate. PyTorch's fused implementation (one kernel per parameter instead of seven passes)."""
         c = reg_interval / (reg_interval + 1) if reg_interval else 1.0
         fused = all(p.device.type in ("cpu", "cuda") for p in module.parameters())
         return torch.optim.Adam(module.parameters(), lr=lr * c, betas=(betas[0] ** c, betas[1] ** c), eps=1e-8,

@@ -51,16 +51,6 @@ def path_lengths(img: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
     return grad.square().sum(dim=2).mean(dim=1).sqrt()
 
 
-def mode_seeking_penalty(img: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Mode-seeking regularization (Mao et al. 2019, MSGAN): the batch is split into halves paired sample by
-    sample; the penalty is 1 / (mean |G(z1) − G(z2)| / mean |z1 − z2| + 1e-5) per pair, large when different
-    latents give the same image. Returns one value per pair."""
-    h = img.shape[0] // 2
-    d_img = (img[:h] - img[h:2 * h]).abs().flatten(1).mean(dim=1)
-    d_z = (z[:h] - z[h:2 * h]).abs().flatten(1).mean(dim=1)
-    return 1 / (d_img / d_z + 1e-5)
-
-
 def mixing_ws(G, z: torch.Tensor, c: torch.Tensor | None, prob: float, update_w_avg: bool = False) -> torch.Tensor:
     """Mapping with style-mixing regularization: with probability ``prob`` the batch switches, at a crossover
     drawn uniformly from [1, num_ws), to the ws of a second latent. A growing generator draws the crossover
@@ -136,8 +126,6 @@ class TrainingPhases:
     pl_decay: float = 0.01
     pl_batch_shrink: int = 2
     style_mixing: float = 0.9
-    mode_seeking: float = 0.0  # weight of the mode-seeking penalty in G main (0: off)
-    noise_mode: str = "random"  # the synthesis network's noise inputs while training (papers: random)
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # applied to every image D sees
     adversarial: Any = field(default_factory=NonSaturatingLoss)
 
@@ -153,22 +141,15 @@ class TrainingPhases:
 
     def run_G(self, z, c, update_w_avg=False):
         ws = mixing_ws(self.G, z, c, self.style_mixing, update_w_avg=update_w_avg)
-        return self.G.synthesis(ws, noise_mode=self.noise_mode), ws
+        return self.G.synthesis(ws, noise_mode="random"), ws
 
     def g_main(self, z, c, gain: float = 1.0, real_img=None, real_c=None) -> dict[str, torch.Tensor]:
-        """G's adversarial loss (with the mode-seeking penalty); a paired loss takes the real batch too."""
-        if self.mode_seeking > 0 and c is not None:  # pairs of the mode-seeking penalty share their class
-            h = z.shape[0] // 2
-            c = torch.cat([c[:h], c[:h], c[2 * h:]])
+        """G's adversarial loss; a paired loss takes the real batch too."""
         img, _ = self.run_G(z, c, update_w_avg=True)
         logits = self.run_D(img, c)
         loss = self.adversarial.g(logits, self._g_real_logits(real_img, real_c))
         total = loss.mean()
         stats = {"Loss/G/loss": loss.detach(), "Loss/scores/fake": logits.detach()}
-        if self.mode_seeking > 0 and z.shape[0] >= 2:
-            ms = mode_seeking_penalty(img, z)
-            total = total + self.mode_seeking * ms.mean()
-            stats["Loss/G/mode_seeking"] = ms.detach()
         (total * gain).backward()
         return stats
 

@@ -15,9 +15,6 @@ from stylegan.training.augment import PIPELINES
 AUG_PIPELINES = tuple(PIPELINES)  # the named pipelines of the augmentation, in their order
 
 
-TRAIN_NOISE_MODES = ("random", "const", "none")
-
-
 class OptionsError(ValueError):
     """A training option is out of range or inconsistent."""
 
@@ -112,6 +109,10 @@ DEFAULT_CFG = "stylegan2"
 RUN_FIELDS = frozenset({"outdir", "data", "data_resolution", "kimg", "minutes", "tick", "snap", "metrics",
                         "freezed", "threads", "workers", "procs", "seed", "resume", "dry_run", "device", "desc"})
 
+#: Options that earlier versions saved and this one no longer has, with the values that meant "off": a
+#: snapshot or packaged network saved with them still loads.
+RETIRED: dict[str, tuple[Any, ...]] = {"mode_seeking": (None, 0, 0.0), "train_noise": (None, "random")}
+
 
 @dataclass
 class TrainingOptions:
@@ -162,10 +163,6 @@ class TrainingOptions:
     dlr: float | None = option(None, "D learning rate.", kind="float", low=0, low_open=True, recipe="dlr")
     betas: tuple[float, float] | None = option(None, "Adam's beta1 and beta2.", kind="pair", low=0, high=1,
                                                high_open=True, recipe="betas", metavar="B1 B2")
-    mode_seeking: float | None = option(None, "Weight of the mode-seeking penalty on G (MSGAN), against early "
-                                        "collapse.", kind="float", low=0, recipe="mode_seeking")
-    train_noise: str | None = option(None, "The synthesis network's noise inputs while training.", kind="str",
-                                     choices=TRAIN_NOISE_MODES, recipe="train_noise")
     ema_kimg: float | None = option(None, "Half-life of the G EMA in kimg.", kind="float", low=0, recipe="ema_kimg")
     ema_rampup: float | None = option(None, "EMA ramp-up: the half-life is at most this share of the images seen "
                                       "(0: none).", kind="float", low=0, recipe="ema_rampup")
@@ -292,7 +289,15 @@ class TrainingOptions:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainingOptions":
+        """Options saved in a snapshot or a packaged network's metadata; the options that left the package
+        (:data:`RETIRED`) are dropped where they hold their neutral value, refused otherwise."""
         names = {f.name for f in fields(cls)}
+        for name, neutral in RETIRED.items():
+            if name in d and d[name] not in neutral:
+                raise OptionsError(f"{cli_name(name)} {d[name]!r}: this option left the package (a knob of the "
+                                   "small-compute study, studies/small_compute/README.md); the snapshot was trained "
+                                   "with it")
+        d = {k: v for k, v in d.items() if k not in RETIRED}
         if isinstance(d.get("betas"), list):  # JSON has no tuples
             d = {**d, "betas": tuple(d["betas"])}
         unknown = sorted(set(d) - names)

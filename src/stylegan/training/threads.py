@@ -1,9 +1,8 @@
 """How many CPU threads a training process uses.
 
 At the sizes a laptop trains, a run with more threads than there are idle cores is several times slower, not a
-little: the threads of each operation wait for one another, and one of them is always waiting for a core. With
-two other busy processes on a 2-core machine, 2 threads trained at a quarter of the speed of 1 thread (and at
-about a tenth of their own speed on the idle machine). So unless ``--threads`` (or ``OMP_NUM_THREADS``) says
+little: the threads of each operation wait for one another, and one of them is always waiting for a core
+(docs/speed.md, "Speed choices in the code"). So unless ``--threads`` (or ``OMP_NUM_THREADS``) says
 otherwise, a run takes the cores that are idle when it starts, shared among its ``--procs``, and at least one.
 """
 from __future__ import annotations

@@ -6,16 +6,16 @@ Kaiser-windowed-sinc half-band filter (:data:`~stylegan.training.augment.filters
 ``grid_sample`` (bicubic by default, bilinear optional; mirror reflection beyond the border) at the
 transformed positions of a 2× output grid, low-pass with the same filter and decimate 2×.
 
-Measured aliasing bound (``measure_geom_error`` in tests/test_augment.py, asserted there by
+Aliasing bound (``measure_geom_error`` in tests/test_augment.py, asserted there by
 ``test_geom_aliasing_bound``; 64×64 band-limited sinusoids under random rotation, scaling 2^U(−0.5, 0.5),
 anisotropy 2^U(−0.3, 0.3) and fractional translation, interior pixels, worst of 12 draws):
 
 - passband: RMS error against the analytically transformed sinusoid ≤ 1.5 % of the signal RMS at 0.1
-  cycles/pixel (measured 1.1 %) and ≤ 3.5 % at 0.25 cycles/pixel, half the Nyquist frequency (measured
-  2.8 %); with ``interp="bilinear"`` ≤ 7 % at 0.25 (measured 5.4 %, mostly blur);
+  cycles/pixel and ≤ 3.5 % at 0.25 cycles/pixel, half the Nyquist frequency; with ``interp="bilinear"``
+  ≤ 7 % at 0.25 (mostly blur);
 - stopband: a sinusoid that the transform pushes to 0.7–0.95 cycles/pixel (above the output's Nyquist
   frequency 0.5; an ideal resampler removes it, plain ``grid_sample`` folds it back at full amplitude to
-  0.05–0.3 cycles/pixel) leaks ≤ 3.5 % of its RMS (measured 2.8 %; 4.1 % bilinear).
+  0.05–0.3 cycles/pixel) leaks ≤ 3.5 % of its RMS.
 """
 from __future__ import annotations
 

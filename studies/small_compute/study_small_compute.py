@@ -6,9 +6,9 @@ diversity (per-pixel std over 64 fixed latents, in [-1, 1] units) and the traini
 from the run's stats. One JSON line per run is appended to ``--out``; ``--table`` prints the Markdown table of
 such a file. Usage::
 
-    python benchmarks/study_small_compute.py eval out/study/NAME/00000-... [--data builtin:mnist5k] --out study.jsonl
-    python benchmarks/study_small_compute.py table study.jsonl
-    python benchmarks/study_small_compute.py sheet RUN... --out sheet.png   # the final grids side by side
+    python studies/small_compute/study_small_compute.py eval out/study/NAME/00000-... [--data builtin:mnist5k] --out study.jsonl
+    python studies/small_compute/study_small_compute.py table study.jsonl
+    python studies/small_compute/study_small_compute.py sheet RUN... --out sheet.png   # the final grids side by side
 """
 from __future__ import annotations
 

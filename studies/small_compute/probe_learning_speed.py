@@ -1,4 +1,4 @@
-"""How fast can the small generator learn digits at all? A probe of the small-compute study (docs/small-compute.md).
+"""How fast can the small generator learn digits at all? A probe of the small-compute study (studies/small_compute/README.md).
 
 An encoder (the small discriminator's trunk, its last layer widened to w) and a decoder are trained together to
 reconstruct the built-in mnist5k digits, by mean squared error, for a fixed wall-clock time; the decoder is the
@@ -8,7 +8,7 @@ reconstruction is an upper bound on how fast a GAN can teach the same network w-
 error every 50 steps and at the end on 16 fixed digits of all classes (predicting the mean digit gives the
 data's variance, 0.21); ``--save`` writes those 16 digits over their reconstructions. Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/probe_learning_speed.py --decoder stylegan2 --beta1 0.9 --seconds 110
+    OMP_NUM_THREADS=1 python studies/small_compute/probe_learning_speed.py --decoder stylegan2 --beta1 0.9 --seconds 110
 """
 from __future__ import annotations
 

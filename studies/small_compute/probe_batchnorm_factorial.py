@@ -1,5 +1,5 @@
 """What keeps a GAN from collapsing in five CPU minutes? A factorial probe of the small-compute study
-(docs/small-compute.md).
+(studies/small_compute/README.md).
 
 A minimal GAN loop (non-saturating logistic loss, no regularizer, one D step and one G step per batch) trains a
 generator and a discriminator on the built-in mnist5k digits for a fixed wall-clock time, then scores the
@@ -20,9 +20,9 @@ latents). Each network is either
 Both optimizers are Adam with the given learning rate and β (DCGAN's: 2e-4, (0.5, 0.999)); ``--g-lr`` sets
 G's alone. Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/probe_batchnorm_factorial.py --g dcgan --d dcgan --seconds 300 \\
+    OMP_NUM_THREADS=1 python studies/small_compute/probe_batchnorm_factorial.py --g dcgan --d dcgan --seconds 300 \\
         --save dcgan.png
-    OMP_NUM_THREADS=1 python benchmarks/probe_batchnorm_factorial.py --g stylegan2 --d stylegan2 --d-bn 1 \\
+    OMP_NUM_THREADS=1 python studies/small_compute/probe_batchnorm_factorial.py --g stylegan2 --d stylegan2 --d-bn 1 \\
         --lr 0.002 --betas 0,0.99 --batch 32 --aug 1 --seconds 300
 """
 from __future__ import annotations

@@ -177,7 +177,29 @@ def test_crafted_metadata_refused(saved, tmp_path, meta, message):
     with pytest.raises(CheckpointError, match=message):
         stylegan.load(path)
     with pytest.raises(CheckpointError):
-        stylegan.checkpoint.checkpoint_info(path)
+        stylegan.loader.network_info(path)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ({"kimg": "12"}, "extra 'kimg' must be a number, got str"),
+    ({"kimg": True}, "extra 'kimg' must be a number, got bool"),
+    ({"options": [1, 2]}, "extra 'options' must be a JSON object, got list"),
+    ({"kimg": 1, "training": "x"}, "extra 'training' must be a JSON object, got str"),
+    ({"gamma": {}}, "extra 'gamma' must be a number"),
+])
+def test_known_metadata_fields_of_the_wrong_type_are_one_clear_error(saved, tmp_path, extra, message):
+    """The fields info and resume read (kimg, options, training...) are checked where the file is read: every
+    command answers the same one-line error, `stylegan info` included (it used to raise a traceback)."""
+    from click.testing import CliRunner
+
+    from stylegan.cli.main import main
+
+    path = _crafted(tmp_path, saved, "bad", meta_overrides={"extra": json.dumps(extra)})
+    with pytest.raises(CheckpointError, match=message):
+        stylegan.load(path)
+    r = CliRunner().invoke(main, ["info", "--network", str(path)])
+    assert r.exit_code == 1 and message in r.output and r.output.count("\n") == 1, r.output
+    assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit)
 
 
 def test_claimed_network_checked_before_it_is_built(saved, tmp_path, monkeypatch):
@@ -225,7 +247,7 @@ def test_fuzzed_metadata_loads_or_fails_with_our_error(saved, tmp_path, where, k
     else:
         meta[where] = json.dumps(value)
     path = _crafted(tmp_path, saved, "fuzz", config=cfg, meta_overrides=meta)
-    for fn in (stylegan.load, stylegan.checkpoint.checkpoint_info):
+    for fn in (stylegan.load, stylegan.loader.network_info):
         try:
             fn(path)
         except CheckpointError:

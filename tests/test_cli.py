@@ -155,3 +155,23 @@ def test_write_failures_are_one_line_errors(network, tmp_path, monkeypatch):
     r = run("convert", "--source", network, "--dest", dest, "--networks", "G_ema")
     assert r.exit_code == 1 and "No space left on device" in r.output and str(dest) in r.output, r.output
     assert not dest.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_info_and_convert_read_every_format_and_packaged_name(network, tmp_path):
+    """info and convert take what every --network takes: .safetensors, rosinality .pt/.pth, packaged names."""
+    pt = tmp_path / "ros.pt"
+    r = run("convert", "--source", network, "--dest", pt)
+    assert r.exit_code == 0, r.output
+    pth = tmp_path / "ros.pth"
+    pth.write_bytes(pt.read_bytes())
+    for path in (pt, pth):
+        r = run("info", "--network", path)
+        assert r.exit_code == 0, r.output
+        assert "16x16" in r.output and "imported_from rosinality" in r.output
+    r = run("info", "--network", "mnist32")
+    assert r.exit_code == 0 and "conditional, 10 classes" in r.output, r.output
+    r = run("convert", "--source", "mnist32", "--dest", tmp_path / "m.safetensors", "--networks", "G_ema")
+    assert r.exit_code == 0 and "wrote" in r.output, r.output
+    r = run("convert", "--source", "mnist33", "--dest", tmp_path / "x.safetensors")
+    assert r.exit_code == 1 and "pretrained network name" in r.output, r.output
+    assert not (tmp_path / "x.safetensors").exists()

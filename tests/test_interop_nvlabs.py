@@ -169,3 +169,12 @@ def test_unsupported_settings_and_mismatches_are_clear_errors(tmp_path, fixture_
             stylegan.load(bad)
     with pytest.raises(stylegan.CheckpointError, match="unknown network file type"):
         stylegan.load(tmp_path / "net.onnx")
+
+
+def test_info_reads_the_authors_pickle(fixture_pickle):
+    """`stylegan info` goes through the resolver and reader of every other command: the authors' pickle is
+    described, with where it was imported from."""
+    path, _ = fixture_pickle
+    r = CliRunner().invoke(main, ["info", "--network", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "32x32" in r.output and "params G_ema" in r.output and "imported_from" in r.output

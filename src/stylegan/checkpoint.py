@@ -166,7 +166,26 @@ def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:
                               f"{', '.join(NETWORK_NAMES)}, got {json.dumps(networks)[:60]}")
     if not isinstance(extra, dict):
         raise CheckpointError(f"{path}: invalid metadata: 'extra' must be a JSON object")
+    _check_extra(path, extra)
     return Checkpoint(path=path, config=config, tensors=tensors, networks=list(networks), extra=extra)
+
+
+#: The fields of ``extra`` this package writes and reads back, and the JSON types they must have.
+EXTRA_TYPES: dict[str, tuple[type, ...]] = {"kimg": (int, float), "gamma": (int, float), "options": (dict,),
+                                            "training": (dict,), "trained_with": (dict,),
+                                            "growth": (dict, type(None))}
+
+
+def _check_extra(path: Path, extra: Mapping[str, Any]) -> None:
+    """Refuse an ``extra`` whose known fields have the wrong JSON type (a number given as text, say), so that
+    every command that reads them (info, resume) answers the same clear error."""
+    names = {int: "a number", float: "a number", dict: "a JSON object", type(None): "null"}
+    for key, types in EXTRA_TYPES.items():
+        value = extra.get(key)
+        if key in extra and (not isinstance(value, types) or isinstance(value, bool)):
+            want = " or ".join(dict.fromkeys(names[t] for t in types))
+            raise CheckpointError(f"{path}: invalid metadata: extra {key!r} must be {want}, got "
+                                  f"{type(value).__name__} {json.dumps(value)[:40]}")
 
 
 def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
@@ -246,22 +265,3 @@ def load_networks(
     names = tuple(ckpt.networks) if names is None else names
     states = {n: ckpt.state_dict(n) for n in ckpt.networks}
     return ckpt.config, build_from_states(ckpt.config, states, names, device, str(ckpt.path)), ckpt
-
-
-def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
-    """A summary of a checkpoint: configuration, parameter counts, resolution, training progress."""
-    from stylegan.networks import num_parameters
-
-    config, nets, ckpt = load_networks(path)
-    return {
-        "path": str(ckpt.path),
-        "cfg": config.cfg,
-        "family": config.family,
-        "resolution": config.G.resolution,
-        "img_channels": config.G.img_channels,
-        "c_dim": config.G.c_dim,
-        "num_ws": config.G.num_ws,
-        "networks": {name: num_parameters(m) for name, m in nets.items()},
-        "config": config.to_dict(),
-        "extra": ckpt.extra,
-    }

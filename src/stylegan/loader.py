@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,15 +44,43 @@ def read_network_file(path: str | os.PathLike) -> Checkpoint:
                       extra={"imported_from": imported.source_format, "import_notes": imported.notes})
 
 
+def resolve(network: str | os.PathLike) -> Path:
+    """The file a ``--network`` value names: an existing file, or a pretrained name's packaged file
+    (:func:`stylegan.pretrained.resolve_network`). The one resolver of every command and of :func:`load`; a
+    value of an unknown type is returned as it is, for :func:`read_network_file` to say so."""
+    from stylegan.pretrained import resolve_network
+
+    value = os.fspath(network)
+    known_type = Path(value).suffix.lower() in SUFFIXES or not Path(value).suffix or "://" in value  # URL
+    return resolve_network(value) if known_type else Path(network)
+
+
+def read_network(network: str | os.PathLike) -> Checkpoint:
+    """:func:`read_network_file` of a file or a pretrained name."""
+    return read_network_file(resolve(network))
+
+
+def network_info(network: str | os.PathLike) -> dict[str, Any]:
+    """A summary of a network file of any format or a pretrained name: configuration, parameter counts,
+    resolution, and the file's metadata (training progress, or where it was imported from)."""
+    from stylegan.networks import num_parameters
+
+    ckpt = read_network(network)
+    states = {n: ckpt.state_dict(n) for n in ckpt.networks}
+    nets = build_from_states(ckpt.config, states, tuple(ckpt.networks), "cpu", str(ckpt.path))
+    config = ckpt.config
+    return {"path": str(ckpt.path), "cfg": config.cfg, "family": config.family, "resolution": config.G.resolution,
+            "img_channels": config.G.img_channels, "c_dim": config.G.c_dim, "num_ws": config.G.num_ws,
+            "networks": {name: num_parameters(m) for name, m in nets.items()}, "config": config.to_dict(),
+            "extra": ckpt.extra}
+
+
 def load(network: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """The generator to use for images: G_ema (or G if the file has no EMA copy), in eval mode, no gradients.
 
     ``network`` is a file of any format :func:`read_network_file` reads, or a pretrained name
     (``stylegan.load("mnist32")``, see :mod:`stylegan.pretrained`)."""
-    from stylegan.pretrained import resolve_network
-
-    known_type = Path(network).suffix.lower() in SUFFIXES or not Path(network).suffix
-    ckpt = read_network_file(resolve_network(network) if known_type else network)  # the latter: a type error
+    ckpt = read_network(network)
     name = "G_ema" if "G_ema" in ckpt.networks else "G"
     if name not in ckpt.networks:
         raise CheckpointError(f"{ckpt.path}: holds no generator")
@@ -64,4 +93,4 @@ def load(network: str | os.PathLike, device: str | torch.device = "cpu") -> nn.M
     return G.eval().requires_grad_(False)
 
 
-__all__ = ["SUFFIXES", "load", "read_network_file"]
+__all__ = ["SUFFIXES", "load", "network_info", "read_network", "read_network_file", "resolve"]

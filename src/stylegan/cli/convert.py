@@ -7,9 +7,10 @@ from stylegan.cli.common import force_option, refuse_overwrite
 
 
 @click.command()
-@click.option("--source", required=True, type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+@click.option("--source", required=True, metavar="FILE",
               help="Network to convert: the authors' .pkl (stylegan2-ada-pytorch, stylegan3's StyleGAN2 "
-                   "networks, TensorFlow StyleGAN2), a rosinality .pt, or a .safetensors checkpoint.")
+                   "networks, TensorFlow StyleGAN2), a rosinality .pt, a .safetensors checkpoint, or a "
+                   "pretrained name (mnist32).")
 @click.option("--dest", required=True, type=click.Path(dir_okay=False), metavar="OUT",
               help="Output: OUT.safetensors (this package's checkpoint) or OUT.pt (rosinality's layout, plain "
                    "tensors, loadable with torch.load(weights_only=True)).")
@@ -23,8 +24,11 @@ def convert(source, dest, networks, force):
     from stylegan.interop import convert as run_convert
     from stylegan.interop.formats import FORMAT_NAMES
 
-    refuse_overwrite([dest], force, inputs=[source])
+    from stylegan.loader import resolve
+
     try:
+        source = resolve(source)  # the resolver of every --network: a file, or a pretrained name
+        refuse_overwrite([dest], force, inputs=[source])
         keep = [n.strip() for n in networks.split(",") if n.strip()] if networks else None
         r = run_convert(source, dest, networks=keep)
     except CheckpointError as e:  # InteropError included

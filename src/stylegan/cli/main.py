@@ -59,14 +59,18 @@ def main():
 @force_option
 def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mode, class_idx, grid, batch_size,
              fp32, device, outdir, force):
-    """Generate one image per seed (seedNNNN.png), and optionally a grid; or render a projection."""
-    from stylegan.images import make_grid, save_png
-    from stylegan.tools.generate import generate_images
+    """Generate one image per seed (seedNNNN.png, each written as soon as it is made), and optionally a grid;
+    or render a projection."""
+    from stylegan.tools.generate import check_grid, seed_filename, write_images
 
     if (seeds is None) == (projected_w is None):
         raise click.UsageError("give exactly one of --seeds and --projected-w")
     if seeds is not None:
-        refuse_overwrite([Path(outdir) / f"seed{s:04d}.png" for s in seeds]
+        try:
+            check_grid(len(seeds), grid)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        refuse_overwrite([Path(outdir) / seed_filename(s) for s in seeds]
                          + ([Path(outdir) / "grid.png"] if grid else []), force)
     from stylegan.cpu_precision import auto_cpu_bf16
 
@@ -76,34 +80,33 @@ def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mo
         auto_cpu_bf16(dev, G.synthesis)
     noise_mode = _noise_mode(G, noise_mode)
     if projected_w is not None:
-        import torch
-
-        from stylegan.images import to_uint8
-        from stylegan.tools.projector import load_projected_w
-
-        try:
-            ws = load_projected_w(projected_w, G).to(next(G.parameters()).device)
-        except ValueError as e:
-            raise click.ClickException(str(e)) from None
-        with torch.no_grad():
-            images = to_uint8(G.synthesis(ws, noise_mode=noise_mode))
-        refuse_overwrite([Path(outdir) / f"proj{i:02d}.png" for i in range(len(images))], force,
-                         inputs=[projected_w])
-        for i, img in enumerate(images):
-            save_png(img, Path(outdir) / f"proj{i:02d}.png")
-        click.echo(f"wrote {len(images)} image(s) to {outdir}")
+        _render_projection(G, projected_w, noise_mode, outdir, force)
         return
     try:
-        images = generate_images(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff,
-                                 noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size, progress=True)
+        n = write_images(G, seeds, outdir, grid=grid, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff,
+                         noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size, progress=True)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    out = Path(outdir)
-    for seed, img in zip(seeds, images):
-        save_png(img, out / f"seed{seed:04d}.png")
-    if grid:
-        save_png(make_grid(images), out / "grid.png")
-    click.echo(f"wrote {len(images)} image(s) to {out}" + (" and grid.png" if grid else ""))
+    click.echo(f"wrote {n} image(s) to {outdir}" + (" and grid.png" if grid else ""))
+
+
+def _render_projection(G, projected_w, noise_mode, outdir, force):
+    """generate --projected-w: projNN.png for each ws of a projection."""
+    import torch
+
+    from stylegan.images import save_png, to_uint8
+    from stylegan.tools.projector import load_projected_w
+
+    try:
+        ws = load_projected_w(projected_w, G).to(next(G.parameters()).device)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    with torch.no_grad():
+        images = to_uint8(G.synthesis(ws, noise_mode=noise_mode))
+    refuse_overwrite([Path(outdir) / f"proj{i:02d}.png" for i in range(len(images))], force, inputs=[projected_w])
+    for i, img in enumerate(images):
+        save_png(img, Path(outdir) / f"proj{i:02d}.png")
+    click.echo(f"wrote {len(images)} image(s) to {outdir}")
 
 
 @main.command("style-mixing")
@@ -146,13 +149,13 @@ def style_mixing(network, row_seeds, col_seeds, col_styles, truncation_psi, nois
 @network_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full summary as JSON.")
 def info(network, as_json):
-    """Describe a checkpoint: configuration, parameter counts, resolution."""
-    from stylegan.checkpoint import CheckpointError, checkpoint_info
-
-    from stylegan.pretrained import resolve_network
+    """Describe a network file (any format --network takes) or a pretrained name: configuration, parameter
+    counts, resolution, training progress."""
+    from stylegan.checkpoint import CheckpointError
+    from stylegan.loader import network_info
 
     try:
-        s = checkpoint_info(resolve_network(network))
+        s = network_info(network)  # any format, or a pretrained name
     except CheckpointError as e:
         raise click.ClickException(str(e)) from None
     if as_json:
@@ -231,6 +234,7 @@ COMMAND_MODULES = [
     ("stylegan.cli.serve", "serve"),
     ("stylegan.cli.configs", "configs"),
     ("stylegan.cli.demo", "demo"),
+    ("stylegan.cli.networks", "networks"),
 ]
 
 

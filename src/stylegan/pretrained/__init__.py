@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from stylegan.checkpoint import CheckpointError
-from stylegan.pretrained.download import cached_path, download, is_url
+from stylegan.pretrained.download import cached_path, download_url, is_url
 from stylegan.pretrained.published import PUBLISHED
 
 #: Name → checkpoint file in this folder.
@@ -73,9 +73,9 @@ def resolve_network(name_or_path: str | os.PathLike) -> Path:
     exist, or that a known name's file is not installed, or why a download failed (one line each)."""
     value = os.fspath(name_or_path)
     if is_url(value):
-        return download(value)
+        return download_url(value)
     if value in PUBLISHED and not Path(value).is_file():
-        return download(PUBLISHED[value].url, sha256=PUBLISHED[value].sha256 or None)
+        return download_url(PUBLISHED[value].url, sha256=PUBLISHED[value].sha256 or None)
     path = Path(value)
     if path.is_file():
         return path

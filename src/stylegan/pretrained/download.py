@@ -74,7 +74,7 @@ def cached_path(url: str) -> Path:
     return downloads_dir() / hashlib.sha256(base.encode()).hexdigest()[:16] / name
 
 
-def download(url: str, sha256: str | None = None, progress: bool = True) -> Path:
+def download_url(url: str, sha256: str | None = None, progress: bool = True) -> Path:
     """The local copy of ``url``: the cached file when there is one (no request), else downloaded (resuming a
     partial one), checked and renamed into place, with a progress bar on stderr unless ``progress`` is False."""
     base, pinned = split_hash(url)
@@ -163,6 +163,8 @@ def _copy(url: str, resp, f: BinaryIO, have: int, total: int | None, bar: "_Prog
             f.write(chunk)
             have += len(chunk)
             bar.update(have)
+    except DownloadError:
+        raise
     except (OSError, ValueError, http.client.HTTPException) as e:  # connection reset, timeout, incomplete read
         f.flush()
         bar.close()
@@ -241,4 +243,4 @@ class _Progress:
             self.stream.flush()
 
 
-__all__ = ["DownloadError", "cached_path", "download", "downloads_dir", "is_url", "split_hash"]
+__all__ = ["DownloadError", "cached_path", "download_url", "downloads_dir", "is_url", "split_hash"]

@@ -100,7 +100,7 @@ def metrics(network, names, data, data_resolution, data2, device, batch_size, se
     dev = _device(device)
     G = _load_generator(network, dev) if network is not None else None
     clfs = _load_classifiers(classifiers, dev) if classifiers else None
-    out_dir = Path(network).parent if network is not None else None
+    out_dir = Path(network).parent if network is not None and Path(network).is_file() else None  # not for a URL
     records = compute_metrics(names, G, data, dev, data2=data2, data_resolution=data_resolution, network=network,
                               batch_size=batch_size, seed=seed, workers=workers, truncation_psi=truncation_psi,
                               cache=cache, inception=inception, inception_format=inception_format, vgg16=vgg16,

@@ -22,6 +22,17 @@ def _distance(device):
         raise click.ClickException(str(e)) from None
 
 
+def _network_file(network: str) -> Path:
+    """The local file of a --network value (a path, a pretrained name, a URL: downloaded), or a one-line error."""
+    from stylegan.checkpoint import CheckpointError
+    from stylegan.loader import resolve
+
+    try:
+        return Path(resolve(network))
+    except CheckpointError as e:
+        raise click.ClickException(str(e)) from None
+
+
 @click.command()
 @network_option
 @click.option("--target", "targets", multiple=True, required=True, type=click.Path(dir_okay=False),
@@ -153,7 +164,7 @@ def resolution_study(network, run_dir, num, device, outdir):
     if bool(network) == bool(run_dir):
         raise click.UsageError("give exactly one of --network and --run")
     dev = _device(device)
-    paths = [(0.0, Path(network))] if network else snapshots_of_run(run_dir)
+    paths = [(0.0, _network_file(network))] if network else snapshots_of_run(run_dir)
     if not paths:
         raise click.ClickException(f"{run_dir}: no network-snapshot-*.safetensors")
     rows = []

@@ -42,8 +42,14 @@ def make_grid(images: np.ndarray, cols: int | None = None, pad: int = 0, fill: i
 
 
 def save_png(arr: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write an HWC uint8 array as PNG (parent folders created)."""
+    """Write an HWC uint8 array as PNG (parent folders created), atomically: a temporary file renamed once
+    complete, so that a failed write (a full disk) leaves no partial file. Its error names ``path``."""
+    from stylegan.checkpoint import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    array_to_pil(arr).save(path)
-    return path
+    try:
+        return atomic_write_bytes(path, lambda tmp: array_to_pil(arr).save(tmp, format="PNG"))
+    except OSError as e:
+        if e.filename is not None and Path(e.filename).parent != path.parent:
+            raise  # a folder that cannot be made: its error already names it
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None

@@ -93,7 +93,12 @@ def refuse_overwrite(outputs, force: bool, inputs=()) -> None:
     for p in outs:
         if p.resolve() in ins:
             raise click.UsageError(f"{p} is also this command's input; write the output to another file")
-    existing = [p for p in outs if p.exists()]
+    refuse_existing([p for p in outs if p.exists()], force)
+
+
+def refuse_existing(existing, force: bool) -> None:
+    """The refusal of :func:`refuse_overwrite`, for outputs already found to exist (``generate`` finds its own
+    by listing the folder once, for any number of seeds)."""
     if existing and not force:
         more = f" (and {len(existing) - 1} more output(s))" if len(existing) > 1 else ""
         raise click.ClickException(f"{existing[0]} already exists{more}; give --force to replace it")

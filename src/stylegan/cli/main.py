@@ -13,7 +13,7 @@ from stylegan.presets import PRESETS
 
 from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mode, class_option,  # noqa: E402
                                  device_option, force_option, network_option, noise_option, outdir_option,
-                                 refuse_overwrite, trunc_option)
+                                 refuse_existing, refuse_overwrite, trunc_option)
 
 
 class _Commands(click.Group):
@@ -61,7 +61,7 @@ def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mo
              fp32, device, outdir, force):
     """Generate one image per seed (seedNNNN.png, each written as soon as it is made), and optionally a grid;
     or render a projection."""
-    from stylegan.tools.generate import check_grid, seed_filename, write_images
+    from stylegan.tools.generate import check_grid, existing_outputs, write_images
 
     if (seeds is None) == (projected_w is None):
         raise click.UsageError("give exactly one of --seeds and --projected-w")
@@ -70,8 +70,7 @@ def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mo
             check_grid(len(seeds), grid)
         except ValueError as e:
             raise click.UsageError(str(e)) from None
-        refuse_overwrite([Path(outdir) / seed_filename(s) for s in seeds]
-                         + ([Path(outdir) / "grid.png"] if grid else []), force)
+        refuse_existing(existing_outputs(outdir, seeds, grid), force)
     from stylegan.cpu_precision import auto_cpu_bf16
 
     dev = _device(device)

@@ -1,0 +1,95 @@
+"""What commands write: never over an existing output without --force, each file atomically and as soon as it
+is made, a failed write naming its file; snapshot names that cannot collide."""
+import errno
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from stylegan.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    out = tmp_path_factory.mktemp("net")
+    r = CliRunner().invoke(main, ["init", "--cfg", "stylegan2", "--resolution", "16", "--cbase", "256",
+                                  "--cmax", "32", "--map-depth", "2", "--z-dim", "32", "--w-dim", "32",
+                                  "--seed", "5", "--outdir", str(out)])
+    assert r.exit_code == 0, r.output
+    return out / "network-init.safetensors"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _full_disk_after(monkeypatch, n_ok):
+    """PNG writes succeed ``n_ok`` times, then fail as a full disk does (after a partial write)."""
+    real_save, calls = Image.Image.save, []
+
+    def save(self, fp, *a, **k):
+        calls.append(fp)
+        if len(calls) > n_ok:
+            with open(fp, "wb") as f:
+                f.write(b"\x89PNG partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, fp, *a, **k)
+    monkeypatch.setattr(Image.Image, "save", save)
+    return calls
+
+
+def test_generate_writes_each_image_as_it_is_made_and_names_the_file_it_cannot_write(network, tmp_path,
+                                                                                       monkeypatch):
+    out = tmp_path / "imgs"
+    calls = _full_disk_after(monkeypatch, 5)
+    r = run("generate", "--network", network, "--seeds", "0-999999", "--batch-size", "2", "--outdir", out)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert f"{out / 'seed0005.png'}: No space left on device" in r.output
+    assert len(calls) == 6  # a million seeds: the sixth write failed, the rest were never made
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"seed{s:04d}.png" for s in range(5)]  # no partial seed0005.png, no temporary file
+    assert all(Image.open(out / n).size == (16, 16) for n in names)
+
+
+def test_a_million_seeds_start_at_once_and_hold_one_batch(network):
+    import stylegan
+    from stylegan.tools.generate import iter_images
+
+    G = stylegan.load(str(network))
+    made = []
+    G.register_forward_hook(lambda module, args, out: made.append(len(out)))
+    images = iter_images(G, range(1_000_000), batch_size=4)
+    first = [next(images) for _ in range(6)]
+    assert [s for s, _ in first] == list(range(6)) and first[0][1].shape == (16, 16, 3)
+    assert made == [4, 4]  # two batches of four made so far, not a million images
+
+
+def test_a_grid_of_more_images_than_fit_is_refused_before_any_work(network, tmp_path):
+    r = run("generate", "--network", network, "--seeds", "0-4999", "--grid", "--outdir", tmp_path / "o")
+    assert r.exit_code == 2 and "leave out --grid" in r.output and not (tmp_path / "o").exists()
+
+
+def test_existing_outputs_of_a_million_seeds_are_found_by_one_listing(tmp_path, monkeypatch):
+    import os
+
+    from stylegan.tools.generate import existing_outputs
+
+    for name in ("seed999999.png", "seed0007.png", "seed07.png", "seed1000000.png", "grid.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    listed = []
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda p: listed.append(p) or real(p))
+    seeds = range(1_000_000)
+    assert [p.name for p in existing_outputs(tmp_path, seeds)] == ["seed0007.png", "seed999999.png"]
+    assert [p.name for p in existing_outputs(tmp_path, seeds, grid=True)] == ["grid.png", "seed0007.png",
+                                                                              "seed999999.png"]
+    assert len(listed) == 2 and existing_outputs(tmp_path / "new", seeds) == []
+
+
+def test_style_mixing_and_edit_write_each_file_atomically(network, tmp_path, monkeypatch):
+    _full_disk_after(monkeypatch, 1)
+    r = run("style-mixing", "--network", network, "--rows", "1", "--cols", "2", "--styles", "0",
+            "--outdir", tmp_path / "m")
+    assert r.exit_code == 1 and "No space left on device" in r.output and str(tmp_path / "m") in r.output
+    assert len(list((tmp_path / "m").iterdir())) == 1  # the one complete cell; nothing partial

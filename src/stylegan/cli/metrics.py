@@ -52,7 +52,7 @@ def _load_classifiers(paths, device):
 @click.option("--data2", metavar="PATH", default=None,
               help="Score this folder or zip of images against --data instead of a network's output "
                    "(FID, KID, precision/recall), e.g. another generator's samples.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
               help="Images per forward pass of the generator and the feature network.")
 @click.option("--seed", type=int, default=0, show_default=True,

@@ -91,7 +91,7 @@ def path_lengths(G, lpips, num_samples: int, epsilon: float = 1e-4, space: str =
             img = face_crop(img)
         img = downsample_to_256(img)
         d = lpips(*img.chunk(2)) / epsilon ** 2
-        out.append(d.double().cpu().numpy())
+        out.append(d.cpu().double().numpy())  # float64 on the CPU (MPS has none)
         done += n
         bar.update(n)
     bar.close()

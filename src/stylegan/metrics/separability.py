@@ -106,7 +106,7 @@ def separability_from_labels(latents: dict[str, np.ndarray], probs: np.ndarray, 
 
 
 def _probabilities(logits: torch.Tensor) -> torch.Tensor:
-    logits = logits.detach().to(torch.float64).cpu()
+    logits = logits.detach().cpu().to(torch.float64)  # on the CPU: MPS has no float64
     if logits.ndim == 2 and logits.shape[1] == 2:
         return torch.softmax(logits, dim=1)[:, 1]
     return torch.sigmoid(logits.reshape(-1))
@@ -140,7 +140,7 @@ def linear_separability(G, classifiers=None, num_samples: int = 200_000, num_kee
             img = to_rgb(downsample_to_256(G.synthesis(w, noise_mode="const").to(torch.float32)))
             probs.append(torch.stack([_probabilities(clf(img)) for clf in classifiers], dim=1))
         zs.append(z.double())
-        ws.append(w[:, 0].double().cpu())
+        ws.append(w[:, 0].cpu().double())
         done += n
         bar.update(n)
     bar.close()

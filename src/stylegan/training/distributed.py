@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from stylegan.device import choose_device
+
 
 @dataclass
 class DistInfo:
@@ -33,13 +35,12 @@ class DistInfo:
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
-    """Join the process group when launched by torchrun (gloo on CPU, NCCL on CUDA)."""
+    """Join the process group when launched by torchrun (gloo on CPU and MPS, NCCL on CUDA); the device is
+    :func:`stylegan.device.choose_device`'s (the one chooser)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = choose_device(device)
     if dev.type == "cuda":
         dev = torch.device("cuda", local if dev.index is None else dev.index)
         torch.cuda.set_device(dev)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from stylegan.device import wide_float
 from stylegan.training.distributed import DistInfo, all_reduce_sum
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ def tick_statistics(trainer: "Trainer", info: DistInfo, sums: dict[str, float], 
     now = time.time()
     tick_sec = now - tick_start_time
     keys = sorted(sums)
-    vec = torch.tensor([[sums[k], counts[k]] for k in keys], dtype=torch.float64, device=trainer.device)
+    vec = torch.tensor([[sums[k], counts[k]] for k in keys], dtype=wide_float(trainer.device), device=trainer.device)
     vec = all_reduce_sum(vec, info).cpu() if keys else vec
     means = {k: vec[i, 0].item() / max(vec[i, 1].item(), 1) for i, k in enumerate(keys)}
     kimg_done = (trainer.cur_nimg - tick_start_nimg) / 1000

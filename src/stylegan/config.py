@@ -9,9 +9,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-G_ARCHS = ("orig", "skip", "resnet")
-D_ARCHS = ("orig", "skip", "resnet")
-FAMILIES = ("progan", "stylegan", "stylegan2")
+#: The alias-free generators (StyleGAN3 T and R; family ``stylegan3``), built by stylegan.networks.stylegan3.
+ALIAS_FREE_ARCHS = ("stylegan3-t", "stylegan3-r")
+#: Their synthesis layers before toRGB; num_ws is this + 2.
+ALIAS_FREE_LAYERS = 14
+G_ARCHS = ("orig", "skip", "resnet") + ALIAS_FREE_ARCHS
+#: ``projected``: a discriminator on frozen VGG16 features (Projected GAN); see stylegan.networks.projected.
+D_ARCHS = ("orig", "skip", "resnet", "projected")
+FAMILIES = ("progan", "stylegan", "stylegan2", "stylegan3")
 #: How w reaches the synthesis layers: ``none`` (the latent feeds the 4×4 input only; pixel norm after every
 #: conv), ``adain`` (StyleGAN) or ``demod`` (StyleGAN2: modulated convolutions with weight demodulation).
 STYLES = ("none", "adain", "demod")
@@ -149,6 +154,8 @@ class GeneratorConfig:
     @property
     def num_ws(self) -> int:
         """One w per style layer (plus the last toRGB's); without styles, the latent enters once."""
+        if self.arch in ALIAS_FREE_ARCHS:
+            return ALIAS_FREE_LAYERS + 2
         return 1 if self.style == "none" else num_ws_for(self.resolution)
 
     @property
@@ -182,7 +189,10 @@ class GeneratorConfig:
         if self.style == "demod":
             require(self.resample == "fir" and self.const_input,
                    "G.style 'demod' (StyleGAN2) uses FIR resampling and the constant input")
-        if not self.progressive:
+        if self.arch in ALIAS_FREE_ARCHS:
+            require(not self.progressive and not self.noise and (self.base_h, self.base_w) == (4, 4),
+                   f"G.arch {self.arch!r} (alias-free): square images, no growing, style 'demod', G.noise false")
+        elif not self.progressive:
             require(self.noise, "G.noise false is available for the progressive networks only (style none or "
                                "adain, or growing)")
         return self
@@ -227,6 +237,10 @@ class DiscriminatorConfig:
     def validate(self) -> "DiscriminatorConfig":
         _check_common("D", self)
         require(self.arch in D_ARCHS, f"D.arch must be one of {', '.join(D_ARCHS)}, got {self.arch!r}")
+        if self.arch == "projected":
+            require((self.base_h, self.base_w) == (4, 4), "D.arch 'projected' takes square images only")
+            require(self.resolution >= 32 and not self.progressive,
+                   f"D.arch 'projected' needs a non-growing discriminator of at least 32x32 (got {self.resolution})")
         require(isinstance(self.mbstd_group, int) and 1 <= self.mbstd_group <= 4096,
                f"D.mbstd_group must be an integer in [1, 4096], got {self.mbstd_group}")
         c4 = channels_at(4, self.cbase, self.cmax)
@@ -255,6 +269,9 @@ class NetworkConfig:
         require(self.G.img_shape == self.D.img_shape,
                f"G and D image sizes differ ({self.G.img_shape} vs {self.D.img_shape})")
         require(self.G.img_channels == self.D.img_channels, "G and D image channels differ")
+        require((self.family == "stylegan3") == (self.G.arch in ALIAS_FREE_ARCHS),
+               f"family 'stylegan3' goes with G.arch {' or '.join(ALIAS_FREE_ARCHS)} (got {self.family!r}, "
+               f"{self.G.arch!r})")
         require(self.G.c_dim == self.D.c_dim, "G and D label sizes (c_dim) differ")
         require(self.G.growing == self.D.growing, "G and D grow together: G.growing and D.growing must agree")
         return self

@@ -6,14 +6,19 @@ import copy
 import torch
 from torch import nn
 
-from stylegan.config import NetworkConfig
+from stylegan.config import ALIAS_FREE_ARCHS, NetworkConfig
 from stylegan.networks.discriminator import Discriminator
 from stylegan.networks.generator import Generator, mix_styles
 from stylegan.networks.mapping import MappingNetwork, truncate
 from stylegan.networks.synthesis import SynthesisNetwork
 
 
-def build_generator(config: NetworkConfig) -> Generator:
+def build_generator(config: NetworkConfig) -> nn.Module:
+    """StyleGAN2's generator (and the progressive ones), or the alias-free one for ``G.arch`` stylegan3-t/-r."""
+    if config.G.arch in ALIAS_FREE_ARCHS:
+        from stylegan.networks.stylegan3 import AliasFreeGenerator
+
+        return AliasFreeGenerator(config.G)
     return Generator(config.G)
 
 
@@ -24,6 +29,10 @@ def build_discriminator(config: NetworkConfig) -> nn.Module:
         from stylegan.networks.progressive import ProgressiveDiscriminator
 
         return ProgressiveDiscriminator(d)
+    if d.arch == "projected":
+        from stylegan.networks.projected import ProjectedDiscriminator
+
+        return ProjectedDiscriminator(d.c_dim, d.resolution, d.img_channels, channels=d.cmax)
     return Discriminator(d.c_dim, d.resolution, d.img_channels, cbase=d.cbase, cmax=d.cmax, architecture=d.arch,
                          mbstd_group=d.mbstd_group, mbstd_channels=d.mbstd_channels, cmap_dim=d.cmap_dim,
                          num_fp16_res=d.num_fp16_res, conv_clamp=d.conv_clamp, mbstd_gain=d.mbstd_gain,

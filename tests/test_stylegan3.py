@@ -1,0 +1,237 @@
+"""The alias-free generator (StyleGAN3 T and R): exactness against the authors' own numbers (an SG3-T network
+exported from their code with what it computed, tests/fixtures/nvlabs-sg3-T32*), the filter design against
+their stored filters, the fast filtered leaky ReLU against its plain composition (values and derivatives of
+first and second order), the input transform, and the R configuration."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from stylegan.config import ConfigError, DiscriminatorConfig, GeneratorConfig, NetworkConfig
+from stylegan.interop.nvlabs import discriminator_state_from_nvlabs
+from stylegan.interop.nvlabs_stylegan3 import (check_stored_filters, config_from_nvlabs_stylegan3,
+                                               generator_state_from_nvlabs_stylegan3)
+from stylegan.networks import build_networks
+from stylegan.networks.stylegan3 import input_transform, layer_schedule
+from stylegan.nn.filter_design import lowpass_filter
+from stylegan.nn.filtered_lrelu import filtered_lrelu, filtered_lrelu_ref
+
+HERE = Path(__file__).parent
+NAME = "nvlabs-sg3-T32"
+
+
+def fixture_path(suffix: str = "") -> Path:
+    """The fixture in tests/fixtures, else in the shared fixtures folder next to the checkout; skip if absent."""
+    for folder in (HERE / "fixtures", HERE.parent.parent / "shared" / "fixtures"):
+        if (folder / f"{NAME}{suffix}.safetensors").is_file():
+            return folder / f"{NAME}{suffix}.safetensors"
+    pytest.skip(f"fixture {NAME}{suffix}.safetensors not found")
+
+
+@pytest.fixture(scope="module")
+def authors():
+    path = fixture_path()
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    config = config_from_nvlabs_stylegan3(json.loads(meta["G_init_kwargs"]), json.loads(meta["D_init_kwargs"]))
+    state = load_file(str(path))
+    g_state = {k[2:]: v for k, v in state.items() if k.startswith("G.")}
+    nets = build_networks(config)
+    G, D = nets["G"].eval(), nets["D"].eval()
+    G.load_state_dict(generator_state_from_nvlabs_stylegan3(g_state))
+    D.load_state_dict(discriminator_state_from_nvlabs({k[2:]: v for k, v in state.items() if k.startswith("D.")}))
+    return G, D, g_state, load_file(str(fixture_path("-outputs")))
+
+
+def assert_reproduced(ours, theirs, rel=1e-4):
+    assert ours.shape == theirs.shape
+    err = (ours - theirs).abs().max().item()
+    assert err <= rel * theirs.abs().max().item(), f"max |ours - theirs| = {err}"
+
+
+def test_config_of_the_fixture(authors):
+    G = authors[0]
+    assert G.cfg.arch == "stylegan3-t" and G.num_ws == 16 and G.mapping.w_avg_beta == 0.998
+    names = [k for k in authors[2] if k.endswith(".weight") and ".L" in k and "affine" not in k]
+    sizes = sorted((int(k.split(".")[1].split("_")[0][1:]), int(k.split("_")[1])) for k in names)
+    assert [s for _, s in sizes] == [layer.out_size for layer in G.synthesis.layers]
+
+
+@pytest.mark.parametrize("psi", [1.0, 0.6])
+def test_mapping_reproduced(authors, psi):
+    G, _, _, out = authors
+    with torch.no_grad():
+        assert_reproduced(G.mapping(out["z"], None, truncation_psi=psi), out[f"ws_psi{psi}"])
+
+
+@pytest.mark.parametrize("psi", [1.0, 0.6])
+def test_images_reproduced(authors, psi):
+    G, _, _, out = authors
+    with torch.no_grad():
+        assert_reproduced(G.synthesis(out[f"ws_psi{psi}"]), out[f"img_psi{psi}"])
+        assert_reproduced(G(out["z"], None, truncation_psi=psi), out[f"img_psi{psi}"])
+
+
+def test_images_reproduced_in_float64(authors):
+    G, _, _, out = authors
+    G64 = __import__("copy").deepcopy(G).double()
+    with torch.no_grad():
+        assert_reproduced(G64.synthesis(out["ws_psi1.0"].double()).float(), out["img_psi1.0"])
+
+
+def test_discriminator_reproduced(authors):
+    _, D, _, out = authors
+    with torch.no_grad():
+        assert_reproduced(D(out["img_psi1.0"]), out["D_logits"])
+
+
+def test_designed_filters_equal_the_stored_ones(authors):
+    G, _, g_state, _ = authors
+    check_stored_filters(G, g_state, atol=1e-7)
+    s = layer_schedule(32, 3, 2048, 32)
+    f = lowpass_filter(24, s["cutoffs"][4], s["half_widths"][4] * 2, 64.0)
+    assert torch.allclose(f, g_state["synthesis.L5_52_32.up_filter"], rtol=0, atol=1e-7)
+
+
+def test_a_changed_stored_filter_is_refused(authors):
+    from stylegan.interop import InteropError
+
+    G, _, g_state, _ = authors
+    bad = dict(g_state)
+    bad["synthesis.L3_36_32.down_filter"] = bad["synthesis.L3_36_32.down_filter"].flip(0) * 1.01
+    with pytest.raises(InteropError, match="L3_36_32.down_filter"):
+        check_stored_filters(G, bad)
+
+
+def test_filter_design_properties():
+    f = lowpass_filter(12, 2.0, 4.0, 32.0)
+    assert f.shape == (12,) and math.isclose(f.sum().item(), 1.0, rel_tol=1e-6) and torch.equal(f, f.flip(0))
+    r = lowpass_filter(12, 2.0, 4.0, 32.0, radial=True)
+    assert r.shape == (12, 12) and torch.allclose(r, r.t()) and math.isclose(r.sum().item(), 1.0, rel_tol=1e-6)
+    assert lowpass_filter(1, 16.0, 1.0, 32.0) is None
+    with pytest.raises(ValueError, match="cutoff"):
+        lowpass_filter(12, 20.0, 4.0, 32.0)
+
+
+CASES = [  # (up filter taps, down filter, up, down, padding, slope, clamp)
+    (12, "sep", 2, 2, (9, 8, 9, 8), 0.2, None),
+    (24, "sep", 4, 2, (17, 16, 17, 16), 0.2, 0.5),
+    (12, "radial", 2, 2, (7, 6, 5, 4), 0.2, None),
+    (None, None, 1, 1, (0, 0, 0, 0), 1.0, 256.0),
+]
+
+
+def _case(case, dtype):
+    taps, down_kind, up, down, padding, slope, clamp = case
+    fu = lowpass_filter(taps, 4.0, 6.0, 32.0).to(dtype) if taps else None
+    fd = None if down_kind is None else lowpass_filter(12, 4.0, 6.0, 32.0, radial=down_kind == "radial").to(dtype)
+    return fu, fd, dict(up=up, down=down, padding=padding, gain=1.0 if slope == 1 else math.sqrt(2), slope=slope,
+                        clamp=clamp)
+
+
+def _grads(outputs, inputs, **kw):
+    grads = torch.autograd.grad(outputs, inputs, allow_unused=True, **kw)
+    return [torch.zeros_like(i) if g is None else g for g, i in zip(grads, inputs)]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fast_filtered_lrelu_equals_the_plain_composition(case):
+    torch.manual_seed(0)
+    fu, fd, kw = _case(case, torch.float64)
+    x0 = torch.randn(2, 3, 11, 11, dtype=torch.float64, requires_grad=True)
+    s = torch.rand(3, dtype=torch.float64).add(0.5).requires_grad_(True)  # a weight before the layer
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    x = x0 * s.reshape(1, -1, 1, 1)
+    y_ref, y = filtered_lrelu_ref(x, fu, fd, b, **kw), filtered_lrelu(x, fu, fd, b, **kw)
+    assert y.shape == y_ref.shape and torch.allclose(y, y_ref, rtol=0, atol=1e-12)
+    gy = torch.randn_like(y)
+    grads = [_grads((out * gy).sum(), [x0, s, b], create_graph=True) for out in (y_ref, y)]
+    for g_ref, g in zip(*grads):
+        assert torch.allclose(g, g_ref, rtol=0, atol=1e-12)
+    # R1's second order: the squared input gradient differentiated w.r.t. the weight before the layer.
+    second = [_grads(g[0].square().sum(), [s, b]) for g in grads]
+    assert second[0][0].abs().max() > 0
+    for g_ref, g in zip(*second):
+        assert torch.allclose(g, g_ref, rtol=0, atol=1e-10)
+
+
+def test_filtered_lrelu_checks_its_input():
+    with pytest.raises(ValueError, match="padding"):
+        filtered_lrelu(torch.zeros(1, 1, 4, 4), None, None, None, padding=(0, 0))
+    with pytest.raises(ValueError, match="separable"):
+        filtered_lrelu(torch.zeros(1, 1, 4, 4), torch.ones(2, 2), None, None, up=2)
+
+
+def test_input_transform_translates_the_fourier_features_exactly(authors):
+    """A translation by k pixels of the input's grid (1/sampling rate each) moves its features k pixels right."""
+    G, _, _, out = authors
+    inp = __import__("copy").deepcopy(G.synthesis.input).double()
+    w = G.mapping(out["z"], None)[:, 0].double().detach()
+    k, rate = 3, inp.sampling_rate
+    with torch.no_grad():
+        a = inp(w)
+        inp.transform.copy_(input_transform(translate=(k / rate, 0.0)).double())
+        b = inp(w)
+    assert torch.allclose(b[..., k:], a[..., :-k], rtol=0, atol=1e-9)  # moved right by k
+
+
+def test_a_translated_image_is_the_shifted_image(authors):
+    """Equivariance of T to integer translations, up to the aliasing a network of random weights leaves:
+    translating by 2 output pixels shifts the image by 2 pixels away from the borders."""
+    G, _, _, out = authors
+    G = __import__("copy").deepcopy(G)
+    ws = out["ws_psi1.0"]
+    with torch.no_grad():
+        a = G.synthesis(ws)
+        G.synthesis.input.transform.copy_(input_transform(translate=(2 / 32, 0.0)))
+        b = G.synthesis(ws)
+    crop = (slice(None), slice(None), slice(4, -4))
+    diff = (b[..., 6:-4] - a[..., 4:-6])[crop]  # moved right by 2 pixels
+    unshifted = (b[..., 6:-4] - a[..., 6:-4])[crop]
+    assert diff.abs().mean() < 0.1 * unshifted.abs().mean(), (diff.abs().mean(), unshifted.abs().mean())
+
+
+def _tiny(arch: str) -> NetworkConfig:
+    g = GeneratorConfig(z_dim=16, w_dim=16, resolution=16, map_depth=2, cbase=512, cmax=16, arch=arch, noise=False,
+                        num_fp16_res=0, conv_clamp=256, w_avg_beta=0.998)
+    d = DiscriminatorConfig(resolution=16, cbase=512, cmax=16, num_fp16_res=0)
+    return NetworkConfig(family="stylegan3", cfg=arch, G=g, D=d)
+
+
+def test_r_config_builds_and_trains_a_step():
+    nets = build_networks(_tiny("stylegan3-r"), seed=0)
+    G, D = nets["G"], nets["D"]
+    t_channels = build_networks(_tiny("stylegan3-t"), seed=0)["G"].synthesis.layers[0].out_channels
+    layers = G.synthesis.layers
+    assert all(layer.weight.shape[-1] == 1 for layer in layers)
+    assert layers[0].down_filter.ndim == 2 and layers[-2].down_filter.ndim == 1 and layers[-1].down_filter is None
+    assert layers[0].out_channels == t_channels  # same cmax here; the preset doubles cbase and cmax
+    z = torch.randn(4, 16)
+    img = G(z, update_w_avg=True)
+    assert img.shape == (4, 3, 16, 16) and torch.isfinite(img).all()
+    assert all(layer.magnitude_ema.item() != 1.0 for layer in layers)
+    D(img).sum().backward()
+    assert all(p.grad is not None for p in G.parameters() if p.requires_grad and p is not G.synthesis.input.weight
+               or p is G.synthesis.input.weight)
+
+
+def test_r1_through_the_generator_output():
+    G = build_networks(_tiny("stylegan3-t"), seed=0)["G"]
+    ws = G.mapping(torch.randn(2, 16)).detach().requires_grad_(True)
+    img = G.synthesis(ws)
+    (g,) = torch.autograd.grad((img * torch.randn_like(img)).sum(), [ws], create_graph=True)
+    g.square().sum().backward()
+    assert G.synthesis.layers[3].weight.grad is not None
+
+
+def test_bad_configurations_are_clear_errors():
+    with pytest.raises(ConfigError, match="family"):
+        NetworkConfig(family="stylegan2", cfg="x", G=_tiny("stylegan3-t").G, D=_tiny("stylegan3-t").D).validate()
+    with pytest.raises(ConfigError, match="noise"):
+        c = _tiny("stylegan3-t")
+        c.G.noise = True
+        c.validate()

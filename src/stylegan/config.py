@@ -14,8 +14,7 @@ ALIAS_FREE_ARCHS = ("stylegan3-t", "stylegan3-r")
 #: Their synthesis layers before toRGB; num_ws is this + 2.
 ALIAS_FREE_LAYERS = 14
 G_ARCHS = ("orig", "skip", "resnet") + ALIAS_FREE_ARCHS
-#: ``projected``: a discriminator on frozen VGG16 features (Projected GAN); see stylegan.networks.projected.
-D_ARCHS = ("orig", "skip", "resnet", "projected")
+D_ARCHS = ("orig", "skip", "resnet")
 FAMILIES = ("progan", "stylegan", "stylegan2", "stylegan3")
 #: How w reaches the synthesis layers: ``none`` (the latent feeds the 4×4 input only; pixel norm after every
 #: conv), ``adain`` (StyleGAN) or ``demod`` (StyleGAN2: modulated convolutions with weight demodulation).
@@ -237,10 +236,6 @@ class DiscriminatorConfig:
     def validate(self) -> "DiscriminatorConfig":
         _check_common("D", self)
         require(self.arch in D_ARCHS, f"D.arch must be one of {', '.join(D_ARCHS)}, got {self.arch!r}")
-        if self.arch == "projected":
-            require((self.base_h, self.base_w) == (4, 4), "D.arch 'projected' takes square images only")
-            require(self.resolution >= 32 and not self.progressive,
-                   f"D.arch 'projected' needs a non-growing discriminator of at least 32x32 (got {self.resolution})")
         require(isinstance(self.mbstd_group, int) and 1 <= self.mbstd_group <= 4096,
                f"D.mbstd_group must be an integer in [1, 4096], got {self.mbstd_group}")
         c4 = channels_at(4, self.cbase, self.cmax)

@@ -29,10 +29,6 @@ def build_discriminator(config: NetworkConfig) -> nn.Module:
         from stylegan.networks.progressive import ProgressiveDiscriminator
 
         return ProgressiveDiscriminator(d)
-    if d.arch == "projected":
-        from stylegan.networks.projected import ProjectedDiscriminator
-
-        return ProjectedDiscriminator(d.c_dim, d.resolution, d.img_channels, channels=d.cmax)
     return Discriminator(d.c_dim, d.resolution, d.img_channels, cbase=d.cbase, cmax=d.cmax, architecture=d.arch,
                          mbstd_group=d.mbstd_group, mbstd_channels=d.mbstd_channels, cmap_dim=d.cmap_dim,
                          num_fp16_res=d.num_fp16_res, conv_clamp=d.conv_clamp, mbstd_gain=d.mbstd_gain,

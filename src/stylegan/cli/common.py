@@ -3,7 +3,6 @@ none of them, so any command module can be run as ``python -m``)."""
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import click
@@ -24,15 +23,13 @@ class FiniteFloat(click.FloatRange):
 
 
 def _device(name: str):
-    import torch
+    """--device: :func:`stylegan.device.choose_device` (the one chooser), its refusal as one line."""
+    from stylegan.device import DeviceError, choose_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
-        raise click.BadParameter(f"{name!r}: expected auto, cpu, cuda or cuda:N", param_hint="--device")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise click.BadParameter("CUDA is not available on this machine", param_hint="--device")
-    return torch.device(name)
+    try:
+        return choose_device(name)
+    except DeviceError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _int_list(ctx, param, value):
@@ -57,7 +54,9 @@ def _load_generator(path: str, device):
 
 
 network_option = click.option("--network", "network", required=True, metavar="PATH",
-                              help="A checkpoint (.safetensors), the authors' .pkl, a rosinality .pt, or a pretrained name (mnist32).")
+                              help="A checkpoint (.safetensors), the authors' .pkl, a rosinality .pt, a pretrained "
+                                   "name (mnist32, stylegan3-t-ffhq-1024x1024: `stylegan networks`) or an "
+                                   "http(s):// URL (downloaded once into the cache).")
 trunc_option = click.option("--trunc", "truncation_psi", type=FiniteFloat(-10, 10), default=1.0, show_default=True,
                             help="Truncation psi: 1 = none, 0 = the average image; 0.5-0.7 trades variety for quality.")
 noise_option = click.option("--noise-mode", type=click.Choice(NOISE_MODES), default=None,
@@ -76,7 +75,7 @@ def _noise_mode(G, noise_mode: str | None) -> str:
 class_option = click.option("--class", "class_idx", type=int, default=None, metavar="INT",
                             help="Class index, for a conditional network.")
 device_option = click.option("--device", default="auto", show_default=True,
-                             help="Device to run on: auto, cpu, cuda, cuda:N.")
+                             help="Device to run on: auto (CUDA if present, else CPU), cpu, cuda, cuda:N, mps.")
 outdir_option = click.option("--outdir", required=True, type=click.Path(file_okay=False), metavar="DIR",
                              help="Folder for the outputs (created if needed).")
 

@@ -92,7 +92,7 @@ def sefa(G, num: int = 10, layers: Sequence[int] | None = None) -> Directions:
     chosen = [aff for i, aff in style_layers(G) if layers is None or i in set(layers)]
     if not chosen:
         raise ValueError(f"no style layer among {list(layers or [])}; this network has ws 0..{G.num_ws - 1}")
-    A = torch.cat([aff.weight.detach().double().cpu() for aff in chosen])  # [sum of channels, w_dim]
+    A = torch.cat([aff.weight.detach().cpu().double() for aff in chosen])  # [sum of channels, w_dim]
     A = A / A.norm(dim=1, keepdim=True).clamp_min(1e-12)
     eigvals, eigvecs = torch.linalg.eigh(A.T @ A)  # ascending
     order = torch.argsort(eigvals, descending=True)[:num]
@@ -112,7 +112,7 @@ def ganspace(G, num: int = 10, samples: int = 10_000, seed: int = 0, batch: int 
         c = None
         if G.c_dim:
             c = torch.eye(G.c_dim)[torch.randint(G.c_dim, (n,), generator=gen)].to(device)
-        ws.append(G.mapping(z, c)[:, 0].double().cpu())
+        ws.append(G.mapping(z, c)[:, 0].cpu().double())  # float64 on the CPU (MPS has none)
     w = torch.cat(ws)
     w = w - w.mean(dim=0)
     eigvals, eigvecs = torch.linalg.eigh(w.T @ w / max(len(w) - 1, 1))
@@ -150,7 +150,7 @@ def label_direction(G, label: int, samples: int = 2000, seed: int = 0, classifie
             w = G.mapping(z, None)
             img = G.synthesis(w, noise_mode="const")
             ys.append(net(img.float().to(next(net.parameters()).device)).argmax(dim=1).cpu() == label)
-        ws.append(w[:, 0].double().cpu())
+        ws.append(w[:, 0].cpu().double())
     w, y = torch.cat(ws).numpy(), torch.cat(ys).numpy()
     half = len(w) // 2
     if y[:half].all() or not y[:half].any() or y[half:].all() or not y[half:].any():

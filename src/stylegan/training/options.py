@@ -9,6 +9,7 @@ from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
 from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, ConfigError, is_power_of_two
+from stylegan.device import DEVICE_CHOICES, DEVICE_PATTERN
 from stylegan.presets import AUTO, auto_settings, PRESETS, TrainingRecipe
 from stylegan.training.augment import PIPELINES
 
@@ -215,7 +216,7 @@ class TrainingOptions:
                                 kind="str", metavar="PATH|NAME|latest")
     dry_run: bool = option(False, "Print the options and networks and exit without training.", kind="bool",
                            flag="is_flag")
-    device: str = option("auto", "auto, cpu, cuda or cuda:N.", kind="str")
+    device: str = option("auto", "auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps (Apple).", kind="str")
     desc: str | None = option(None, "Extra text for the run folder name.", kind="str")
 
     def validate(self) -> "TrainingOptions":
@@ -238,8 +239,8 @@ class TrainingOptions:
               f"--batch {self.batch} is not divisible by --procs {self.procs}")
         check(self.start_res is None or is_power_of_two(self.start_res, 4),
               f"--start-res must be a power of two >= 4, got {self.start_res}")
-        check(self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device) is not None,
-              f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check(re.fullmatch(DEVICE_PATTERN, self.device) is not None,
+              f"--device must be {DEVICE_CHOICES}, got {self.device!r}")
         if self.metrics:
             from stylegan.metrics.registry import list_metrics
 

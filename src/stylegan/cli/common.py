@@ -23,9 +23,14 @@ class FiniteFloat(click.FloatRange):
 
 
 def _device(name: str):
-    """--device: :func:`stylegan.device.choose_device` (the one chooser), its refusal as one line."""
-    from stylegan.device import DeviceError, choose_device
+    """--device: :func:`stylegan.device.choose_device` (the one chooser); a malformed value is a usage error, a
+    device this machine lacks one line."""
+    from stylegan.device import DeviceError, check_device_name, choose_device
 
+    try:
+        check_device_name(name)
+    except DeviceError as e:
+        raise click.UsageError(str(e)) from None
     try:
         return choose_device(name)
     except DeviceError as e:

@@ -31,6 +31,7 @@ class Server(http.server.ThreadingHTTPServer):
         self.files: dict[str, tuple[bytes, str]] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.cut = 0
+        self.ranges = True  # False: answer every request with the whole file (a server without Range support)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}{path}"
@@ -47,7 +48,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(404, "Not Found")
             return
         body, ctype = srv.files[self.path]
-        start = int(self.headers["Range"][6:-1]) if self.headers.get("Range") else 0
+        start = int(self.headers["Range"][6:-1]) if self.headers.get("Range") and srv.ranges else 0
         self.send_response(206 if start else 200)
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
@@ -93,6 +94,15 @@ def test_a_cut_download_is_reported_kept_as_part_and_resumed_with_range(server):
     assert download_url(url, progress=False).read_bytes() == PAYLOAD
     assert server.requests == [("/net.pkl", None), ("/net.pkl", "bytes=100000-")]
     assert not final.with_name("net.pkl.part").exists()
+
+
+def test_a_server_without_range_support_sends_the_whole_file_again(server):
+    url = server.url("/net.pkl")
+    server.cut, server.ranges = 50_000, False
+    with pytest.raises(DownloadError, match="stopped at 50,000"):
+        download_url(url, progress=False)
+    assert download_url(url, progress=False).read_bytes() == PAYLOAD  # the partial file was replaced, not extended
+    assert server.requests[1] == ("/net.pkl", "bytes=50000-")
 
 
 def test_a_wrong_hash_is_refused_and_nothing_is_left_under_the_final_name(server):

@@ -58,7 +58,7 @@ def test_a_million_seeds_start_at_once_and_hold_one_batch(network):
 
     G = stylegan.load(str(network))
     made = []
-    G.register_forward_hook(lambda module, args, out: made.append(len(out)))
+    G.synthesis.register_forward_hook(lambda module, args, out: made.append(len(out)))
     images = iter_images(G, range(1_000_000), batch_size=4)
     first = [next(images) for _ in range(6)]
     assert [s for s, _ in first] == list(range(6)) and first[0][1].shape == (16, 16, 3)
@@ -93,3 +93,62 @@ def test_style_mixing_and_edit_write_each_file_atomically(network, tmp_path, mon
             "--outdir", tmp_path / "m")
     assert r.exit_code == 1 and "No space left on device" in r.output and str(tmp_path / "m") in r.output
     assert len(list((tmp_path / "m").iterdir())) == 1  # the one complete cell; nothing partial
+
+
+@pytest.mark.parametrize("command,output", [
+    (["project", "--target", "{dir}/t.png", "--num-steps", "3", "--outdir", "{dir}"], "proj.png"),
+    (["project", "--target", "{dir}/t.png", "--outdir", "{dir}"], "proj.mp4"),  # an earlier run's video
+    (["noise-study", "--realizations", "2", "--outdir", "{dir}"], "noise-std.npy"),
+    (["resolution-study", "--num", "2", "--outdir", "{dir}"], "resolution-study.json"),
+    (["video", "--seeds", "0-1", "--w-frames", "2", "--output", "{dir}/v.gif"], "v.gif"),
+    (["reprojection-study", "--data", "{dir}", "--outdir", "{dir}"], "reprojection.png"),
+])
+def test_every_command_refuses_to_write_over_an_output_without_force(network, tmp_path, command, output):
+    save_png = __import__("stylegan.images", fromlist=["save_png"]).save_png
+    save_png(np.zeros((16, 16, 3), np.uint8), tmp_path / "t.png")
+    (tmp_path / output).write_bytes(b"earlier")
+    args = [a.format(dir=tmp_path) for a in command]
+    r = run(command[0], "--network", network, *args[1:])
+    assert r.exit_code == 1 and f"{tmp_path / output} already exists" in r.output and "--force" in r.output, r.output
+    assert (tmp_path / output).read_bytes() == b"earlier"
+
+
+def test_video_force_replaces_and_scale_enlarges_by_nearest_neighbour(network, tmp_path):
+    out = tmp_path / "v.gif"
+    out.write_bytes(b"earlier")
+    args = ["video", "--network", network, "--seeds", "0-1", "--w-frames", "2", "--output", out]
+    assert run(*args, "--scale", "3", "--force").exit_code == 0
+    big = Image.open(out)
+    assert big.size == (48, 48) and big.n_frames == 4
+    frame = np.asarray(big.convert("RGB"))
+    assert (frame[0::3, 0::3] == frame[2::3, 2::3]).all()  # every pixel a 3x3 block
+    assert run(*args, "--scale", "0", "--force").exit_code == 2
+
+
+def test_a_failed_video_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    from stylegan.tools.video import write_video
+
+    _full_disk_after(monkeypatch, 0)
+    frames = [np.zeros((8, 8, 3), np.uint8)] * 2
+    with pytest.raises(OSError):
+        write_video(iter(frames), tmp_path / "v.gif")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_project_force_leaves_no_video_of_an_earlier_projection(network, tmp_path):
+    from stylegan.metrics.features import load_lpips
+
+    try:
+        load_lpips()
+    except Exception as e:  # noqa: BLE001 - no LPIPS weights here: say so
+        pytest.skip(f"LPIPS weights not available: {e}")
+    from stylegan.images import save_png
+
+    save_png(np.full((16, 16, 3), 90, np.uint8), tmp_path / "t.png")
+    for name in ("proj.png", "proj.mp4"):
+        (tmp_path / "p" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "p" / name).write_bytes(b"a 100-step projection")
+    r = run("project", "--network", network, "--target", tmp_path / "t.png", "--num-steps", "3", "--force",
+            "--outdir", tmp_path / "p")
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "p" / "proj.png").size == (16, 16) and not (tmp_path / "p" / "proj.mp4").exists()

@@ -33,6 +33,16 @@ def _network_file(network: str) -> Path:
         raise click.ClickException(str(e)) from None
 
 
+#: What `project` writes for each target (proj.mp4 with --save-video).
+PROJECT_FILES = ("target.png", "proj.png", "projected_w.npz", "losses.json", "proj.mp4")
+
+
+def _write_text(path: Path, text: str) -> None:
+    from stylegan.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text))
+
+
 @click.command()
 @network_option
 @click.option("--target", "targets", multiple=True, required=True, type=click.Path(dir_okay=False),
@@ -44,20 +54,23 @@ def _network_file(network: str) -> Path:
 @click.option("--report", is_flag=True, help="Print the final LPIPS distance of each target (for attribution).")
 @device_option
 @outdir_option
-def project(network, targets, num_steps, seed, w_plus, save_video, report, device, outdir):
+@force_option
+def project(network, targets, num_steps, seed, w_plus, save_video, report, device, outdir, force):
     """Project images into the latent space: writes target.png, proj.png, projected_w.npz and
-    losses.json per target (in DIR, or DIR/<n>/ for several)."""
+    losses.json per target (in DIR, or DIR/<n>/ for several); with --force, a proj.mp4 of an earlier
+    projection is removed unless --save-video writes a new one."""
     import numpy as np
 
     from stylegan.images import save_png, to_uint8
     from stylegan.tools.projector import ProjectionConfig, load_target, project as run, save_projected_w
     from stylegan.tools.video import write_video
 
+    folders = [Path(outdir)] if len(targets) == 1 else [Path(outdir) / f"{n:02d}" for n in range(len(targets))]
+    refuse_overwrite([f / name for f in folders for name in PROJECT_FILES], force, inputs=[network, *targets])
     dev = _device(device)
     G = _load_generator(network, dev)
     distance = _distance(dev)
-    for n, target_path in enumerate(targets):
-        out = Path(outdir) if len(targets) == 1 else Path(outdir) / f"{n:02d}"
+    for out, target_path in zip(folders, targets):
         try:
             target = load_target(target_path, G.img_shape, G.img_channels)
         except ValueError as e:
@@ -68,7 +81,8 @@ def project(network, targets, num_steps, seed, w_plus, save_video, report, devic
         save_png(to_uint8(target)[0], out / "target.png")
         save_png(to_uint8(proj.image)[0], out / "proj.png")
         save_projected_w(out / "projected_w.npz", proj)
-        (out / "losses.json").write_text(json.dumps({"distance": proj.distances, "loss": proj.losses}))
+        _write_text(out / "losses.json", json.dumps({"distance": proj.distances, "loss": proj.losses}))
+        (out / "proj.mp4").unlink(missing_ok=True)  # never left beside a projection it does not show
         if save_video:
             import torch
 
@@ -96,26 +110,31 @@ def project(network, targets, num_steps, seed, w_plus, save_video, report, devic
 @click.option("--space", type=click.Choice(["w", "z"]), default="w", show_default=True,
               help="Interpolate in W (lerp) or in Z (slerp).")
 @click.option("--fps", type=click.IntRange(1), default=30, show_default=True, help="Frames per second.")
+@click.option("--scale", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Enlarge every frame this many times, nearest neighbour (8: a 32x32 network gives 256x256).")
 @trunc_option
 @noise_option
 @class_option
 @device_option
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="out.mp4 or out.gif.")
-def video(network, seeds, grid, w_frames, space, fps, truncation_psi, noise_mode, class_idx, device, output):
+@force_option
+def video(network, seeds, grid, w_frames, space, fps, scale, truncation_psi, noise_mode, class_idx, device, output,
+          force):
     """A looping interpolation video between seeds."""
-    from stylegan.tools.video import interpolation_frames, write_video
+    from stylegan.tools.video import interpolation_frames, scale_frames, write_video
 
     try:
         cols, rows = (int(v) for v in grid.lower().split("x"))
         assert cols >= 1 and rows >= 1
     except (ValueError, AssertionError):
         raise click.BadParameter(f"expected COLSxROWS such as 2x2, got {grid!r}", param_hint="--grid") from None
+    refuse_overwrite([output], force, inputs=[network])
     G = _load_generator(network, _device(device))
     noise_mode = _noise_mode(G, noise_mode)
     try:
         frames = interpolation_frames(G, seeds, (cols, rows), w_frames, space, truncation_psi, noise_mode,
                                       class_idx, progress=True)
-        path = write_video(frames, output, fps=fps)
+        path = write_video(scale_frames(frames, scale), output, fps=fps)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {path}")
@@ -131,24 +150,19 @@ def video(network, seeds, grid, w_frames, space, fps, truncation_psi, noise_mode
 @class_option
 @device_option
 @outdir_option
-def noise_study(network, seed, realizations, split, truncation_psi, class_idx, device, outdir):
+@force_option
+def noise_study(network, seed, realizations, split, truncation_psi, class_idx, device, outdir, force):
     """The effect of noise: all / none / fine only / coarse only, and the per-pixel std (noise-study.png)."""
-    import numpy as np
+    from stylegan.tools.noise_study import noise_study as run, output_files
 
-    from stylegan.images import save_png
-    from stylegan.tools.noise_study import noise_study as run
-
+    refuse_overwrite(output_files(outdir), force, inputs=[network])
     G = _load_generator(network, _device(device))
     try:
         study = run(G, seed, truncation_psi, realizations, split, class_idx)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    out = Path(outdir)
-    for name, img in study.images.items():
-        save_png(img, out / f"noise-{name}.png")
-    save_png(study.figure(), out / "noise-study.png")
-    np.save(out / "noise-std.npy", study.std)
-    click.echo(f"wrote {out / 'noise-study.png'} (all | none | fine | coarse | std); mean std {study.std.mean():.4f}")
+    figure = study.save(outdir)
+    click.echo(f"wrote {figure} (all | none | fine | coarse | std); mean std {study.std.mean():.4f}")
 
 
 @click.command("resolution-study")
@@ -157,12 +171,16 @@ def noise_study(network, seed, realizations, split, truncation_psi, class_idx, d
 @click.option("--num", type=click.IntRange(2), default=64, show_default=True, help="Images per measurement.")
 @device_option
 @outdir_option
-def resolution_study(network, run_dir, num, device, outdir):
+@force_option
+def resolution_study(network, run_dir, num, device, outdir, force):
     """Contribution of each resolution to the output of a skip generator (StyleGAN2 Fig. 8)."""
     from stylegan.tools.resolution_study import plot_over_training, relative_std, snapshots_of_run
 
     if bool(network) == bool(run_dir):
         raise click.UsageError("give exactly one of --network and --run")
+    out = Path(outdir)
+    refuse_overwrite([out / "resolution-study.json"] + ([out / "resolution-study.png"] if run_dir else []), force,
+                     inputs=[network])
     dev = _device(device)
     paths = [(0.0, _network_file(network))] if network else snapshots_of_run(run_dir)
     if not paths:
@@ -174,9 +192,7 @@ def resolution_study(network, run_dir, num, device, outdir):
         except ValueError as e:
             raise click.ClickException(f"{p}: {e}") from None
         click.echo(f"{p.name}: " + ", ".join(f"{r}²: {100 * v:.1f}%" for r, v in sorted(rows[-1][1].items())))
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "resolution-study.json").write_text(json.dumps([{"kimg": k, "share": {str(r): v for r, v in s.items()}}
+    _write_text(out / "resolution-study.json", json.dumps([{"kimg": k, "share": {str(r): v for r, v in s.items()}}
                                                            for k, s in rows], indent=2))
     if run_dir:
         click.echo(f"wrote {plot_over_training(rows, out / 'resolution-study.png')}")
@@ -283,7 +299,8 @@ COMMANDS = [project, video, noise_study, resolution_study, directions, edit]
 @click.option("--num-steps", type=click.IntRange(1), default=1000, show_default=True, help="Steps per projection.")
 @device_option
 @outdir_option
-def reprojection_study(network, data, data_resolution, num, num_steps, device, outdir):
+@force_option
+def reprojection_study(network, data, data_resolution, num, num_steps, device, outdir, force):
     """Project generated and real images; write their LPIPS distances (JSON) and histograms (PNG)."""
     import torch
 
@@ -291,6 +308,8 @@ def reprojection_study(network, data, data_resolution, num, num_steps, device, o
     from stylegan.tools.projector import ProjectionConfig
     from stylegan.tools.reprojection import plot_distances, reprojection_distances
 
+    out = Path(outdir)
+    refuse_overwrite([out / "reprojection.json", out / "reprojection.png"], force, inputs=[network])
     dev = _device(device)
     G = _load_generator(network, dev)
     distance = _distance(dev)
@@ -306,9 +325,7 @@ def reprojection_study(network, data, data_resolution, num, num_steps, device, o
     idx = torch.randperm(len(ds), generator=g)[:num]
     reals = torch.stack([ds[int(i)][0] for i in idx]).float() / 127.5 - 1
     dist = reprojection_distances(G, reals, distance, num, ProjectionConfig(num_steps=num_steps), progress=True)
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "reprojection.json").write_text(json.dumps(dist, indent=2))
+    _write_text(out / "reprojection.json", json.dumps(dist, indent=2))
     plot_distances(dist, out / "reprojection.png")
     for k, v in dist.items():
         click.echo(f"{k}: mean LPIPS {sum(v) / len(v):.4f} (min {min(v):.4f}, max {max(v):.4f}, n={len(v)})")

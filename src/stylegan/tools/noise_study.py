@@ -4,12 +4,14 @@ realizations."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from stylegan.images import to_uint8
+from stylegan.images import save_png, to_uint8
 from stylegan.tools.generate import class_labels, z_from_seed
 
 
@@ -19,6 +21,16 @@ def default_split(resolution: int) -> int:
     return 2 ** ((2 + levels + 1) // 2 - 1)
 
 
+#: The four renderings of a study: noise in every layer, in none, in the fine layers only, in the coarse only.
+KINDS = ("all", "none", "fine", "coarse")
+
+
+def output_files(outdir: str | os.PathLike) -> list[Path]:
+    """The files :meth:`NoiseStudy.save` writes in ``outdir``."""
+    out = Path(outdir)
+    return [out / f"noise-{k}.png" for k in KINDS] + [out / "noise-study.png", out / "noise-std.npy"]
+
+
 @dataclass
 class NoiseStudy:
     images: dict[str, np.ndarray]  # name -> HWC uint8
@@ -26,12 +38,27 @@ class NoiseStudy:
 
     def figure(self) -> np.ndarray:
         """One row: all, none, fine, coarse, then the standard deviation as a heat map (brighter = more)."""
-        imgs = [self.images[k] for k in ("all", "none", "fine", "coarse")]
+        imgs = [self.images[k] for k in KINDS]
         h, w, c = imgs[0].shape
         s = self.std / max(float(self.std.max()), 1e-8)
         heat = (np.clip(s, 0, 1) * 255).astype(np.uint8)
         heat = np.stack([heat, heat, heat], -1) if c == 3 else heat[..., None]
         return np.concatenate([*imgs, heat], axis=1)
+
+    def save(self, outdir: str | os.PathLike) -> Path:
+        """Write :func:`output_files` (each atomically): the four images, the figure, the std as .npy. Returns
+        the figure's path."""
+        from stylegan.checkpoint import atomic_write_bytes
+
+        def write_std(tmp):
+            with open(tmp, "wb") as f:
+                np.save(f, self.std)
+
+        *pngs, figure, std = output_files(outdir)
+        for kind, path in zip(KINDS, pngs):
+            save_png(self.images[kind], path)
+        atomic_write_bytes(std, write_std)
+        return save_png(self.figure(), figure)
 
 
 @torch.no_grad()

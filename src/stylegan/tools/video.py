@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -82,19 +82,35 @@ def interpolation_frames(
         yield np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame
 
 
-def write_video(frames: Iterator[np.ndarray], output: str | os.PathLike, fps: int = 30) -> Path:
-    """Write frames to ``.mp4`` (H.264 via imageio-ffmpeg) or ``.gif`` (Pillow)."""
+def scale_frames(frames: Iterable[np.ndarray], scale: int) -> Iterator[np.ndarray]:
+    """Frames enlarged ``scale`` times by nearest neighbour (each pixel a ``scale`` × ``scale`` block)."""
+    if scale < 1:
+        raise ValueError(f"scale must be a whole number >= 1, got {scale}")
+    for f in frames:
+        yield f if scale == 1 else np.repeat(np.repeat(f, scale, axis=0), scale, axis=1)
+
+
+def write_video(frames: Iterable[np.ndarray], output: str | os.PathLike, fps: int = 30) -> Path:
+    """Write frames to ``.mp4`` (H.264 via imageio-ffmpeg) or ``.gif`` (Pillow), atomically: into a temporary
+    file renamed once complete, so that a failed write leaves no partial video."""
+    from stylegan.checkpoint import atomic_write_bytes
+
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     suffix = output.suffix.lower()
-    if suffix == ".gif":
-        images = [Image.fromarray(f) for f in frames]
-        if not images:
-            raise ValueError("no frames")
-        images[0].save(output, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
-        return output
-    if suffix != ".mp4":
+    if suffix not in (".gif", ".mp4"):
         raise ValueError(f"unsupported video format {suffix!r}: use .mp4 or .gif")
+    write = _write_gif if suffix == ".gif" else _write_mp4
+    return atomic_write_bytes(output, lambda tmp: write(frames, tmp, fps))
+
+
+def _write_gif(frames: Iterable[np.ndarray], path: str, fps: int) -> None:
+    images = [Image.fromarray(f) for f in frames]
+    if not images:
+        raise ValueError("no frames")
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+
+
+def _write_mp4(frames: Iterable[np.ndarray], path: str, fps: int) -> None:
     try:
         import imageio_ffmpeg
     except ImportError:
@@ -104,8 +120,8 @@ def write_video(frames: Iterator[np.ndarray], output: str | os.PathLike, fps: in
         for f in frames:
             if writer is None:
                 h, w = f.shape[:2]
-                writer = imageio_ffmpeg.write_frames(str(output), (w, h), fps=fps, codec="libx264",
-                                                     pix_fmt_out="yuv420p", quality=8, macro_block_size=1)
+                writer = imageio_ffmpeg.write_frames(path, (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+                                                     quality=8, macro_block_size=1, output_params=["-f", "mp4"])
                 writer.send(None)
             writer.send(np.ascontiguousarray(f))
     finally:
@@ -113,4 +129,3 @@ def write_video(frames: Iterator[np.ndarray], output: str | os.PathLike, fps: in
             writer.close()
     if writer is None:
         raise ValueError("no frames")
-    return output

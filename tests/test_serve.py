@@ -113,7 +113,7 @@ def test_interp_strip(client):
     assert not (strip[:, 32:48] == a).all()
 
 
-def test_conditional_network_takes_a_class_or_the_seeds(tmp_path):
+def test_conditional_network_takes_a_class_and_nothing_picks_one(tmp_path):
     Gc = stylegan.load(_checkpoint(tmp_path / "c.safetensors", c_dim=3))
     with TestClient(create_app(Gc)) as c:
         info = c.get("/api/info").json()
@@ -124,12 +124,45 @@ def test_conditional_network_takes_a_class_or_the_seeds(tmp_path):
         assert r0.content != r1.content
         png(c.get("/api/mix", params={"seed_a": 1, "seed_b": 2, "class": 2}))
         png(c.get("/api/interp", params={"seed_a": 1, "seed_b": 2, "steps": 2, "class": 2}), (32, 16))
-        # Without a class, the seed's: seed mod 3 (the page's own example links work for any network).
-        assert c.get("/api/image", params={"seed": 4}).content == c.get("/api/image", params={"seed": 4, "class": 1}).content
-        assert c.get("/api/image", params={"seed": 5}).content == c.get("/api/image", params={"seed": 5, "class": 2}).content
+        # Without a class: the same answer as Python and the command line, a clear error naming the parameter.
+        for path, q in (("/api/image", {"seed": 4}), ("/api/mix", {"seed_a": 1, "seed_b": 2}),
+                        ("/api/interp", {"seed_a": 1, "seed_b": 2})):
+            r = c.get(path, params=q)
+            assert r.status_code == 422 and "conditional (3 classes); give class in [0, 3)" in r.json()["message"]
         for q in ({"seed": 1, "class": 3}, {"seed": 1, "class": -1}, {"seed": 1, "class": "x"}):
             r = c.get("/api/image", params=q)
             assert r.status_code == 422 and "class" in r.json()["message"], (q, r.text)
+        assert b"/api/image?seed=42&amp;psi=0.7&amp;class=0" in c.get("/").content  # the page's example answers
+        assert c.get("/api/image", params={"seed": 42, "psi": 0.7, "class": 0}).status_code == 200
+
+
+def test_truncation_keeps_the_class_by_default_on_conditional_networks(tmp_path):
+    """The page's default (trunc=class): ψ 0 gives each class's own average image, so the class survives; the
+    authors' global average (trunc=global) makes every class the same image at ψ 0."""
+    Gc = stylegan.load(_checkpoint(tmp_path / "c.safetensors", c_dim=3))
+    with TestClient(create_app(Gc)) as c:
+        info = c.get("/api/info").json()
+        assert info["default_trunc"] == "class"
+        assert (info["slider_psi_min"], info["slider_psi_max"]) == (0.0, 1.0)
+        assert (info["psi_min"], info["psi_max"]) == (-2.0, 2.0)  # beyond the slider, on request
+
+        def img(seed, cls, trunc=None):
+            q = {"seed": seed, "psi": 0, "class": cls, **({"trunc": trunc} if trunc else {})}
+            r = c.get("/api/image", params=q)
+            assert r.status_code == 200, r.text
+            return r.content
+        assert img(1, 0) == img(2, 0) == img(1, 0, "class")  # ψ 0: the class's average, whatever the seed
+        assert img(1, 0) != img(1, 1)  # ... and each class its own
+        assert img(1, 0, "global") == img(1, 1, "global")  # the global average forgets the class
+        assert img(1, 0, "global") != img(1, 0)
+        r = c.get("/api/image", params={"seed": 1, "class": 0, "trunc": "closest"})
+        assert r.status_code == 422 and "trunc" in r.text
+    G = stylegan.load(_checkpoint(tmp_path / "u.safetensors"))
+    with TestClient(create_app(G)) as c:
+        assert c.get("/api/info").json()["default_trunc"] == "global"
+        r = c.get("/api/image", params={"seed": 1, "trunc": "class"})
+        assert r.status_code == 422 and "unconditional" in r.json()["message"]
+        assert c.get("/api/image", params={"seed": 1, "trunc": "global"}).status_code == 200
 
 
 # -- validation -----------------------------------------------------------------------------------------------

@@ -78,7 +78,29 @@ def _noise_mode(G, noise_mode: str | None) -> str:
         raise click.UsageError(f"--noise-mode {noise_mode}: this network has no noise inputs")
     return noise_mode
 class_option = click.option("--class", "class_idx", type=int, default=None, metavar="INT",
-                            help="Class index, for a conditional network.")
+                            help="Class index: required for a conditional network (nothing picks one for you), "
+                                 "refused for an unconditional one.")
+trunc_class_option = click.option("--trunc-class", "truncation_class", is_flag=True, default=False,
+                                  help="Truncate towards the class's own average w instead of the overall one "
+                                       "(conditional networks): a low --trunc then keeps the class.")
+
+
+def check_truncation(G, cutoff: int | None, truncation_class: bool, class_idx: int | None) -> None:
+    """Refuse, before any work, truncation options that do not fit the loaded network: a --trunc-cutoff past
+    its ws, --trunc-class without a conditional network, and a conditional network without --class."""
+    num_ws = G.mapping.num_ws
+    if cutoff is not None and num_ws is not None and cutoff > num_ws:
+        raise click.BadParameter(f"{cutoff} is past this network's {num_ws} ws; give at most {num_ws}",
+                                 param_hint="--trunc-cutoff")
+    if truncation_class and G.c_dim == 0:
+        raise click.UsageError("--trunc-class: this network is unconditional (it has no classes)")
+    if G.c_dim and class_idx is None:
+        raise click.UsageError(f"this network is conditional ({G.c_dim} classes): give --class 0-{G.c_dim - 1}")
+    if G.c_dim and not 0 <= class_idx < G.c_dim:
+        raise click.BadParameter(f"{class_idx} is not a class of this network: give 0-{G.c_dim - 1}",
+                                 param_hint="--class")
+    if not G.c_dim and class_idx is not None:
+        raise click.UsageError("--class: this network is unconditional (it has no classes)")
 device_option = click.option("--device", default="auto", show_default=True,
                              help="Device to run on: auto (CUDA if present, else CPU), cpu, cuda, cuda:N, mps.")
 outdir_option = click.option("--outdir", required=True, type=click.Path(file_okay=False), metavar="DIR",

@@ -11,9 +11,9 @@ from stylegan.config import D_ARCHS, G_ARCHS, ConfigError
 from stylegan.presets import PRESETS
 
 
-from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mode, class_option,  # noqa: E402
-                                 device_option, force_option, network_option, noise_option, outdir_option,
-                                 refuse_existing, refuse_overwrite, trunc_option)
+from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mode, check_truncation,  # noqa: E402
+                                 class_option, device_option, force_option, network_option, noise_option,
+                                 outdir_option, refuse_existing, refuse_overwrite, trunc_class_option, trunc_option)
 
 
 class _Commands(click.Group):
@@ -47,6 +47,7 @@ def main():
 @trunc_option
 @click.option("--trunc-cutoff", type=click.IntRange(0), default=None, metavar="INT",
               help="Apply truncation to the first INT style layers only (default: all).")
+@trunc_class_option
 @noise_option
 @class_option
 @click.option("--grid/--no-grid", default=False, show_default=True, help="Also write all images as one grid.png.")
@@ -57,8 +58,8 @@ def main():
 @device_option
 @outdir_option
 @force_option
-def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mode, class_idx, grid, batch_size,
-             fp32, device, outdir, force):
+def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, truncation_class, noise_mode, class_idx, grid,
+             batch_size, fp32, device, outdir, force):
     """Generate one image per seed (seedNNNN.png, each written as soon as it is made), and optionally a grid;
     or render a projection."""
     from stylegan.tools.generate import check_grid, existing_outputs, write_images
@@ -81,9 +82,11 @@ def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, noise_mo
     if projected_w is not None:
         _render_projection(G, projected_w, noise_mode, outdir, force)
         return
+    check_truncation(G, trunc_cutoff, truncation_class, class_idx)
     try:
         n = write_images(G, seeds, outdir, grid=grid, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff,
-                         noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size, progress=True)
+                         noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size, progress=True,
+                         truncation_class=truncation_class)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {n} image(s) to {outdir}" + (" and grid.png" if grid else ""))
@@ -117,13 +120,14 @@ def _render_projection(G, projected_w, noise_mode, outdir, force):
 @click.option("--styles", "col_styles", default="0-6", show_default=True, callback=_int_list, metavar="LIST",
               help="Style layers taken from the column seed (0-3 coarse, 4-7 middle, 8+ fine at 1024²).")
 @trunc_option
+@trunc_class_option
 @noise_option
 @class_option
 @device_option
 @outdir_option
 @force_option
-def style_mixing(network, row_seeds, col_seeds, col_styles, truncation_psi, noise_mode, class_idx, device, outdir,
-                 force):
+def style_mixing(network, row_seeds, col_seeds, col_styles, truncation_psi, truncation_class, noise_mode, class_idx,
+                 device, outdir, force):
     """The style-mixing figure: grid.png with the sources on its borders, and every cell as a PNG."""
     from stylegan.images import save_png
     from stylegan.tools.style_mixing import style_mixing_grid
@@ -132,9 +136,10 @@ def style_mixing(network, row_seeds, col_seeds, col_styles, truncation_psi, nois
 
     G = _load_generator(network, _device(device))
     noise_mode = _noise_mode(G, noise_mode)
+    check_truncation(G, None, truncation_class, class_idx)
     try:
         grid, images = style_mixing_grid(G, row_seeds, col_seeds, col_styles, truncation_psi=truncation_psi,
-                                         noise_mode=noise_mode, class_idx=class_idx)
+                                         noise_mode=noise_mode, class_idx=class_idx, truncation_class=truncation_class)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     out = Path(outdir)

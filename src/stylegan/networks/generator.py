@@ -82,11 +82,15 @@ class Generator(nn.Module):
         truncation_cutoff: int | None = None,
         noise_mode: str = "const",
         update_w_avg: bool = False,
+        truncation_class: bool = False,
         **synthesis_kwargs,
     ) -> torch.Tensor:
+        """Images for latents ``z`` and, for a conditional network, one-hot labels ``c`` (required: nothing
+        picks a class). Truncation pulls w towards the average w, or with ``truncation_class`` towards each
+        label's own class average (see :class:`~stylegan.networks.mapping.MappingNetwork`)."""
         if truncation_psi != 1 and self.mapping.w_avg is None:
             raise ValueError("truncation needs the average w of a mapping network; this generator has none "
                              "(its latent enters the synthesis directly)")
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                          update_w_avg=update_w_avg)
+                          update_w_avg=update_w_avg, truncation_class=truncation_class)
         return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)

@@ -9,8 +9,12 @@ What holds it up under load:
   (:class:`~stylegan.serve.worker.InferenceWorker`) with a bounded queue; a request that finds the queue
   full gets a 503 with a JSON body and ``Retry-After`` at once.
 - Every parameter is validated before anything is queued (seed in [0, 2^32), ψ finite in [−2, 2], noise
-  mode, crossover in [0, num_ws], steps in [2, max_steps], class only for conditional networks, no unknown
-  parameters); errors are 422 with a readable ``message``. The image size is the network's; nothing asks
+  mode, crossover in [0, num_ws], steps in [2, max_steps], class required for conditional networks and refused
+  for others, no unknown parameters); errors are 422 with a readable ``message``. Nothing picks a class: the
+  page always sends the one its selector shows.
+- Truncation of a conditional network pulls towards the requested class's own average w by default
+  (``trunc=class``; ``trunc=global`` for the overall average, as the authors' tools), so that a low ψ keeps
+  the class. The class averages are computed once, at start-up. The image size is the network's; nothing asks
   for another.
 - Nothing from a request reaches the file system: the static files are read into memory at start-up and
   looked up by name in a dict.
@@ -44,6 +48,8 @@ log = logging.getLogger("stylegan.serve")
 
 SEED_MAX = 2 ** 32
 PSI_MIN, PSI_MAX = -2.0, 2.0
+#: The ψ range of the page's slider, that of the authors' tools; its "beyond" box widens it to the API's range.
+SLIDER_PSI_MIN, SLIDER_PSI_MAX = 0.0, 1.0
 #: The page's edit sliders: how many latent directions (SeFa, computed once at start-up) and the largest amount
 #: along each, in units of the direction's spread.
 SLIDERS, EDIT_MAX = 5, 5.0
@@ -58,6 +64,7 @@ CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script
        "frame-ancestors 'none'")
 
 NoiseMode = Literal["const", "random", "none"]
+TruncMode = Literal["class", "global"]
 assert set(NoiseMode.__args__) == set(NOISE_MODES)  # type: ignore[attr-defined]
 
 
@@ -82,6 +89,8 @@ class Info(BaseModel):
     channels: int = Field(description="Image channels: 1 (grayscale) or 3 (RGB).")
     num_ws: int = Field(description="Number of style inputs (w vectors); crossover is in [0, num_ws].")
     conditional: bool = Field(description="Whether the network takes a class; then `class` is required.")
+    default_trunc: str = Field(description="What truncation pulls towards when `trunc` is not given: `class` "
+                                           "(the class's own average w) for a conditional network, else `global`.")
     c_dim: int = Field(description="Number of classes (0 when unconditional).")
     z_dim: int = Field(description="Size of the latent z.")
     w_dim: int = Field(description="Size of the intermediate latent w.")
@@ -89,6 +98,8 @@ class Info(BaseModel):
     psi_min: float = Field(description="Smallest accepted truncation ψ.")
     psi_max: float = Field(description="Largest accepted truncation ψ.")
     default_psi: float = Field(description="ψ the page starts with.")
+    slider_psi_min: float = Field(description="Lower end of the page's ψ slider (its 'beyond' box widens it).")
+    slider_psi_max: float = Field(description="Upper end of the page's ψ slider.")
     seed_max: int = Field(description="Seeds are integers in [0, seed_max).")
     max_steps: int = Field(description="Largest `steps` of /api/interp.")
     max_queue: int = Field(description="Requests that may wait for the network before new ones get 503.")
@@ -224,9 +235,12 @@ def network_digest(G) -> str:
         return hashlib.sha256(repr(type(G)).encode()).hexdigest()[:16]
 
 
-def index_page(static: dict[str, tuple[bytes, str]], title: str) -> bytes:
-    """The page served at ``/``: ``static/index.html`` with its title filled in (HTML-escaped)."""
-    return static["index.html"][0].replace(b"{{TITLE}}", html.escape(title).encode())
+def index_page(static: dict[str, tuple[bytes, str]], title: str, c_dim: int = 0) -> bytes:
+    """The page served at ``/``: ``static/index.html`` with its title (HTML-escaped) and an example image
+    query that this network answers (with a class for a conditional one) filled in."""
+    example = "seed=42&amp;psi=0.7" + ("&amp;class=0" if c_dim else "")
+    return static["index.html"][0].replace(b"{{TITLE}}", html.escape(title).encode()).replace(
+        b"{{EXAMPLE}}", example.encode())
 
 
 def page_directions(G, num: int):
@@ -258,20 +272,25 @@ class ServeState:
         # Networks without a mapping network's w_avg (ProGAN, StyleGAN A/B) cannot truncate: the page pins ψ to 1.
         can_truncate = getattr(G.mapping, "w_avg", None) is not None
         psi_min, psi_max = (PSI_MIN, PSI_MAX) if can_truncate else (1.0, 1.0)
+        slider = (SLIDER_PSI_MIN, SLIDER_PSI_MAX) if can_truncate else (1.0, 1.0)
         if not can_truncate:
             default_psi = 1.0
+        if can_truncate and G.c_dim:
+            self.renderer.class_averages()  # once, before the first request
         self.worker = worker or InferenceWorker(max_queue=max_queue)
         self.model_id = model_id or network_digest(G)
         self.name, self.title, self.max_steps = name, title, max_steps
         self.num_ws, self.c_dim, self.res = int(G.num_ws), int(G.c_dim), int(G.resolution)
         self.height, self.width = (int(v) for v in G.img_shape)
         self.static = load_static()
-        self.index_html = index_page(self.static, title)
+        self.index_html = index_page(self.static, title, self.c_dim)
         self.info = Info(name=name, title=title, model_id=self.model_id, card=card, resolution=self.res,
                          width=self.width, height=self.height,
                          channels=int(G.img_channels), num_ws=self.num_ws, conditional=self.c_dim > 0,
                          c_dim=self.c_dim, z_dim=int(G.z_dim), w_dim=int(G.w_dim), noise_modes=list(NOISE_MODES),
-                         psi_min=psi_min, psi_max=psi_max, default_psi=default_psi, seed_max=SEED_MAX,
+                         psi_min=psi_min, psi_max=psi_max, default_psi=default_psi, slider_psi_min=slider[0],
+                         slider_psi_max=slider[1], default_trunc="class" if self.c_dim else "global",
+                         seed_max=SEED_MAX,
                          max_steps=max_steps, max_queue=self.worker.max_queue,
                          directions=0 if self.directions is None else len(self.directions.directions),
                          direction_method=None if self.directions is None else self.directions.method)
@@ -308,9 +327,12 @@ def query_types(num_ws: int, c_dim: int, max_steps: int) -> SimpleNamespace:
     """The annotated types of the image endpoints' query parameters, with the bounds and descriptions of this
     network (fresh for every application)."""
     seed_doc = "Seed: an integer in [0, 2^32). Names the latent z = RandomState(seed).randn(z_dim)."
-    class_doc = (f"Class index in [0, {c_dim}); without it, the seed's (seed mod {c_dim}; seed_a's for mix and "
-                 f"interp), so that every seed has an image." if c_dim else
-                 "Class index, for conditional networks only: this network is unconditional, so not accepted.")
+    class_doc = (f"Class index in [0, {c_dim}): required, this network is conditional (nothing picks a class)."
+                 if c_dim else "Class index, for conditional networks only: this network is unconditional, so "
+                               "not accepted.")
+    trunc_doc = ("What truncation pulls towards: `class` (the class's own average w: a low ψ keeps the class; "
+                 "the default) or `global` (the overall average, as the authors' tools)." if c_dim else
+                 "What truncation pulls towards: `global` (the overall average; this network has no classes).")
     return SimpleNamespace(
         Seed=Annotated[int, Query(ge=0, lt=SEED_MAX, description=seed_doc, examples=[42])],
         SeedA=Annotated[int, Query(ge=0, lt=SEED_MAX, description="Seed of image A, in [0, 2^32).", examples=[1])],
@@ -321,6 +343,7 @@ def query_types(num_ws: int, c_dim: int, max_steps: int) -> SimpleNamespace:
         Noise=Annotated[NoiseMode, Query(description="Noise inputs: `const` (fixed, deterministic), `random` (new "
                                                      "each request, not cached), `none`.")],
         Class=Annotated[int | None, Query(alias="class", ge=0, description=class_doc)],
+        Trunc=Annotated[TruncMode | None, Query(description=trunc_doc)],
         Crossover=Annotated[int, Query(ge=0, le=num_ws,
                                        description=f"Style layers [0, crossover) come from A (coarse: pose, shape), "
                                                    f"the rest from B (fine: texture, colour); in [0, {num_ws}].")],
@@ -338,15 +361,25 @@ def query_types(num_ws: int, c_dim: int, max_steps: int) -> SimpleNamespace:
     )
 
 
-def check_class(c_dim: int, class_idx: int | None, seed: int) -> int | None:
-    """The class to draw: the one given, or for a conditional network without one, ``seed mod c_dim``."""
+def check_class(c_dim: int, class_idx: int | None) -> int | None:
+    """The class to draw: required for a conditional network (the one rule of every interface: nothing picks
+    a class), refused for an unconditional one."""
     if c_dim == 0 and class_idx is not None:
         raise ApiError(422, "invalid_parameter", "class: this network is unconditional; do not give a class")
     if c_dim > 0 and class_idx is None:
-        return seed % c_dim
+        raise ApiError(422, "invalid_parameter", f"class: this network is conditional ({c_dim} classes); give "
+                                                 f"class in [0, {c_dim})")
     if c_dim > 0 and class_idx >= c_dim:
         raise ApiError(422, "invalid_parameter", f"class: must be in [0, {c_dim}), got {class_idx}")
     return class_idx
+
+
+def check_trunc(c_dim: int, trunc: str | None) -> bool:
+    """Whether to truncate towards the class's average: ``trunc=class`` (the default of a conditional network);
+    refused for an unconditional one."""
+    if c_dim == 0 and trunc == "class":
+        raise ApiError(422, "invalid_parameter", "trunc: this network is unconditional; only `global` applies")
+    return c_dim > 0 and trunc != "global"
 
 
 def parse_edit(text: str | None, num_directions: int) -> tuple[float, ...]:
@@ -454,47 +487,48 @@ def add_image_routes(app: FastAPI, state: ServeState) -> None:
     c_dim, name, renderer = state.c_dim, state.name, state.renderer
 
     @app.get("/api/image", tags=["images"], response_class=Response, responses=PNG_RESPONSES,
-             dependencies=[only_params(c_dim, "seed", "psi", "noise", "class", "edit")],
+             dependencies=[only_params(c_dim, "seed", "psi", "noise", "class", "edit", "trunc")],
              summary="One image from a seed")
     async def api_image(request: Request, seed: q.Seed, psi: q.Psi = 1.0, noise: q.Noise = "const",
-                        class_idx: q.Class = None, edit: q.Edit = None, v: q.V = None) -> Response:
+                        class_idx: q.Class = None, trunc: q.Trunc = None, edit: q.Edit = None,
+                        v: q.V = None) -> Response:
         """The image of `seed` at truncation `psi`, as a PNG of the network's size; `edit` moves its w along
         the network's latent directions."""
-        class_idx = check_class(c_dim, class_idx, seed)
+        class_idx, to_class = check_class(c_dim, class_idx), check_trunc(c_dim, trunc)
         amounts = parse_edit(edit, state.info.directions)
-        params = {"seed": seed, "psi": psi, "noise": noise, "class": class_idx}
+        params = {"seed": seed, "psi": psi, "noise": noise, "class": class_idx, "trunc": to_class}
         if amounts:
             params["edit"] = list(amounts)
         filename = f"{name}-seed{seed}-psi{fmt_psi(psi)}" + ("-edited" if amounts else "") + ".png"
         return await render_png(state, request, "image", params, filename, renderer.image, seed, psi, noise,
-                                class_idx, amounts)
+                                class_idx, amounts, to_class)
 
     @app.get("/api/mix", tags=["images"], response_class=Response, responses=PNG_RESPONSES,
-             dependencies=[only_params(c_dim, "seed_a", "seed_b", "crossover", "psi", "noise", "class")],
+             dependencies=[only_params(c_dim, "seed_a", "seed_b", "crossover", "psi", "noise", "class", "trunc")],
              summary="Style mixing of two seeds")
     async def api_mix(request: Request, seed_a: q.SeedA, seed_b: q.SeedB, crossover: q.Crossover = state.num_ws // 2,
                       psi: q.Psi = 1.0, noise: q.Noise = "const", class_idx: q.Class = None,
-                      v: q.V = None) -> Response:
+                      trunc: q.Trunc = None, v: q.V = None) -> Response:
         """Styles [0, crossover) of `seed_a`, the rest of `seed_b`: crossover 0 gives B, num_ws gives A."""
-        class_idx = check_class(c_dim, class_idx, seed_a)
+        class_idx, to_class = check_class(c_dim, class_idx), check_trunc(c_dim, trunc)
         params = {"seed_a": seed_a, "seed_b": seed_b, "crossover": crossover, "psi": psi, "noise": noise,
-                  "class": class_idx}
+                  "class": class_idx, "trunc": to_class}
         return await render_png(state, request, "mix", params, f"{name}-mix{seed_a}-{seed_b}-x{crossover}.png",
-                                renderer.mix, seed_a, seed_b, crossover, psi, noise, class_idx)
+                                renderer.mix, seed_a, seed_b, crossover, psi, noise, class_idx, to_class)
 
     @app.get("/api/interp", tags=["images"], response_class=Response, responses=PNG_RESPONSES,
-             dependencies=[only_params(c_dim, "seed_a", "seed_b", "steps", "psi", "noise", "class")],
+             dependencies=[only_params(c_dim, "seed_a", "seed_b", "steps", "psi", "noise", "class", "trunc")],
              summary="Interpolation strip between two seeds")
     async def api_interp(request: Request, seed_a: q.SeedA, seed_b: q.SeedB, steps: q.Steps = min(8, state.max_steps),
                          psi: q.Psi = 1.0, noise: q.Noise = "const", class_idx: q.Class = None,
-                         v: q.V = None) -> Response:
+                         trunc: q.Trunc = None, v: q.V = None) -> Response:
         """`steps` images from `seed_a` to `seed_b` (linear in W), side by side: a PNG of
         (steps × resolution) × resolution pixels."""
-        class_idx = check_class(c_dim, class_idx, seed_a)
+        class_idx, to_class = check_class(c_dim, class_idx), check_trunc(c_dim, trunc)
         params = {"seed_a": seed_a, "seed_b": seed_b, "steps": steps, "psi": psi, "noise": noise,
-                  "class": class_idx}
+                  "class": class_idx, "trunc": to_class}
         return await render_png(state, request, "interp", params, f"{name}-interp{seed_a}-{seed_b}.png",
-                                renderer.interp, seed_a, seed_b, steps, psi, noise, class_idx)
+                                renderer.interp, seed_a, seed_b, steps, psi, noise, class_idx, to_class)
 
 
 def add_service_routes(app: FastAPI, state: ServeState) -> None:

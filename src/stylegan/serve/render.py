@@ -52,11 +52,16 @@ class Renderer:
         c[:, class_idx] = 1
         return c
 
-    def _ws(self, seeds: Sequence[int], psi: float, class_idx: int | None) -> torch.Tensor:
-        """ws [len(seeds), num_ws, w_dim], one mapping pass per seed (see CHUNK)."""
+    def class_averages(self) -> torch.Tensor:
+        """Every class's average w (computed once and kept on the network), for class-aware truncation."""
+        return self.G.mapping.class_w_avg(torch.eye(self.G.c_dim, device=self.device))
+
+    def _ws(self, seeds: Sequence[int], psi: float, class_idx: int | None, to_class: bool = False) -> torch.Tensor:
+        """ws [len(seeds), num_ws, w_dim], one mapping pass per seed (see CHUNK); ``to_class``: truncated
+        towards the class's own average w."""
         c = self._labels(class_idx, 1)
-        return torch.cat([self.G.mapping(z_from_seed(int(s), self.G.z_dim).to(self.device), c, truncation_psi=psi)
-                          for s in seeds])
+        return torch.cat([self.G.mapping(z_from_seed(int(s), self.G.z_dim).to(self.device), c, truncation_psi=psi,
+                                         truncation_class=to_class) for s in seeds])
 
     def _synth(self, ws: torch.Tensor, noise: str) -> np.ndarray:
         check_noise_mode(noise)
@@ -65,10 +70,10 @@ class Renderer:
 
     @torch.inference_mode()
     def image(self, seed: int, psi: float = 1.0, noise: str = "const", class_idx: int | None = None,
-              edit: Sequence[float] = ()) -> bytes:
+              edit: Sequence[float] = (), to_class: bool = False) -> bytes:
         """The image of ``seed``; ``edit``: amounts along the first directions (in units of each direction's
         spread), all 0 or none for the unedited image."""
-        ws = self._ws([seed], psi, class_idx)
+        ws = self._ws([seed], psi, class_idx, to_class)
         if any(edit):
             if self.directions is None or len(edit) > len(self.directions.directions):
                 raise ValueError(f"at most {0 if self.directions is None else len(self.directions.directions)} "
@@ -78,19 +83,19 @@ class Renderer:
 
     @torch.inference_mode()
     def mix(self, seed_a: int, seed_b: int, crossover: int, psi: float = 1.0, noise: str = "const",
-            class_idx: int | None = None) -> bytes:
+            class_idx: int | None = None, to_class: bool = False) -> bytes:
         """Style layers [0, crossover) from seed A (coarse), [crossover, num_ws) from seed B (fine)."""
-        ws = self._ws([seed_a, seed_b], psi, class_idx)
+        ws = self._ws([seed_a, seed_b], psi, class_idx, to_class)
         mixed = mix_styles([ws[:1], ws[1:]], [crossover])
         return png_bytes(self._synth(mixed, noise)[0])
 
     @torch.inference_mode()
     def interp(self, seed_a: int, seed_b: int, steps: int, psi: float = 1.0, noise: str = "const",
-               class_idx: int | None = None) -> bytes:
+               class_idx: int | None = None, to_class: bool = False) -> bytes:
         """``steps`` images from seed A to seed B (linear in W, endpoints included and exact), side by side."""
         if steps < 2:
             raise ValueError("steps must be at least 2")
-        ws = self._ws([seed_a, seed_b], psi, class_idx)
+        ws = self._ws([seed_a, seed_b], psi, class_idx, to_class)
         t = torch.linspace(0, 1, steps, device=ws.device).view(-1, 1, 1)
         ws = torch.lerp(ws[:1].expand(steps, -1, -1), ws[1:].expand(steps, -1, -1), t)
         images = self._synth(ws, noise)  # [steps, H, W, C]

@@ -179,12 +179,14 @@ def compute_directions(G, method: str, num: int = 10, layers: Sequence[int] | No
 @torch.no_grad()
 def edit(G, seed: int, directions: Directions, index: int, strengths: Sequence[float],
          layers: Sequence[int] | None = None, truncation_psi: float = 1.0, class_idx: int | None = None,
-         noise_mode: str = "const") -> torch.Tensor:
+         noise_mode: str = "const", truncation_class: bool = False) -> torch.Tensor:
     """Images [len(strengths), C, H, W] of ``seed`` moved by ``strength · σ · n`` along direction ``index`` on
-    ``layers`` (ws indices; the directions' own layers, else all)."""
+    ``layers`` (ws indices; the directions' own layers, else all). A conditional network needs ``class_idx``;
+    ``truncation_class`` truncates towards that class's own average w."""
     device = next(G.parameters()).device
     z = z_from_seed(seed, G.z_dim).to(device)
-    ws = G.mapping(z, class_labels(G, class_idx, 1, device), truncation_psi=truncation_psi)
+    ws = G.mapping(z, class_labels(G, class_idx, 1, device), truncation_psi=truncation_psi,
+                   truncation_class=truncation_class)
     return edit_ws(G, ws, directions, index, strengths, layers, noise_mode)
 
 

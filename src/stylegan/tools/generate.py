@@ -54,10 +54,11 @@ def class_labels(G, class_idx: int | None, n: int, device) -> torch.Tensor | Non
     """One-hot labels for a conditional G; None for an unconditional one. Errors say what is wrong."""
     if G.c_dim == 0:
         if class_idx is not None:
-            raise ValueError("this network is unconditional: --class is not used")
+            raise ValueError("this network is unconditional: do not give a class (--class, class_idx)")
         return None
-    if class_idx is None:
-        raise ValueError(f"this network is conditional ({G.c_dim} classes): give a class index")
+    if class_idx is None:  # the one rule everywhere: nothing picks a class silently
+        raise ValueError(f"this network is conditional ({G.c_dim} classes): give a class in [0, {G.c_dim}) "
+                         "(--class on the command line, class_idx= in Python)")
     if not 0 <= class_idx < G.c_dim:
         raise ValueError(f"class index must be in [0, {G.c_dim}), got {class_idx}")
     c = torch.zeros(n, G.c_dim, device=device)
@@ -75,9 +76,11 @@ def iter_images(
     class_idx: int | None = None,
     batch_size: int = 8,
     progress: bool = False,
+    truncation_class: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(seed, HWC uint8 image) for each seed in order, made a batch at a time: only one batch is held, for any
-    number of seeds. Deterministic for ``noise_mode`` ``const`` or ``none``."""
+    number of seeds. Deterministic for ``noise_mode`` ``const`` or ``none``. ``truncation_class``: truncate towards
+    the class's own average w (conditional networks)."""
     check_noise_mode(noise_mode)
     device = next(G.parameters()).device
     bar = tqdm(total=len(seeds), desc="generate", unit="img", disable=not progress)
@@ -86,7 +89,9 @@ def iter_images(
             chunk = seeds[i:i + batch_size]
             z = torch.cat([z_from_seed(s, G.z_dim) for s in chunk]).to(device)
             c = class_labels(G, class_idx, len(chunk), device)
-            img = G(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
+            ws = G.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                           truncation_class=truncation_class)
+            img = G.synthesis(ws, noise_mode=noise_mode)
             for seed, arr in zip(chunk, to_uint8(img)):
                 yield seed, arr
             bar.update(len(chunk))

@@ -20,16 +20,19 @@ def style_mixing_grid(
     truncation_psi: float = 1.0,
     noise_mode: str = "const",
     class_idx: int | None = None,
+    truncation_class: bool = False,
 ) -> tuple[np.ndarray, dict[tuple[int, int], np.ndarray]]:
     """The grid as one HWC uint8 image (top-left blank, column sources on top, row sources on the left),
-    and every image by (row_seed, col_seed) with (seed, seed) for the sources."""
+    and every image by (row_seed, col_seed) with (seed, seed) for the sources. ``truncation_class``: truncate
+    towards the class's own average w."""
     bad = [s for s in styles if not 0 <= s < G.num_ws]
     if bad:
         raise ValueError(f"style indices must be in [0, {G.num_ws}) for this network, got {bad}")
     device = next(G.parameters()).device
     seeds = list(dict.fromkeys([*row_seeds, *col_seeds]))
     z = torch.cat([z_from_seed(s, G.z_dim) for s in seeds]).to(device)
-    ws = G.mapping(z, class_labels(G, class_idx, len(seeds), device), truncation_psi=truncation_psi)
+    ws = G.mapping(z, class_labels(G, class_idx, len(seeds), device), truncation_psi=truncation_psi,
+                   truncation_class=truncation_class)
     w_of = dict(zip(seeds, ws))
     keys, batch = [], []
     for s in seeds:

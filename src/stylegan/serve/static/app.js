@@ -4,7 +4,8 @@
 (function () {
   const SEED_MAX = 4294967296;  // seeds are in [0, 2^32)
   const $ = (id) => document.getElementById(id);
-  const state = { seed: 0, psi: 0.7, noise: "const", cls: null, a: 0, b: 1, x: 0, steps: 8, edit: [] };
+  const state = { seed: 0, psi: 0.7, noise: "const", cls: null, trunc: "global", beyond: false, a: 0, b: 1, x: 0,
+    steps: 8, edit: [] };
   const EDIT_RANGE = 3;  // the sliders' range, in units of each direction's spread (the API takes up to 5)
   let info = null;
 
@@ -93,7 +94,7 @@
 
   function common() {
     const p = { psi: fmtPsi(state.psi), noise: state.noise };
-    if (info.conditional) p["class"] = String(state.cls);
+    if (info.conditional) { p["class"] = String(state.cls); p.trunc = state.trunc; }
     p.v = info.model_id;
     return p;
   }
@@ -137,6 +138,7 @@
     p.set("psi", fmtPsi(state.psi));
     if (state.noise !== "const") p.set("noise", state.noise);
     if (info.conditional) p.set("class", state.cls);
+    if (state.trunc !== info.default_trunc) p.set("trunc", state.trunc);
     p.set("a", state.a);
     p.set("b", state.b);
     p.set("x", state.x);
@@ -155,10 +157,12 @@
     state.seed = seed === null ? randomSeed() : seed;
     const psi = q.has("psi") ? Number(q.get("psi")) : NaN;
     state.psi = Number.isFinite(psi) ? Math.min(info.psi_max, Math.max(info.psi_min, psi)) : info.default_psi;
+    state.beyond = state.psi < info.slider_psi_min || state.psi > info.slider_psi_max;
+    state.trunc = info.conditional && q.get("trunc") === "global" ? "global" : info.default_trunc;
     state.noise = info.noise_modes.includes(q.get("noise")) ? q.get("noise") : "const";
     if (info.conditional) {
       const c = parseIntIn(q.get("class"), 0, info.c_dim - 1);
-      state.cls = c === null ? state.seed % info.c_dim : c;
+      state.cls = c === null ? randomSeed() % info.c_dim : c;  // shown in the selector, sent with every request
     }
     const a = parseSeed(q.get("a"));
     const b = parseSeed(q.get("b"));
@@ -172,12 +176,19 @@
     state.edit = Array.from({ length: info.directions }, (_, k) =>
       Number.isFinite(edit[k]) ? Math.min(EDIT_RANGE, Math.max(-EDIT_RANGE, edit[k])) : 0);
   }
+  function setPsiRange() {
+    $("psi").min = state.beyond ? info.psi_min : info.slider_psi_min;
+    $("psi").max = state.beyond ? info.psi_max : info.slider_psi_max;
+  }
   function writeControls() {
     $("seed").value = state.seed;
+    $("psi-beyond").checked = state.beyond;
+    setPsiRange();
     $("psi").value = state.psi;
     $("psi-out").value = fmtPsi(state.psi);
     for (const r of document.querySelectorAll("input[name=noise]")) r.checked = r.value === state.noise;
     if (info.conditional) $("class").value = String(state.cls);
+    $("trunc-class").checked = state.trunc === "class";
     $("seed-a").value = state.a;
     $("seed-b").value = state.b;
     $("crossover").value = state.x;
@@ -231,14 +242,14 @@
     $("title").textContent = info.title;
     if (info.resolution < 256) document.body.classList.add("pixelated");
     document.documentElement.style.setProperty("--aspect", `${info.width} / ${info.height}`);
-    $("psi").min = info.psi_min;
-    $("psi").max = info.psi_max;
+    $("beyond-row").hidden = info.psi_min === info.psi_max;
     $("crossover").max = info.num_ws;
     $("steps").max = info.max_steps;
     if (info.conditional) {
       const sel = $("class");
       for (let i = 0; i < info.c_dim; i++) sel.add(new Option(String(i), String(i)));
       $("class-row").hidden = false;
+      $("trunc-row").hidden = false;
     }
     const facts = [["model", info.name], ["image", `${info.width}\u00d7${info.height}, ` +
       `${info.channels === 1 ? "grayscale" : "RGB"}`], ["style inputs", info.num_ws],
@@ -284,6 +295,17 @@
       r.addEventListener("change", () => { state.noise = r.value; syncUrl(false); renderAll(); });
     }
     $("class").addEventListener("change", () => { state.cls = Number($("class").value); syncUrl(false); renderAll(); });
+    $("trunc-class").addEventListener("change", () => {
+      state.trunc = $("trunc-class").checked ? "class" : "global"; syncUrl(false); renderAll();
+    });
+    $("psi-beyond").addEventListener("change", () => {
+      state.beyond = $("psi-beyond").checked;
+      const clamped = Math.min(info.slider_psi_max, Math.max(info.slider_psi_min, state.psi));
+      const moved = !state.beyond && clamped !== state.psi;
+      state.psi = state.beyond ? state.psi : clamped;
+      writeControls();
+      if (moved) { syncUrl(false); renderAll(); }
+    });
     const editChanged = debounce(() => { syncUrl(false); render.main(); }, 120);
     for (let k = 0; k < info.directions; k++) {
       $(`edit-${k}`).addEventListener("input", () => {

@@ -235,3 +235,45 @@ def test_bad_configurations_are_clear_errors():
         c = _tiny("stylegan3-t")
         c.G.noise = True
         c.validate()
+
+
+@pytest.mark.parametrize("cfg", ["stylegan3-t", "stylegan3-r"])
+def test_named_configurations(cfg):
+    from stylegan.presets import get_preset, make_config
+
+    c, recipe = make_config(cfg, resolution=256), get_preset(cfg).training
+    assert c.family == "stylegan3" and c.G.arch == cfg and c.G.map_depth == 2 and not c.G.noise
+    assert (recipe.glr, recipe.dlr, recipe.style_mixing, recipe.pl_weight) == (0.0025, 0.002, 0.0, 0.0)
+    double = 2 if cfg == "stylegan3-r" else 1
+    assert (c.G.cbase, c.G.cmax, c.D.cbase, c.D.cmax) == (32768 * double, 512 * double, 32768, 512)
+    assert (recipe.blur_sigma, recipe.blur_kimg) == ((10.0, 200.0) if cfg == "stylegan3-r" else (0.0, 0.0))
+
+
+def test_d_blur_schedule_and_filter():
+    from stylegan.training.loss import blur_images, blur_sigma_at
+
+    assert blur_sigma_at(10, 200, 32, 0) == 10 and blur_sigma_at(10, 200, 64, 200) == 5
+    assert blur_sigma_at(10, 200, 32, 250) == 0 and blur_sigma_at(0, 200, 32, 0) == 0
+    img = torch.zeros(1, 1, 9, 9)
+    img[0, 0, 4, 4] = 1
+    out = blur_images(img, 1.0)
+    assert out.shape == img.shape and math.isclose(out.sum().item(), 1.0, rel_tol=1e-6)
+    assert math.isclose(out[0, 0, 4, 3].item() / out[0, 0, 4, 4].item(), 0.5, rel_tol=1e-5)  # 2^-(1/σ)²
+
+
+def test_training_steps_and_the_snapshot_rebuilds_by_name(tmp_path):
+    from test_training import tiny_opts
+
+    from stylegan.checkpoint import load_networks, save_checkpoint
+    from stylegan.training.loop import Trainer
+
+    t = Trainer(tiny_opts(tmp_path, cfg="stylegan3-r", cbase=256, cmax=16, aug="noaug"))
+    stats = t.step()
+    assert all(torch.isfinite(v).all() for v in stats.values())
+    assert t.loss.blur_sigma == 10.0 and t.G.synthesis.layers[0].magnitude_ema.item() < 1
+    path = save_checkpoint(tmp_path / "sg3.safetensors", t.config, {"G_ema": t.G_ema, "D": t.D})
+    config, nets, _ = load_networks(path)
+    assert config.cfg == "stylegan3-r"
+    z = torch.randn(2, t.G.z_dim)
+    with torch.no_grad():
+        assert torch.equal(nets["G_ema"](z), t.G_ema(z))

@@ -28,6 +28,8 @@ class TrainingRecipe:
     r2_gamma: R2 weight (R1's formula on fakes, on R1's interval; 0: off). gamma_end, gamma_kimg: the R1 weight
     decays from gamma to gamma_end over gamma_kimg thousand images along a cosine, then stays (None: constant);
     R2's weight follows in proportion, r2_gamma·γ(t)/gamma. None of the papers' rows uses these three (R3GAN).
+    blur_sigma, blur_kimg: every image D sees is blurred with σ falling linearly from blur_sigma to 0 over
+    blur_kimg·batch/32 thousand images (StyleGAN3-R: 10 and 200; 0: none).
     """
 
     loss: str = "nonsaturating"
@@ -49,6 +51,8 @@ class TrainingRecipe:
     r2_gamma: float = 0.0
     gamma_end: float | None = None
     gamma_kimg: float | None = None
+    blur_sigma: float = 0.0
+    blur_kimg: float = 0.0
 
     def validate(self) -> "TrainingRecipe":
         require(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
@@ -66,6 +70,7 @@ class TrainingRecipe:
         require(self.ema_kimg is None or self.ema_kimg >= 0, "the EMA half-life must be >= 0")
         require(self.ema_rampup >= 0, f"the EMA ramp-up must be >= 0, got {self.ema_rampup}")
         self._validate_gamma_schedule()
+        require(self.blur_sigma >= 0 and self.blur_kimg >= 0, "the D blur σ and its fade length must be >= 0")
         require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                f"Adam betas must be in [0, 1), got {self.betas}")
         return self
@@ -174,6 +179,29 @@ _PRESET_LIST = [
            "+ large networks (cbase 32768: 512 channels up to 64²)", "StyleGAN2 Table 1 F (FID 2.84)"),
 ]
 
+
+
+def _stylegan3(arch: str) -> NetworkConfig:
+    """StyleGAN3 (Karras et al. 2021) as the authors' train.py builds it: the alias-free G (2 mapping layers, w_avg
+    decay 0.998, cbase 32768 and cmax 512 for T, doubled for R) and StyleGAN2's resnet D (cbase 32768)."""
+    double = 2 if arch == "stylegan3-r" else 1
+    g = GeneratorConfig(map_depth=2, w_avg_beta=0.998, cbase=32768 * double, cmax=512 * double, arch=arch,
+                        noise=False)
+    return NetworkConfig(family="stylegan3", cfg=arch, G=g, D=DiscriminatorConfig(cbase=32768, arch="resnet"))
+
+
+# The authors' train.py for --cfg stylegan3-t / -r: lr G 0.0025, D 0.002, no mixing or path length; R1 γ has no
+# default there (chosen per dataset), so the recipe keeps the heuristic.
+_SG3_TRAINING = TrainingRecipe(glr=0.0025, dlr=0.002, style_mixing=0.0, pl_weight=0.0)
+_PRESET_LIST.extend([
+    Preset("stylegan3-t", lambda: _stylegan3("stylegan3-t"), _SG3_TRAINING,
+           "alias-free G: Fourier-feature input, 14 layers of modulated conv 3×3 + filtered leaky ReLU (Kaiser "
+           "sinc filters), no noise or skips; 2 mapping layers; lr G 0.0025 D 0.002, no mixing or path length",
+           "StyleGAN3 (Karras et al. 2021) config T"),
+    Preset("stylegan3-r", lambda: _stylegan3("stylegan3-r"), _R(_SG3_TRAINING, blur_sigma=10.0, blur_kimg=200.0),
+           "+ 1×1 convolutions, radial (jinc) downsampling filters, doubled channels; D's input blurred (σ 10) "
+           "fading out over 200 kimg", "StyleGAN3 (Karras et al. 2021) config R"),
+])
 
 
 def _small() -> NetworkConfig:

@@ -40,6 +40,9 @@ FIRST_CUTOFF, FIRST_STOPBAND, LAST_STOPBAND_REL = 2.0, 2 ** 2.1, 2 ** 0.3
 #: Taps of the up/down filters per unit of the resampling factor; the leaky ReLU's temporary upsampling.
 FILTER_SIZE, LRELU_UPSAMPLING = 6, 2
 OUTPUT_SCALE = 0.25
+#: Half-life, in images, of the layers' input magnitude averages: β = 0.5^(n / 20000) for an update with n
+#: images (the authors' 0.5^(batch / 20k) per minibatch).
+MAGNITUDE_EMA_IMAGES = 20_000
 
 
 def layer_schedule(resolution: int, img_channels: int, cbase: int, cmax: int,
@@ -157,13 +160,14 @@ class AliasFreeLayer(nn.Module):
     in_half_width, out_half_width: their transition half-widths. is_torgb: the last layer.
     kernel: convolution size (3 for T, 1 for R; toRGB always 1). radial: jinc downsampling filter (R, not in
     the critically sampled layers, which ``radial`` must then be False for). conv_clamp: clamp of the output
-    (None: none). magnitude_ema_beta: decay of the input magnitude's running mean.
+    (None: none). magnitude_ema_beta: decay of the input magnitude's running mean per update (None: a
+    half-life of ``MAGNITUDE_EMA_IMAGES`` images, β = 0.5^(n / 20000) for an update with n images).
     """
 
     def __init__(self, w_dim: int, in_channels: int, out_channels: int, in_size: int, out_size: int,
                  in_rate: float, out_rate: float, in_cutoff: float, out_cutoff: float, in_half_width: float,
                  out_half_width: float, is_torgb: bool = False, kernel: int = 3, radial: bool = False,
-                 conv_clamp: float | None = None, magnitude_ema_beta: float = 0.999):
+                 conv_clamp: float | None = None, magnitude_ema_beta: float | None = None):
         super().__init__()
         self.is_torgb, self.conv_clamp = is_torgb, conv_clamp
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -197,7 +201,9 @@ class AliasFreeLayer(nn.Module):
         if update_emas:
             with torch.no_grad():
                 cur = x.detach().float().square().mean()
-                self.magnitude_ema.copy_(cur.lerp(self.magnitude_ema, self.magnitude_ema_beta))
+                beta = self.magnitude_ema_beta
+                beta = 0.5 ** (x.shape[0] / MAGNITUDE_EMA_IMAGES) if beta is None else beta
+                self.magnitude_ema.copy_(cur.lerp(self.magnitude_ema, beta))
         styles = self.affine(w)
         if self.is_torgb:
             styles = styles / math.sqrt(self.in_channels * self.kernel ** 2)
@@ -218,11 +224,11 @@ class AliasFreeSynthesis(nn.Module):
 
     w_dim: size of w. resolution, img_channels: of the image. cbase, cmax: channel formula (module
     docstring). kernel: 3 (T) or 1 (R). radial: radial downsampling filters (R). conv_clamp: output clamp.
-    magnitude_ema_beta: decay of the layers' input magnitude averages.
+    magnitude_ema_beta: decay of the layers' input magnitude averages (None: see :class:`AliasFreeLayer`).
     """
 
     def __init__(self, w_dim: int, resolution: int, img_channels: int, cbase: int, cmax: int, kernel: int = 3,
-                 radial: bool = False, conv_clamp: float | None = None, magnitude_ema_beta: float = 0.999):
+                 radial: bool = False, conv_clamp: float | None = None, magnitude_ema_beta: float | None = None):
         super().__init__()
         self.w_dim, self.resolution, self.img_channels = w_dim, resolution, img_channels
         self.num_ws = NUM_LAYERS + 2
@@ -237,9 +243,9 @@ class AliasFreeSynthesis(nn.Module):
                 is_torgb=i == NUM_LAYERS, kernel=kernel, radial=radial and i < NUM_LAYERS - NUM_CRITICAL,
                 conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta))
 
-    def set_magnitude_ema_beta(self, beta: float) -> None:
-        """The decay of every layer's magnitude average (the authors train with ``0.5 ** (batch / 20000)``)."""
-        if not 0 <= beta <= 1:
+    def set_magnitude_ema_beta(self, beta: float | None) -> None:
+        """The decay of every layer's magnitude average per update (None: a half-life of 20k images)."""
+        if beta is not None and not 0 <= beta <= 1:
             raise ValueError(f"magnitude EMA decay must be in [0, 1], got {beta}")
         for layer in self.layers:
             layer.magnitude_ema_beta = beta

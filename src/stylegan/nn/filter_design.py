@@ -72,3 +72,13 @@ def lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float, radial:
         rel = cutoff / (fs / 2)
         f = rel * np.sinc(rel * pos) * w
     return torch.as_tensor(f / f.sum(), dtype=torch.float32)
+
+
+def gaussian_taps(sigma: float) -> torch.Tensor | None:
+    """1-D blur taps ``2^(−(x/σ)²)`` for ``x = −⌊3σ⌋ … ⌊3σ⌋``, normalized to unit sum (the discriminator's
+    input blur of StyleGAN3-R); None when ``⌊3σ⌋ = 0``."""
+    size = int(math.floor(sigma * 3)) if sigma > 0 else 0
+    if size == 0:
+        return None
+    f = torch.exp2(-(torch.arange(-size, size + 1, dtype=torch.float64) / sigma).square())
+    return (f / f.sum()).float()

@@ -26,7 +26,7 @@ from stylegan.networks import build_networks, num_parameters
 from stylegan.training.distributed import DistInfo, all_reduce_grads, all_reduce_sum, init_distributed, shutdown
 from stylegan.training.ema import ema_beta, update_ema
 from stylegan.training.growing import Growth, GrowthSchedule, apply_growth, images_at
-from stylegan.training.loss import cosine_gamma, make_loss
+from stylegan.training.loss import blur_sigma_at, cosine_gamma, make_loss
 from stylegan.training.options import OptionsError, TrainingOptions
 from stylegan.training.runs import RunLog, next_run_dir, remove_stale_writes, run_description, trim_logs
 from stylegan.training.snapshots import SnapshotGrid, snapshot_metrics
@@ -255,6 +255,7 @@ class Trainer:
         gamma = cosine_gamma(self.gamma, r.gamma_end, self.cur_nimg / 1000, r.gamma_kimg)
         self.loss.r1_gamma = gamma
         self.loss.r2_gamma = r.r2_gamma * (gamma / self.gamma) if self.gamma > 0 else r.r2_gamma
+        self.loss.blur_sigma = blur_sigma_at(r.blur_sigma, r.blur_kimg, self.opts.batch, self.cur_nimg / 1000)
 
     def _r2_fakes(self, n: int) -> dict[str, torch.Tensor | None]:
         """The latents and labels of the fakes R2 takes in the lazy regularization phase (none when R2 is off)."""

@@ -43,6 +43,25 @@ def cosine_gamma(start: float, end: float | None, kimg: float, total_kimg: float
     return end + (start - end) * (1 + math.cos(math.pi * min(kimg / total_kimg, 1.0))) / 2
 
 
+def blur_sigma_at(start: float, fade_kimg: float, batch: int, kimg: float) -> float:
+    """StyleGAN3-R's blur of D's input: σ falls linearly from ``start`` to 0 over ``fade_kimg · batch / 32``
+    thousand images (0 when either is 0)."""
+    fade = fade_kimg * batch / 32
+    return start * max(1 - kimg / fade, 0.0) if start > 0 and fade > 0 else 0.0
+
+
+def blur_images(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The Gaussian-like blur ``2^(−(x/σ)²)`` (separable, ⌊3σ⌋ taps each side, zero padding, same size)."""
+    from stylegan.nn.filter_design import gaussian_taps
+    from stylegan.nn.upfirdn import upfirdn2d
+
+    f = gaussian_taps(sigma)
+    if f is None:
+        return img
+    p = (f.numel() - 1) // 2
+    return upfirdn2d(img, f.to(img.device), padding=(p, p, p, p))
+
+
 def path_lengths(img: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
     """‖J_wᵀ y‖₂ per sample, y ~ N(0, I)/sqrt(H·W) an image-sized random direction; J_wᵀy is the gradient of
     Σ(G(w)·y) w.r.t. w, its squared norm averaged over the ws of the sample."""
@@ -116,6 +135,7 @@ class TrainingPhases:
     r1_gamma: R1 weight γ. r2_gamma: R2 weight (0: off); the loop sets both each step (their schedule).
     pl_weight: path-length weight (2). pl_decay: decay of the running mean a (0.01).
     pl_batch_shrink: the PL batch is this many times smaller (2). style_mixing: mixing probability (0.9).
+    blur_sigma: blur of every image D sees, before augmentation (StyleGAN3-R; the loop sets it each step).
     """
 
     G: torch.nn.Module
@@ -127,6 +147,7 @@ class TrainingPhases:
     pl_batch_shrink: int = 2
     style_mixing: float = 0.9
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # applied to every image D sees
+    blur_sigma: float = 0.0
     adversarial: Any = field(default_factory=NonSaturatingLoss)
 
     def __post_init__(self):
@@ -134,13 +155,17 @@ class TrainingPhases:
         self.pl_mean = torch.zeros([], device=device)
 
     def run_D(self, img, c):
-        """D on (augmented) images; R1's and R2's gradients are taken w.r.t. the image before augmentation."""
+        """D on (blurred, augmented) images; R1's and R2's gradients are taken w.r.t. the image before both."""
+        if self.blur_sigma > 0:
+            img = blur_images(img, self.blur_sigma)
         if self.augment is not None:
             img = self.augment(img)
         return self.D(img, c)
 
     def run_G(self, z, c, update_w_avg=False):
         ws = mixing_ws(self.G, z, c, self.style_mixing, update_w_avg=update_w_avg)
+        if hasattr(self.G.synthesis, "set_magnitude_ema_beta"):  # alias-free: its magnitude averages too
+            return self.G.synthesis(ws, update_emas=update_w_avg), ws
         return self.G.synthesis(ws, noise_mode="random"), ws
 
     def g_main(self, z, c, gain: float = 1.0, real_img=None, real_c=None) -> dict[str, torch.Tensor]:

@@ -75,8 +75,10 @@ def test_small_recipe_keeps_the_stylegan2_generator_and_leaves_the_paper_rows_al
 
 
 def test_every_paper_row_has_a_name():
-    # small: this package's recipe; paper256 ... cifar, auto: the stylegan2-ada code's presets; no paper rows
-    assert set(LINEAGE) | set(ALIASES) | {"small", "paper256", "paper512", "paper1024", "cifar", "auto"} == set(PRESETS)
+    # small: this package's recipe; paper256 ... cifar, auto: the stylegan2-ada code's presets; no paper rows;
+    # stylegan3-t, -r: the alias-free generators (tests/test_stylegan3.py)
+    assert set(LINEAGE) | set(ALIASES) | {"small", "paper256", "paper512", "paper1024", "cifar", "auto",
+                                          "stylegan3-t", "stylegan3-r"} == set(PRESETS)
     assert PRESETS["stylegan"] is PRESETS["stylegan-f"] and PRESETS["stylegan2"] is PRESETS["stylegan2-f"]
     families = {n: make_config(n).family for n in LINEAGE}
     assert families["progan"] == "progan" and families["stylegan-c"] == "stylegan"

@@ -203,3 +203,35 @@ def test_reprojection_of_a_conditional_network():
     G = build_networks(cfg, seed=0)["G_ema"].eval()
     d = reprojection_distances(G, torch.rand(2, 3, 16, 16) * 2 - 1, distance, 2, ProjectionConfig(num_steps=2, w_avg_samples=50))
     assert len(d["generated"]) == len(d["real"]) == 2
+
+
+def test_projection_starts_from_the_requested_class(tmp_path):
+    """project --class K starts from class K's own average w; without a class, a conditional network starts
+    from the average over all classes, and the command says so; a class the network lacks is refused."""
+    from stylegan.tools.projector import w_statistics
+
+    G = build_networks(tiny_config(16, c_dim=3), seed=0)["G_ema"]
+    w0, _ = w_statistics(G, 600, 1, class_idx=0)
+    w_all, _ = w_statistics(G, 600, 1)
+    z = torch.randn(600, 32, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(w0[0], G.mapping(z, torch.eye(3)[[0] * 600])[:, 0].mean(0), atol=1e-5)
+    assert not torch.allclose(w0, w_all, atol=1e-3)
+    with pytest.raises(ValueError, match="not a class of this network: give 0-2"):
+        w_statistics(G, 10, 1, class_idx=3)
+    cfg = tiny_config(16, c_dim=3)
+    nets = build_networks(cfg, seed=0)
+    nets["G_ema"] = G
+    net = str(save_checkpoint(tmp_path / "net.safetensors", cfg, nets))
+    save_png(np.zeros((16, 16, 3), np.uint8), tmp_path / "t.png")
+    args = ["project", "--network", net, "--target", str(tmp_path / "t.png"), "--num-steps", "2"]
+    r = CliRunner().invoke(main, [*args, "--class", "5", "--outdir", str(tmp_path / "p")])
+    assert r.exit_code == 2 and "--class: 5 is not a class of this network: give 0-2" in r.output, r.output
+    u = str(save_checkpoint(tmp_path / "u.safetensors", tiny_config(16), build_networks(tiny_config(16))))
+    r = CliRunner().invoke(main, [*args[:2], u, *args[3:], "--class", "1", "--outdir", str(tmp_path / "p")])
+    assert r.exit_code == 2 and "--class: this network is unconditional" in r.output, r.output
+    assert not (tmp_path / "p").exists()
+    _lpips_or_skip()
+    r = CliRunner().invoke(main, [*args, "--outdir", str(tmp_path / "a")])
+    assert r.exit_code == 0 and "without --class: the projection starts from the average w of all classes" in r.output
+    r = CliRunner().invoke(main, [*args, "--class", "1", "--outdir", str(tmp_path / "b")])
+    assert r.exit_code == 0 and "note" not in r.output, r.output

@@ -33,6 +33,19 @@ def _network_file(network: str) -> Path:
         raise click.ClickException(str(e)) from None
 
 
+def _project_class(G, class_idx: int | None) -> None:
+    """project --class: refused for an unconditional network or a class it does not have; left out for a
+    conditional one, a note that the start is the average over all classes."""
+    if class_idx is not None and not G.c_dim:
+        raise click.UsageError("--class: this network is unconditional (it has no classes)")
+    if class_idx is not None and not 0 <= class_idx < G.c_dim:
+        raise click.BadParameter(f"{class_idx} is not a class of this network: give 0-{G.c_dim - 1}",
+                                 param_hint="--class")
+    if class_idx is None and G.c_dim:
+        click.echo(f"note: conditional network ({G.c_dim} classes) without --class: the projection starts from "
+                   "the average w of all classes; give --class K to start from class K's", err=True)
+
+
 #: What `project` writes for each target (proj.mp4 with --save-video).
 PROJECT_FILES = ("target.png", "proj.png", "projected_w.npz", "losses.json", "proj.mp4")
 
@@ -52,10 +65,13 @@ def _write_text(path: Path, text: str) -> None:
 @click.option("--w-plus", is_flag=True, help="Optimize one w per layer (W+) instead of a single w.")
 @click.option("--save-video", is_flag=True, help="Also write proj.mp4: target beside the optimization, step by step.")
 @click.option("--report", is_flag=True, help="Print the final LPIPS distance of each target (for attribution).")
+@click.option("--class", "class_idx", type=int, default=None, metavar="INT",
+              help="Conditional networks: start from this class's average w (the class of the targets); without "
+                   "it, from the average over all classes (a note says so).")
 @device_option
 @outdir_option
 @force_option
-def project(network, targets, num_steps, seed, w_plus, save_video, report, device, outdir, force):
+def project(network, targets, num_steps, seed, w_plus, save_video, report, class_idx, device, outdir, force):
     """Project images into the latent space: writes target.png, proj.png, projected_w.npz and
     losses.json per target (in DIR, or DIR/<n>/ for several); with --force, a proj.mp4 of an earlier
     projection is removed unless --save-video writes a new one."""
@@ -69,14 +85,15 @@ def project(network, targets, num_steps, seed, w_plus, save_video, report, devic
     refuse_overwrite([f / name for f in folders for name in PROJECT_FILES], force, inputs=[network, *targets])
     dev = _device(device)
     G = _load_generator(network, dev)
+    _project_class(G, class_idx)
     distance = _distance(dev)
     for out, target_path in zip(folders, targets):
         try:
             target = load_target(target_path, G.img_shape, G.img_channels)
         except ValueError as e:
             raise click.ClickException(str(e)) from None
-        proj = run(G, target.to(dev), distance, ProjectionConfig(num_steps=num_steps, w_plus=w_plus, seed=seed),
-                   keep_steps=save_video)
+        proj = run(G, target.to(dev), distance, ProjectionConfig(num_steps=num_steps, w_plus=w_plus, seed=seed,
+                                                                  class_idx=class_idx), keep_steps=save_video)
         out.mkdir(parents=True, exist_ok=True)
         save_png(to_uint8(target)[0], out / "target.png")
         save_png(to_uint8(proj.image)[0], out / "proj.png")

@@ -33,6 +33,9 @@ class ProjectionConfig:
     regularize_noise_weight: float = 1e5
     w_plus: bool = False
     seed: int = 303
+    #: For a conditional network: start from this class's average w (and use its spread); None, the average
+    #: over all classes.
+    class_idx: int | None = None
 
 
 @dataclass
@@ -92,13 +95,20 @@ def noise_regularization(noise: dict[str, torch.Tensor]) -> torch.Tensor:
     return reg
 
 
-def w_statistics(G, samples: int, seed: int) -> tuple[torch.Tensor, float]:
+def w_statistics(G, samples: int, seed: int, class_idx: int | None = None) -> tuple[torch.Tensor, float]:
+    """The mean w [1, w_dim] and the spread of w over ``samples`` latents: of class ``class_idx`` for a
+    conditional network, or of random classes without one."""
     device = next(G.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(samples, G.z_dim, generator=gen).to(device)
     c = None
+    if class_idx is not None and not 0 <= class_idx < G.c_dim:
+        raise ValueError(f"class {class_idx} is not a class of this network" + (
+            f": give 0-{G.c_dim - 1}" if G.c_dim else " (it is unconditional)"))
     if G.c_dim:
-        c = F.one_hot(torch.randint(G.c_dim, (samples,), generator=gen), G.c_dim).float().to(device)
+        labels = torch.randint(G.c_dim, (samples,), generator=gen) if class_idx is None else \
+            torch.full((samples,), class_idx)
+        c = F.one_hot(labels, G.c_dim).float().to(device)
     with torch.no_grad():
         w = torch.cat([G.mapping(z[i:i + 1000], None if c is None else c[i:i + 1000])[:, 0]
                        for i in range(0, samples, 1000)])
@@ -117,7 +127,7 @@ def project(G, target: torch.Tensor, distance: Distance, cfg: ProjectionConfig =
     if cfg.num_steps < 1:
         raise ValueError("num_steps must be >= 1")
     torch.manual_seed(cfg.seed)
-    w_avg, w_std = w_statistics(G, cfg.w_avg_samples, cfg.seed)
+    w_avg, w_std = w_statistics(G, cfg.w_avg_samples, cfg.seed, cfg.class_idx)
     noise = {name: torch.randn(1, 1, *shape, device=device, requires_grad=True)
              for name, shape in G.synthesis.noise_shapes().items()}
     w_opt = (w_avg.unsqueeze(1).repeat(1, G.num_ws, 1) if cfg.w_plus else w_avg.unsqueeze(1)).clone()

@@ -12,9 +12,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from stylegan.config import ConfigError, DiscriminatorConfig, GeneratorConfig, NetworkConfig
-from stylegan.interop.nvlabs import discriminator_state_from_nvlabs
-from stylegan.interop.nvlabs_stylegan3 import (check_stored_filters, config_from_nvlabs_stylegan3,
-                                               generator_state_from_nvlabs_stylegan3)
+from stylegan.interop import InteropError
+from stylegan.interop.nvlabs import config_from_nvlabs_stylegan3, discriminator_state_from_nvlabs
+from stylegan.interop.nvlabs_stylegan3 import check_stored_filters, generator_state_from_nvlabs_stylegan3
 from stylegan.networks import build_networks
 from stylegan.networks.stylegan3 import input_transform, layer_schedule
 from stylegan.nn.filter_design import lowpass_filter
@@ -44,7 +44,7 @@ def authors():
     G, D = nets["G"].eval(), nets["D"].eval()
     G.load_state_dict(generator_state_from_nvlabs_stylegan3(g_state))
     D.load_state_dict(discriminator_state_from_nvlabs({k[2:]: v for k, v in state.items() if k.startswith("D.")}))
-    return G, D, g_state, load_file(str(fixture_path("-outputs")))
+    return G, D, g_state, load_file(str(fixture_path("-outputs"))), meta
 
 
 def assert_reproduced(ours, theirs, rel=1e-4):
@@ -63,48 +63,50 @@ def test_config_of_the_fixture(authors):
 
 @pytest.mark.parametrize("psi", [1.0, 0.6])
 def test_mapping_reproduced(authors, psi):
-    G, _, _, out = authors
+    G, _, _, out, _ = authors
     with torch.no_grad():
         assert_reproduced(G.mapping(out["z"], None, truncation_psi=psi), out[f"ws_psi{psi}"])
 
 
 @pytest.mark.parametrize("psi", [1.0, 0.6])
 def test_images_reproduced(authors, psi):
-    G, _, _, out = authors
+    G, _, _, out, _ = authors
     with torch.no_grad():
         assert_reproduced(G.synthesis(out[f"ws_psi{psi}"]), out[f"img_psi{psi}"])
         assert_reproduced(G(out["z"], None, truncation_psi=psi), out[f"img_psi{psi}"])
 
 
 def test_images_reproduced_in_float64(authors):
-    G, _, _, out = authors
+    G, _, _, out, _ = authors
     G64 = __import__("copy").deepcopy(G).double()
     with torch.no_grad():
         assert_reproduced(G64.synthesis(out["ws_psi1.0"].double()).float(), out["img_psi1.0"])
 
 
 def test_discriminator_reproduced(authors):
-    _, D, _, out = authors
+    _, D, _, out, _ = authors
     with torch.no_grad():
         assert_reproduced(D(out["img_psi1.0"]), out["D_logits"])
 
 
 def test_designed_filters_equal_the_stored_ones(authors):
-    G, _, g_state, _ = authors
-    check_stored_filters(G, g_state, atol=1e-7)
+    G, _, g_state, *_ = authors
+    check_stored_filters(G.cfg, g_state, atol=1e-7)
+    names = {int(k.split(".")[1].split("_")[0][1:]): k.rsplit(".", 1)[0] for k in g_state if k.endswith("up_filter")}
+    for i, prefix in names.items():
+        assert torch.equal(G.synthesis.layers[i].up_filter, g_state[prefix + ".up_filter"])
+        assert torch.equal(G.synthesis.layers[i].down_filter, g_state[prefix + ".down_filter"])
     s = layer_schedule(32, 3, 2048, 32)
     f = lowpass_filter(24, s["cutoffs"][4], s["half_widths"][4] * 2, 64.0)
     assert torch.allclose(f, g_state["synthesis.L5_52_32.up_filter"], rtol=0, atol=1e-7)
 
 
 def test_a_changed_stored_filter_is_refused(authors):
-    from stylegan.interop import InteropError
-
-    G, _, g_state, _ = authors
+    G, _, g_state, *_ = authors
     bad = dict(g_state)
     bad["synthesis.L3_36_32.down_filter"] = bad["synthesis.L3_36_32.down_filter"].flip(0) * 1.01
     with pytest.raises(InteropError, match="L3_36_32.down_filter"):
-        check_stored_filters(G, bad)
+        check_stored_filters(G.cfg, bad)
 
 
 def test_filter_design_properties():
@@ -168,7 +170,7 @@ def test_filtered_lrelu_checks_its_input():
 
 def test_input_transform_translates_the_fourier_features_exactly(authors):
     """A translation by k pixels of the input's grid (1/sampling rate each) moves its features k pixels right."""
-    G, _, _, out = authors
+    G, _, _, out, _ = authors
     inp = __import__("copy").deepcopy(G.synthesis.input).double()
     w = G.mapping(out["z"], None)[:, 0].double().detach()
     k, rate = 3, inp.sampling_rate
@@ -182,7 +184,7 @@ def test_input_transform_translates_the_fourier_features_exactly(authors):
 def test_a_translated_image_is_the_shifted_image(authors):
     """Equivariance of T to integer translations, up to the aliasing a network of random weights leaves:
     translating by 2 output pixels shifts the image by 2 pixels away from the borders."""
-    G, _, _, out = authors
+    G, _, _, out, _ = authors
     G = __import__("copy").deepcopy(G)
     ws = out["ws_psi1.0"]
     with torch.no_grad():
@@ -277,3 +279,28 @@ def test_training_steps_and_the_snapshot_rebuilds_by_name(tmp_path):
     z = torch.randn(2, t.G.z_dim)
     with torch.no_grad():
         assert torch.equal(nets["G_ema"](z), t.G_ema(z))
+
+
+def test_the_authors_pickle_imports_safely(authors, tmp_path):
+    """A network pickle as the authors' code writes it (persistent objects holding the modules' state, crafted
+    here without their code) loads through the restricted unpickler and reproduces their images."""
+    import stylegan
+    from test_interop_support import nvlabs_pickle_bytes
+
+    _, _, g_state, out, meta = authors
+    d_state = {k[2:]: v for k, v in load_file(str(fixture_path())).items() if k.startswith("D.")}
+    path = tmp_path / "sg3.pkl"
+    path.write_bytes(nvlabs_pickle_bytes(g_state, d_state, json.loads(meta["G_init_kwargs"]),
+                                         json.loads(meta["D_init_kwargs"])))
+    G = stylegan.load(path)
+    with torch.no_grad():
+        assert_reproduced(G(out["z"], None, truncation_psi=0.6), out["img_psi0.6"])
+    bad = dict(g_state)
+    bad["synthesis.L5_52_32.up_filter"] = bad["synthesis.L5_52_32.up_filter"] * 2
+    path.write_bytes(nvlabs_pickle_bytes(bad, None, json.loads(meta["G_init_kwargs"]), None))
+    with pytest.raises(InteropError, match="L5_52_32.up_filter differs"):
+        stylegan.load(path)
+    kwargs = {**json.loads(meta["G_init_kwargs"]), "margin_size": 5}
+    path.write_bytes(nvlabs_pickle_bytes(g_state, None, kwargs, None))
+    with pytest.raises(InteropError, match="margin_size=5 is not supported"):
+        stylegan.load(path)

@@ -14,6 +14,8 @@ import torch
 
 from stylegan.config import ConfigError, DiscriminatorConfig, GeneratorConfig, NetworkConfig
 from stylegan.interop.errors import InteropError
+from stylegan.interop.nvlabs_stylegan3 import (check_stored_filters, generator_config_from_nvlabs_stylegan3,
+                                               generator_state_from_nvlabs_stylegan3)
 
 # Defaults of the authors' network constructors (not of their training script).
 _G_DEFAULTS = dict(num_layers=8, lr_multiplier=0.01, w_avg_beta=0.995, channel_base=32768, channel_max=512,
@@ -106,6 +108,22 @@ def _config_from_nvlabs(G_kwargs, D_kwargs) -> NetworkConfig:
         cmap_dim=None if dk["cmap_dim"] is None else int(dk["cmap_dim"]),
         num_fp16_res=int(dk["num_fp16_res"]), conv_clamp=_clamp(dk["conv_clamp"]))
     return NetworkConfig(family="stylegan2", cfg="stylegan2", G=g, D=d).validate()
+
+
+def config_from_nvlabs_stylegan3(G_kwargs: Mapping[str, Any], D_kwargs: Mapping[str, Any] | None = None
+                                 ) -> NetworkConfig:
+    """Our config from the authors' ``G_init_kwargs`` of an alias-free generator (StyleGAN3 T or R) and the
+    ``D_init_kwargs`` of its StyleGAN2 discriminator (without them, D mirrors G's channels)."""
+    try:
+        g = generator_config_from_nvlabs_stylegan3(G_kwargs)
+        stub = {k: G_kwargs[k] for k in ("z_dim", "w_dim", "c_dim", "img_resolution", "img_channels") if k in G_kwargs}
+        d = config_from_nvlabs({**stub, "channel_base": g.cbase, "channel_max": g.cmax}, D_kwargs).D
+        return NetworkConfig(family="stylegan3", cfg=g.arch, G=g, D=d).validate()
+    except InteropError:
+        raise
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise InteropError(f"the authors' alias-free constructor arguments cannot be used "
+                           f"({type(e).__name__}: {e})") from None
 
 
 def _clamp(v):
@@ -214,18 +232,19 @@ def _submodule_names(obj) -> list[str]:
     return [k for k in mods if isinstance(k, str)] if isinstance(mods, dict) else []
 
 
-def _check_stylegan2_generator(G, what: str) -> None:
+def _generator_kind(G, what: str) -> str:
+    """``stylegan2`` (blocks ``b4``, ``b8``...) or ``stylegan3`` (``input`` and layers ``L0_36_512``...)."""
     from stylegan.interop.safe_pickle import PersistentObject
 
     syn = (G.state.get("_modules") or {}).get("synthesis")
     if not isinstance(syn, PersistentObject):
         raise InteropError(f"{what}: the generator has no synthesis network")
     names = _submodule_names(syn)
-    if "input" in names or any(re.match(r"^L\d+_", n) for n in names) or "class SynthesisInput" in syn.module_src:
-        raise InteropError(f"{what}: this is a StyleGAN3 (alias-free) generator; only StyleGAN2 networks can be "
-                           "imported")
-    if not all(re.match(r"^b\d+$", n) for n in names):
+    if "input" in names and all(n == "input" or re.match(r"^L\d+_\d+_\d+$", n) for n in names):
+        return "stylegan3"
+    if not all(re.match(r"^b\d+$", n) for n in names) or "class SynthesisInput" in syn.module_src:
         raise InteropError(f"{what}: unknown synthesis network layout (modules {', '.join(names[:8])})")
+    return "stylegan2"
 
 
 def import_nvlabs_pickle(top: Any, what: str):
@@ -246,13 +265,15 @@ def import_nvlabs_pickle(top: Any, what: str):
         expected = "Discriminator" if name == "D" else "Generator"
         if net.class_name != expected:
             raise InteropError(f"{what}: {name} is a {net.class_name!r}, expected {expected!r}")
-    for name, net in gens.items():
-        _check_stylegan2_generator(net, f"{what} [{name}]")
+    kinds = {_generator_kind(net, f"{what} [{name}]") for name, net in gens.items()}
+    if len(kinds) > 1:
+        raise InteropError(f"{what}: G and G_ema are different kinds of generator")
+    sg3 = kinds == {"stylegan3"}
     ref = gens.get("G_ema", gens.get("G"))
     G_kwargs = constructor_kwargs(ref, _G_POSITIONAL)
     D_kwargs = constructor_kwargs(nets["D"], _D_POSITIONAL) if "D" in nets else None
     try:
-        config = config_from_nvlabs(G_kwargs, D_kwargs)
+        config = (config_from_nvlabs_stylegan3 if sg3 else config_from_nvlabs)(G_kwargs, D_kwargs)
     except InteropError as e:
         raise InteropError(f"{what}: {e}") from None
     for name, net in gens.items():
@@ -264,10 +285,16 @@ def import_nvlabs_pickle(top: Any, what: str):
            **dict(G_kwargs.get("synthesis_kwargs") or {})}
     for name, net in nets.items():
         flat = flatten_module(net, f"{what} [{name}]")
-        state = discriminator_state_from_nvlabs(flat) if name == "D" else generator_state_from_nvlabs(flat)
+        if name == "D":
+            state = discriminator_state_from_nvlabs(flat)
+        elif sg3:
+            check_stored_filters(config.G, flat)
+            state = generator_state_from_nvlabs_stylegan3(flat)
+        else:
+            state = generator_state_from_nvlabs(flat)
         check_no_shared_memory(state, f"{what} [{name}]")  # before anything is copied or built from them
         state = {k: t.float() if t.is_floating_point() else t for k, t in state.items()}
-        if name != "D" and syn.get("use_noise", True) is False:
+        if name != "D" and not sg3 and syn.get("use_noise", True) is False:
             _add_silent_noise(state, config)
             notes.append(f"{name}: the network has no noise inputs (use_noise=False); imported with noise strength 0")
         states[name] = state

@@ -1,7 +1,7 @@
 """The authors' alias-free generator (stylegan3's ``training.networks_stylegan3``) mapped onto ours
 (:mod:`stylegan.networks.stylegan3`): constructor arguments to a :class:`~stylegan.config.NetworkConfig`, and
 tensor names (``synthesis.L5_52_32.weight`` → ``synthesis.layers.5.weight``). The discriminator is
-StyleGAN2's and goes through :mod:`stylegan.interop.nvlabs`.
+StyleGAN2's: :func:`stylegan.interop.nvlabs.config_from_nvlabs_stylegan3` pairs the two configurations.
 
 The FIR filters stored with their layers (``up_filter``, ``down_filter``) are designed again from the
 configuration; :func:`check_stored_filters` verifies that the stored ones are the same filters."""
@@ -13,9 +13,8 @@ from typing import Any, Mapping
 
 import torch
 
-from stylegan.config import ConfigError, GeneratorConfig, NetworkConfig
+from stylegan.config import GeneratorConfig
 from stylegan.interop.errors import InteropError
-from stylegan.interop.nvlabs import config_from_nvlabs
 
 #: Synthesis arguments whose value our networks fix, with that value (the authors' defaults).
 _FIXED = dict(num_layers=14, num_critical=2, first_cutoff=2, first_stopband=2 ** 2.1, last_stopband_rel=2 ** 0.3,
@@ -24,6 +23,9 @@ _FIXED = dict(num_layers=14, num_critical=2, first_cutoff=2, first_stopband=2 **
 _IGNORED_KEYS = ("num_fp16_res", "magnitude_ema_beta", "conv_clamp", "channel_base", "channel_max", "conv_kernel",
                  "use_radial_filters")
 _FILTER = re.compile(r"(^|\.)(up|down)_filter$")
+#: The generator's own arguments; every other top-level one is the synthesis network's.
+_G_OWN = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
+_MAPPING_KEYS = ("num_layers", "lr_multiplier", "w_avg_beta")
 
 
 def _arch(syn: Mapping[str, Any]) -> str:
@@ -37,7 +39,7 @@ def _arch(syn: Mapping[str, Any]) -> str:
 
 
 def _synthesis_kwargs(G_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    syn = {k: v for k, v in G_kwargs.items() if k in _FIXED or k in _IGNORED_KEYS}
+    syn = {k: v for k, v in G_kwargs.items() if k not in _G_OWN}
     syn.update(dict(G_kwargs.get("synthesis_kwargs") or {}))
     syn.update(dict(syn.pop("layer_kwargs", None) or {}))
     for key, value in _FIXED.items():
@@ -49,29 +51,22 @@ def _synthesis_kwargs(G_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return syn
 
 
-def config_from_nvlabs_stylegan3(G_kwargs: Mapping[str, Any], D_kwargs: Mapping[str, Any] | None = None
-                                 ) -> NetworkConfig:
-    """Our config from the authors' ``G_init_kwargs`` of an alias-free generator and the ``D_init_kwargs`` of
-    its (StyleGAN2) discriminator; settings our networks cannot express raise :class:`InteropError`."""
-    try:
-        syn = _synthesis_kwargs(G_kwargs)
-        mapk = dict(G_kwargs.get("mapping_kwargs") or {})
-        clamp = syn.get("conv_clamp", 256)
-        g = GeneratorConfig(
-            z_dim=int(G_kwargs["z_dim"]), w_dim=int(G_kwargs["w_dim"]), c_dim=int(G_kwargs.get("c_dim", 0) or 0),
-            resolution=int(G_kwargs["img_resolution"]), img_channels=int(G_kwargs["img_channels"]),
-            map_depth=int(mapk.get("num_layers", 2)), map_lr_mul=float(mapk.get("lr_multiplier", 0.01)),
-            w_avg_beta=float(mapk.get("w_avg_beta", 0.998)), cbase=int(syn.get("channel_base", 32768)),
-            cmax=int(syn.get("channel_max", 512)), arch=_arch(syn), num_fp16_res=0,
-            conv_clamp=None if clamp is None else float(clamp), noise=False)
-        stub = {k: G_kwargs[k] for k in ("z_dim", "w_dim", "c_dim", "img_resolution", "img_channels") if k in G_kwargs}
-        d = config_from_nvlabs({**stub, "channel_base": g.cbase, "channel_max": g.cmax}, D_kwargs).D
-        return NetworkConfig(family="stylegan3", cfg=g.arch, G=g, D=d).validate()
-    except InteropError:
-        raise
-    except (KeyError, TypeError, ValueError, ConfigError) as e:
-        raise InteropError(f"the authors' alias-free constructor arguments cannot be used "
-                           f"({type(e).__name__}: {e})") from None
+def generator_config_from_nvlabs_stylegan3(G_kwargs: Mapping[str, Any]) -> GeneratorConfig:
+    """Our generator config from the authors' ``G_init_kwargs`` of an alias-free generator (not validated);
+    settings our networks cannot express raise :class:`InteropError`."""
+    syn = _synthesis_kwargs(G_kwargs)
+    mapk = dict(G_kwargs.get("mapping_kwargs") or {})
+    unknown = sorted(set(mapk) - set(_MAPPING_KEYS))
+    if unknown:
+        raise InteropError(f"alias-free mapping arguments not supported: {', '.join(unknown)}")
+    clamp = syn.get("conv_clamp", 256)
+    return GeneratorConfig(
+        z_dim=int(G_kwargs["z_dim"]), w_dim=int(G_kwargs["w_dim"]), c_dim=int(G_kwargs.get("c_dim", 0) or 0),
+        resolution=int(G_kwargs["img_resolution"]), img_channels=int(G_kwargs["img_channels"]),
+        map_depth=int(mapk.get("num_layers", 2)), map_lr_mul=float(mapk.get("lr_multiplier", 0.01)),
+        w_avg_beta=float(mapk.get("w_avg_beta", 0.998)), cbase=int(syn.get("channel_base", 32768)),
+        cmax=int(syn.get("channel_max", 512)), arch=_arch(syn), num_fp16_res=0,
+        conv_clamp=None if clamp is None else float(clamp), noise=False)
 
 
 _G_RULES = [
@@ -100,13 +95,16 @@ def generator_state_from_nvlabs_stylegan3(state: Mapping[str, torch.Tensor]) -> 
     return out
 
 
-def check_stored_filters(G: torch.nn.Module, state: Mapping[str, torch.Tensor], atol: float = 1e-6) -> None:
-    """Every ``up_filter`` / ``down_filter`` of the authors' state dict equals the filter our layer designed
-    from the configuration (else :class:`InteropError`: the network was built with other filter settings)."""
+def check_stored_filters(cfg: GeneratorConfig, state: Mapping[str, torch.Tensor], atol: float = 1e-6) -> None:
+    """Every ``up_filter`` / ``down_filter`` of the authors' state dict equals the filter designed from our
+    configuration (else :class:`InteropError`: the network was built with other filter settings)."""
+    from stylegan.networks.stylegan3 import designed_filters
+
+    ours = designed_filters(cfg)
     for name, t in state.items():
         m = re.match(r"^synthesis\.L(\d+)_\d+_\d+\.(up|down)_filter$", name)
         if not m:
             continue
-        ours = getattr(G.synthesis.layers[int(m.group(1))], f"{m.group(2)}_filter")
-        if ours is None or ours.shape != t.shape or not torch.allclose(ours, t.float(), rtol=0, atol=atol):
+        f = ours.get(int(m.group(1)), (None, None))[0 if m.group(2) == "up" else 1]
+        if f is None or f.shape != t.shape or not torch.allclose(f, t.float(), rtol=0, atol=atol):
             raise InteropError(f"G: stored filter {name} differs from the one designed from the configuration")

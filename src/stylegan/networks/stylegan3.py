@@ -150,6 +150,49 @@ def modulated_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, 
     return y.reshape(n, out_ch, *y.shape[2:])
 
 
+def layer_filters(in_rate: float, out_rate: float, in_cutoff: float, out_cutoff: float, in_half_width: float,
+                  out_half_width: float, is_torgb: bool = False, radial: bool = False):
+    """(up, down, up filter, down filter) of a layer: it works at ``2 · max(in_rate, out_rate)`` (toRGB: at
+    its rate, no filters); each filter has 6 taps per unit of its factor, cutoff ``fc`` and transition band
+    ``2 h`` (the down filter radial if ``radial``); a factor of 1 has no filter (None)."""
+    tmp_rate = max(in_rate, out_rate) * (1 if is_torgb else LRELU_UPSAMPLING)
+    up, down = int(round(tmp_rate / in_rate)), int(round(tmp_rate / out_rate))
+    up_taps = FILTER_SIZE * up if up > 1 and not is_torgb else 1
+    down_taps = FILTER_SIZE * down if down > 1 and not is_torgb else 1
+    return (up, down, lowpass_filter(up_taps, in_cutoff, in_half_width * 2, tmp_rate),
+            lowpass_filter(down_taps, out_cutoff, out_half_width * 2, tmp_rate, radial=radial))
+
+
+def _taps(f: torch.Tensor | None) -> int:
+    return 1 if f is None else f.shape[0]
+
+
+def schedule_layers(resolution: int, img_channels: int, cbase: int, cmax: int) -> list[dict]:
+    """The arguments of each :class:`AliasFreeLayer` (0…NUM_LAYERS, toRGB last) from :func:`layer_schedule`:
+    layer i goes from the rate, cutoff, size and channels of i − 1 (of the input for layer 0) to those of i."""
+    s = layer_schedule(resolution, img_channels, cbase, cmax)
+    out = []
+    for i in range(NUM_LAYERS + 1):
+        p = max(i - 1, 0)
+        out.append(dict(in_channels=int(s["channels"][p]), out_channels=int(s["channels"][i]),
+                        in_size=int(s["sizes"][p]), out_size=int(s["sizes"][i]), in_rate=s["rates"][p],
+                        out_rate=s["rates"][i], in_cutoff=s["cutoffs"][p], out_cutoff=s["cutoffs"][i],
+                        in_half_width=s["half_widths"][p], out_half_width=s["half_widths"][i],
+                        is_torgb=i == NUM_LAYERS))
+    return out
+
+
+def designed_filters(cfg: GeneratorConfig) -> dict[int, tuple[torch.Tensor | None, torch.Tensor | None]]:
+    """Layer index → (up filter, down filter) of the alias-free generator ``cfg``, without building it."""
+    radial = cfg.arch == "stylegan3-r"
+    out = {}
+    for i, a in enumerate(schedule_layers(cfg.resolution, cfg.img_channels, cfg.cbase, cfg.cmax)):
+        _, _, fu, fd = layer_filters(a["in_rate"], a["out_rate"], a["in_cutoff"], a["out_cutoff"], a["in_half_width"],
+                                     a["out_half_width"], a["is_torgb"], radial and i < NUM_LAYERS - NUM_CRITICAL)
+        out[i] = (fu, fd)
+    return out
+
+
 class AliasFreeLayer(nn.Module):
     """One synthesis layer: modulated convolution, then the filtered leaky ReLU between the sampling rates of
     its input and output (module docstring). The toRGB layer: a 1×1 convolution, modulated without
@@ -178,15 +221,11 @@ class AliasFreeLayer(nn.Module):
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, self.kernel, self.kernel))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.register_buffer("magnitude_ema", torch.ones([]))
-        tmp_rate = max(in_rate, out_rate) * (1 if is_torgb else LRELU_UPSAMPLING)
-        self.up, self.down = int(round(tmp_rate / in_rate)), int(round(tmp_rate / out_rate))
-        up_taps = FILTER_SIZE * self.up if self.up > 1 and not is_torgb else 1
-        down_taps = FILTER_SIZE * self.down if self.down > 1 and not is_torgb else 1
-        self.register_buffer("up_filter", lowpass_filter(up_taps, in_cutoff, in_half_width * 2, tmp_rate),
-                             persistent=False)
-        self.register_buffer("down_filter", lowpass_filter(down_taps, out_cutoff, out_half_width * 2, tmp_rate,
-                                                           radial=radial), persistent=False)
-        self.padding = self._padding(up_taps, down_taps)
+        self.up, self.down, up_filter, down_filter = layer_filters(in_rate, out_rate, in_cutoff, out_cutoff,
+                                                                   in_half_width, out_half_width, is_torgb, radial)
+        self.register_buffer("up_filter", up_filter, persistent=False)
+        self.register_buffer("down_filter", down_filter, persistent=False)
+        self.padding = self._padding(_taps(up_filter), _taps(down_filter))
 
     def _padding(self, up_taps: int, down_taps: int) -> tuple[int, int, int, int]:
         """Padding before the up filter so that the output has ``out_size`` samples, the sample positions
@@ -234,14 +273,10 @@ class AliasFreeSynthesis(nn.Module):
         self.num_ws = NUM_LAYERS + 2
         s = layer_schedule(resolution, img_channels, cbase, cmax)
         self.input = FourierInput(w_dim, int(s["channels"][0]), int(s["sizes"][0]), s["rates"][0], s["cutoffs"][0])
-        self.layers = nn.ModuleList()
-        for i in range(NUM_LAYERS + 1):
-            p = max(i - 1, 0)
-            self.layers.append(AliasFreeLayer(
-                w_dim, int(s["channels"][p]), int(s["channels"][i]), s["sizes"][p], s["sizes"][i], s["rates"][p],
-                s["rates"][i], s["cutoffs"][p], s["cutoffs"][i], s["half_widths"][p], s["half_widths"][i],
-                is_torgb=i == NUM_LAYERS, kernel=kernel, radial=radial and i < NUM_LAYERS - NUM_CRITICAL,
-                conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta))
+        self.layers = nn.ModuleList(
+            AliasFreeLayer(w_dim, **a, kernel=kernel, radial=radial and i < NUM_LAYERS - NUM_CRITICAL,
+                           conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta)
+            for i, a in enumerate(schedule_layers(resolution, img_channels, cbase, cmax)))
 
     def set_magnitude_ema_beta(self, beta: float | None) -> None:
         """The decay of every layer's magnitude average per update (None: a half-life of 20k images)."""

@@ -539,3 +539,55 @@ def test_dataset_tool_refuses_labels_training_could_not_use(tmp_path):
     with pytest.raises(ValueError, match="class index or a vector"):
         convert_dataset(src, tmp_path / "out", 8, progress=False)
     assert not (tmp_path / "out" / "dataset.json").exists()
+
+
+def test_mixed_sizes_are_resized_with_one_warning_line(tmp_path):
+    """A folder of 8, 32 and 64 px images brought to 16 px: the summary says so in one line, with how many files
+    of which size; images of one size bring a plain note; nothing resized, no line."""
+    src = tmp_path / "mixed"
+    src.mkdir()
+    for i, size in enumerate([8, 8, 32, 32, 32, 64, 16]):
+        save(src / f"{i}.png", rand_images(1, size, seed=i)[0])
+    r = CliRunner().invoke(dataset_cmd, ["--source", str(src), "--dest", str(tmp_path / "d.zip"), "--resolution",
+                                         "16", "--quiet"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert lines[1] == ("warning: the source images have 4 different sizes (8x8: 2, 16x16: 1, 32x32: 3, 64x64: 1); "
+                        "6 of 7 were resized to 16x16"), r.output
+    assert len(lines) == 2
+    summary = convert_dataset(src, tmp_path / "same", 16, max_images=1, progress=False)
+    assert summary.resize_note() == "note: resized all 1 images from 8x8 to 16x16"
+    assert convert_dataset(tmp_path / "d.zip", tmp_path / "again", 16, progress=False).resize_note() is None
+
+
+def test_corrupt_dataset_json_is_an_error_even_without_labels(folder, tmp_path):
+    """dataset.json is read whether or not the labels are used: a corrupt one is never silently ignored."""
+    dest = tmp_path / "prepared"
+    convert_dataset(folder[0], dest, 16, progress=False)
+    ImageDataset(dest)  # valid: fine
+    for bad in (b"{not json", b'{"labels": [["00000/img00000000.png"]]}', b'{"labels": [["x.png", "cat"]]}'):
+        (dest / "dataset.json").write_bytes(bad)
+        for use_labels in (False, True):
+            with pytest.raises(ValueError, match="dataset.json"):
+                ImageDataset(dest, use_labels=use_labels)
+    from stylegan.cli.main import main
+
+    r = CliRunner().invoke(main, ["train", "--data", str(dest), "--outdir", str(tmp_path / "runs"), "--cfg", "small",
+                                  "--dry-run"])  # unconditional training
+    assert r.exit_code == 1 and "dataset.json" in r.output and r.output.count("\n") == 1, r.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_symlink_loop_is_followed_once(tmp_path):
+    """A folder holding a link to itself (and a second link to a subfolder) yields each image once, for the
+    dataset reader and the dataset tool alike."""
+    root = tmp_path / "imgs"
+    (root / "sub").mkdir(parents=True)
+    for i, arr in enumerate(rand_images(4, 16)):
+        save((root if i < 2 else root / "sub") / f"{i}.png", arr)
+    os.symlink(root, root / "loop")
+    os.symlink(root / "sub", root / "sub-again")
+    os.symlink(root / "loop", root / "sub" / "back")
+    assert len(ImageDataset(root)) == 4
+    summary = convert_dataset(root, tmp_path / "out", 16, progress=False)
+    assert summary.written == 4

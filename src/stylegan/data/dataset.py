@@ -33,6 +33,23 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def walk_files(root: str | os.PathLike) -> list[str]:
+    """The files under folder ``root`` as sorted POSIX names relative to it, following symbolic links to
+    folders once: a folder reached again (a link loop, or a second link to it) adds nothing."""
+    root = Path(root)
+    out, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames.sort()
+        rel = Path(dirpath).relative_to(root)
+        out.extend((rel / f).as_posix() for f in filenames)
+    return sorted(out)
+
+
 class _Storage:
     """Files of a folder or a zip, by POSIX-style relative name. Zips are opened lazily, once per process."""
 
@@ -51,13 +68,7 @@ class _Storage:
 
     def names(self) -> list[str]:
         if self.kind == "dir":
-            root = self.path
-            out = []
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-                dirnames.sort()
-                rel = Path(dirpath).relative_to(root)
-                out.extend((rel / f).as_posix() for f in filenames)
-            return sorted(out)
+            return walk_files(self.path)
         names = [i.filename for i in self._get_zip().infolist() if not i.is_dir()]
         self.close()  # don't hand an open zip to forked DataLoader workers
         return sorted(names)
@@ -201,11 +212,11 @@ class ImageDataset(torch.utils.data.Dataset):
             raise ValueError(f"{path}: images are {w}x{h}, not the requested resolution {resolution}")
         self._image_shape = (c, h, w)
 
-        # Labels.
+        # Labels: dataset.json is checked even when they are not used (a corrupt file is never ignored).
         self._use_labels = bool(use_labels)
         self._labels: np.ndarray | None = None
+        label_map = _read_label_file(self._storage)
         if use_labels:
-            label_map = _read_label_file(self._storage)
             if label_map is None:
                 raise ValueError(f"{path}: use_labels is set but the dataset has no labels "
                                  f"({LABELS_FILE} missing or {{\"labels\": null}})")

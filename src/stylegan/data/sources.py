@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from stylegan.data.dataset import LABELS_FILE, is_image_name, labels_from_json
+from stylegan.data.dataset import LABELS_FILE, is_image_name, labels_from_json, walk_files
 from stylegan.safe_unpickle import (AllowList, AllowListUnpickler, allow, builtin_dict, builtin_list, guard,
                                     lookup_global, new_dict, new_list, numpy_array_globals, plain_arrays)
 
@@ -81,12 +81,7 @@ class FolderSource(Source):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.description = f"folder {self.path}"
-        names = []
-        for dirpath, dirnames, filenames in os.walk(self.path, followlinks=True):
-            dirnames.sort()
-            rel = Path(dirpath).relative_to(self.path)
-            names.extend((rel / f).as_posix() for f in filenames if is_image_name(f))
-        self.names = sorted(names)
+        self.names = [n for n in walk_files(self.path) if is_image_name(n)]
         label_file = self.path / LABELS_FILE
         self.labels = labels_from_json(label_file.read_bytes(), str(self.path)) if label_file.is_file() else None
         self.has_labels = self.labels is not None

@@ -63,11 +63,30 @@ class ConvertSummary:
     label_dim: int                      # 0: no labels
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     size: tuple[int, int] | None = None  # (width, height) when not square
+    #: How many images of each source size ("WxH") were written, the output size included.
+    source_sizes: dict[str, int] = field(default_factory=dict)
+
+    def resize_note(self) -> str | None:
+        """One line on what resizing changed: a warning when the source images had different sizes (they
+        were all brought to one), a note when all had one other size; None when nothing was resized."""
+        w, h = self.size or (self.resolution, self.resolution)
+        out = f"{w}x{h}"
+        resized = sum(n for size, n in self.source_sizes.items() if size != out)
+        if not resized:
+            return None
+        if len(self.source_sizes) == 1:
+            return f"note: resized all {resized} images from {next(iter(self.source_sizes))} to {out}"
+        sizes = ", ".join(f"{size}: {n}" for size, n in sorted(self.source_sizes.items(),
+                                                                key=lambda kv: [int(v) for v in kv[0].split("x")]))
+        return (f"warning: the source images have {len(self.source_sizes)} different sizes ({sizes}); "
+                f"{resized} of {self.written} were resized to {out}")
 
     def __str__(self) -> str:
         w, h = self.size or (self.resolution, self.resolution)
         lines = [f"wrote {self.written} images ({w}x{h}, {self.channels} channel"
                  f"{'s' if self.channels > 1 else ''}{', labels' if self.label_dim else ''}) to {self.dest}"]
+        if self.resize_note():
+            lines.append(self.resize_note())
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
             lines += [f"  {name}: {reason}" for name, reason in self.skipped]
@@ -300,6 +319,7 @@ def convert_dataset(source: str | os.PathLike | Source | Iterable[SourceItem], d
     out_res, out_ch = resolution, channels
     auto_channels = channels is None
     written = 0
+    source_sizes: dict[str, int] = {}
     try:
         with tqdm(total=total, unit="img", desc="dataset", disable=not progress) as bar:
             for item in source:
@@ -329,6 +349,8 @@ def convert_dataset(source: str | os.PathLike | Source | Iterable[SourceItem], d
                         raise DatasetError(f"{item.name} is {w}x{h}: pass a resolution (a power of two)")
                     out_res = w if transform is None else _pow2_floor(min(w, h))
                 img = to_channels(img, out_ch, background)
+                size = "{}x{}".format(*img.size)
+                source_sizes[size] = source_sizes.get(size, 0) + 1
                 img = (to_aspect(img, out_res, aspect) if aspect is not None
                        else to_square(img, out_res, transform, item.name))
                 name = f"{written // 1000:05d}/img{written:08d}.png"
@@ -359,7 +381,7 @@ def convert_dataset(source: str | os.PathLike | Source | Iterable[SourceItem], d
         vals = [lab for _, lab in labels]
         label_dim = (max(vals) + 1) if all(isinstance(v, int) for v in vals) else len(vals[0])
     return ConvertSummary(dest=str(dest), written=written, resolution=out_res, channels=out_ch,
-                          label_dim=label_dim, skipped=skipped,
+                          label_dim=label_dim, skipped=skipped, source_sizes=source_sizes,
                           size=None if aspect is None else (out_res * ASPECTS[aspect][1] // 4,
                                                             out_res * ASPECTS[aspect][0] // 4))
 

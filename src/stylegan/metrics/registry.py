@@ -334,11 +334,53 @@ def _register_coverage_metrics() -> None:
             lambda opts, name=name, n=n: compute_coverage(opts, name, n))
 
 
+def compute_equivariance(opts: MetricOptions, name: str, kind: str, num_samples: int) -> dict:
+    """EQ-T, EQ-T_frac or EQ-R (:mod:`stylegan.metrics.equivariance`): PSNR in dB of the output under a
+    transformed input against the transformed output, over the valid region."""
+    from stylegan.metrics.equivariance import KAISER_BETA, RESAMPLE_RADIUS, equivariance_psnr
+
+    labels = label_sampler(opts.G, opts.data, opts.seed)
+    try:
+        value, valid = equivariance_psnr(opts.G, kind, num_samples, batch_size=opts.batch_size, seed=opts.seed,
+                                         truncation_psi=opts.truncation_psi, labels=labels,
+                                         progress=opts.progress)
+    except ValueError as e:
+        raise MetricError(f"{name}: {e}") from None
+    resampling = "none (whole pixels)" if kind == "int" else (
+        f"Kaiser-windowed sinc, radius {RESAMPLE_RADIUS} px, beta {KAISER_BETA:g}")
+    return {"results": {name: value}, "num_gen": num_samples,
+            "equivariance": {"unit": "dB", "resampling": resampling, "valid_fraction": round(valid, 4)}}
+
+
+_EQ = {  # name pattern (the authors' names at 50k): (kind, what is drawn)
+    "eqt{tag}_int": ("int", "integer translations up to 1/8 of the image"),
+    "eqt{tag}_frac": ("frac", "fractional translations up to 1/8 of the image, resampled"),
+    "eqr{tag}": ("rot", "rotations in (-180, 180) degrees, resampled"),
+}
+
+
+def _alias_free_only(g) -> str | None:
+    from stylegan.config import ALIAS_FREE_ARCHS
+
+    return None if g.arch in ALIAS_FREE_ARCHS else (
+        f"needs a StyleGAN3 (alias-free) generator (--cfg stylegan3-t or stylegan3-r), not arch {g.arch!r}")
+
+
+def _register_equivariance_metrics() -> None:
+    for tag, n in _COUNTS.items():
+        for pattern, (kind, what) in _EQ.items():
+            name = pattern.format(tag=tag)
+            register_metric(name, f"Equivariance PSNR (dB) of a StyleGAN3 generator to {what}, {n:,} samples",
+                            needs_generator=True, needs_data=False, training_check=_alias_free_only)(
+                lambda opts, name=name, kind=kind, n=n: compute_equivariance(opts, name, kind, n))
+
+
 _register_feature_metrics()
 _register_coverage_metrics()
 _register_mixing_metrics()
 _register_ppl_metrics()
 _register_ls_metrics()
+_register_equivariance_metrics()
 
 
 # --- entry point -------------------------------------------------------------------------------------

@@ -282,7 +282,7 @@ def test_resumed_growing_run_continues_at_the_same_phase_and_alpha(tmp_path):
 
 def test_train_and_resume_latest_keep_the_growth_stage(tmp_path):
     run = train(lineage_opts(tmp_path, "progan", kimg=0.016, tick=0.008))
-    ckpt = read_checkpoint(run / "network-snapshot-000000.safetensors")
+    ckpt = read_checkpoint(run / "network-snapshot-000000.016.safetensors")
     assert ckpt.extra["growth"] == {"resolution": 8, "alpha": 0.5, "phase": "fade"}  # the last step: images 12-15
     rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert rows[-1]["Progress/resolution"] == 8 and rows[-1]["Progress/alpha"] == 0.5
@@ -290,7 +290,7 @@ def test_train_and_resume_latest_keep_the_growth_stage(tmp_path):
     opts = resume_options("latest", str(tmp_path / "runs"), {"kimg": 0.04})
     assert opts.cfg == "progan" and opts.fade_kimg == 0.008
     assert train(opts) == run
-    G = stylegan.load(run / "network-snapshot-000000.safetensors")
+    G = stylegan.load(run / "network-snapshot-000000.040.safetensors")
     assert G.current_resolution == 16 and G(torch.randn(2, G.z_dim)).shape == (2, 3, 16, 16)
 
 

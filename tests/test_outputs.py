@@ -152,3 +152,36 @@ def test_project_force_leaves_no_video_of_an_earlier_projection(network, tmp_pat
             "--outdir", tmp_path / "p")
     assert r.exit_code == 0, r.output
     assert Image.open(tmp_path / "p" / "proj.png").size == (16, 16) and not (tmp_path / "p" / "proj.mp4").exists()
+
+
+def test_snapshot_names_are_distinct_at_any_tick_and_sort_by_time(tmp_path):
+    from stylegan.training.runs import latest_snapshot
+    from stylegan.training.snapshots import run_snapshots, snapshot_tag
+
+    assert snapshot_tag(100_000) == "000100" and snapshot_tag(200) == "000000.200" and snapshot_tag(1_004) == "000001.004"
+    nimgs = range(0, 5_000, 200)  # --tick 0.2 --snap 1: four snapshots a kimg
+    assert len({snapshot_tag(n) for n in nimgs}) == len(nimgs)
+    run = tmp_path / "00000-run"
+    run.mkdir()
+    for name in ["000000", "000000.200", "000001", "000000.800", "000001.200", "000012"]:  # old and new names
+        (run / f"network-snapshot-{name}.safetensors").write_bytes(b"")
+    (run / "network-snapshot-bad.safetensors").write_bytes(b"")
+    assert [k for k, _ in run_snapshots(run)] == [0.0, 0.2, 0.8, 1.0, 1.2, 12.0]
+    assert latest_snapshot(tmp_path).name == "network-snapshot-000012.safetensors"
+    (run / "network-snapshot-000012.safetensors").unlink()
+    assert latest_snapshot(tmp_path).name == "network-snapshot-000001.200.safetensors"
+
+
+def test_training_with_ticks_shorter_than_a_kimg_keeps_every_snapshot_and_grid(tmp_path):
+    from test_training import tiny_opts
+
+    from stylegan.checkpoint import read_checkpoint
+    from stylegan.training.loop import train
+    from stylegan.training.runs import latest_snapshot
+
+    run = train(tiny_opts(tmp_path, kimg=0.012, tick=0.004, snap=1))
+    snaps = sorted(p.name for p in run.glob("network-snapshot-*"))
+    assert snaps == [f"network-snapshot-000000.{n:03d}.safetensors" for n in (4, 8, 12)]
+    assert sorted(p.name for p in run.glob("fakes0*")) == [f"fakes000000.{n:03d}.png" for n in (4, 8, 12)]
+    assert [read_checkpoint(run / s).extra["training"]["cur_nimg"] for s in snaps] == [4, 8, 12]
+    assert latest_snapshot(tmp_path / "runs") == run / snaps[-1]

@@ -191,12 +191,13 @@ def test_snapshot_of_unfused_adam_resumes_exactly(tmp_path):
 def test_full_run_outputs_and_resume_latest(tmp_path):
     run = train(tiny_opts(tmp_path))
     names = {p.name for p in run.iterdir()}
-    assert {"options.json", "log.txt", "stats.jsonl", "reals.png", "fakes_init.png", "fakes000000.png",
-            "network-snapshot-000000.safetensors"} <= names
+    assert {"options.json", "log.txt", "stats.jsonl", "reals.png", "fakes_init.png", "fakes000000.016.png",
+            "fakes000000.040.png", "network-snapshot-000000.016.safetensors", "network-snapshot-000000.032.safetensors",
+            "network-snapshot-000000.040.safetensors"} <= names  # ticks of 16 images: one name per snapshot
     rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert rows[-1]["kimg"] >= 0.04 and all(np.isfinite(r["Loss/G/loss"]) for r in rows)
     assert any(n.startswith("events.out.tfevents") for n in names)
-    ckpt = read_checkpoint(run / "network-snapshot-000000.safetensors")
+    ckpt = read_checkpoint(run / "network-snapshot-000000.040.safetensors")
     assert ckpt.extra["training"]["cur_nimg"] == 40 and ckpt.extra["options"]["batch"] == 4
     # Resume the same run for longer, from the newest snapshot.
     from stylegan.training.runs import resume_options
@@ -217,7 +218,7 @@ def test_resume_keeps_one_log_and_leaves_finished_runs_alone(tmp_path):
     from stylegan.training.runs import resume_options
 
     run = train(tiny_opts(tmp_path, kimg=0.04, tick=0.02, snap=2))  # ticks 1, 2; snapshot at tick 2
-    snap = run / "network-snapshot-000000.safetensors"
+    snap = run / "network-snapshot-000000.040.safetensors"
     assert oct(snap.stat().st_mode & 0o777) == oct((run / "log.txt").stat().st_mode & 0o777)
     mid = shutil.copy(snap, tmp_path / "mid.safetensors")
     assert train(resume_options("latest", str(tmp_path / "runs"), {"kimg": 0.08})) == run  # ticks 3, 4
@@ -236,9 +237,10 @@ def test_resume_keeps_one_log_and_leaves_finished_runs_alone(tmp_path):
     assert not (run / ".tmpAb12Cd").exists() and (run / "keep.tmp.txt").exists()
     assert not any(p.name.endswith(".tmp") for p in run.iterdir())
     # Finished: resuming the last snapshot with the same --kimg trains nothing and rewrites nothing.
-    before = snap.stat().st_mtime_ns
-    train(resume_options(str(snap), str(tmp_path / "runs"), {}))
-    assert len((run / "stats.jsonl").read_text().splitlines()) == 4 and snap.stat().st_mtime_ns == before
+    last = run / "network-snapshot-000000.080.safetensors"
+    before = last.stat().st_mtime_ns
+    train(resume_options(str(last), str(tmp_path / "runs"), {}))
+    assert len((run / "stats.jsonl").read_text().splitlines()) == 4 and last.stat().st_mtime_ns == before
     assert "already reached" in (run / "log.txt").read_text()
 
 

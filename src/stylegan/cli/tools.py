@@ -191,7 +191,8 @@ def noise_study(network, seed, realizations, split, truncation_psi, class_idx, d
 @force_option
 def resolution_study(network, run_dir, num, device, outdir, force):
     """Contribution of each resolution to the output of a skip generator (StyleGAN2 Fig. 8)."""
-    from stylegan.tools.resolution_study import plot_over_training, relative_std, snapshots_of_run
+    from stylegan.tools.resolution_study import plot_over_training, relative_std
+    from stylegan.training.snapshots import run_snapshots
 
     if bool(network) == bool(run_dir):
         raise click.UsageError("give exactly one of --network and --run")
@@ -199,7 +200,7 @@ def resolution_study(network, run_dir, num, device, outdir, force):
     refuse_overwrite([out / "resolution-study.json"] + ([out / "resolution-study.png"] if run_dir else []), force,
                      inputs=[network])
     dev = _device(device)
-    paths = [(0.0, _network_file(network))] if network else snapshots_of_run(run_dir)
+    paths = [(0.0, _network_file(network))] if network else run_snapshots(run_dir)
     if not paths:
         raise click.ClickException(f"{run_dir}: no network-snapshot-*.safetensors")
     rows = []

@@ -4,7 +4,6 @@ contributions shows which resolutions the network relies on, for one network or 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import torch
@@ -43,16 +42,6 @@ def relative_std(G, num: int = 64, seed: int = 0, truncation_psi: float = 1.0) -
     std = {r: p.std(dim=[1, 2, 3]).mean().item() for r, p in parts.items()}
     total = sum(std.values()) or 1.0
     return {r: s / total for r, s in std.items()}
-
-
-def snapshots_of_run(run_dir: str | os.PathLike) -> list[tuple[float, Path]]:
-    """(kimg, path) of every network-snapshot-NNNNNN.safetensors in a run folder, by kimg."""
-    out = []
-    for p in Path(run_dir).glob("network-snapshot-*.safetensors"):
-        m = re.search(r"network-snapshot-(\d+)\.safetensors$", p.name)
-        if m:
-            out.append((float(m.group(1)), p))
-    return sorted(out)
 
 
 def plot_over_training(rows: list[tuple[float, dict[int, float]]], path: str | os.PathLike) -> Path:

@@ -29,7 +29,7 @@ from stylegan.training.growing import Growth, GrowthSchedule, apply_growth, imag
 from stylegan.training.loss import blur_sigma_at, cosine_gamma, make_loss
 from stylegan.training.options import OptionsError, TrainingOptions
 from stylegan.training.runs import RunLog, next_run_dir, remove_stale_writes, run_description, trim_logs
-from stylegan.training.snapshots import SnapshotGrid, snapshot_metrics
+from stylegan.training.snapshots import SnapshotGrid, snapshot_metrics, snapshot_tag
 from stylegan.training.state import optimizer_from_tensors, optimizer_to_tensors, restore_rng, rng_state_tensors
 from stylegan.training.ticks import mean_text, tick_line, tick_statistics
 
@@ -567,8 +567,8 @@ def write_snapshot(trainer: Trainer, run_dir: Path, grid: SnapshotGrid, log: Run
     full training state, and the ``--metrics``."""
     if not trainer.info.is_main:
         return
-    kimg_tag = f"{trainer.cur_nimg // 1000:06d}"
-    grid.save_fakes(trainer.G_ema, run_dir / f"fakes{kimg_tag}.png")
-    path = trainer.save_snapshot(run_dir / f"network-snapshot-{kimg_tag}.safetensors")
+    tag = snapshot_tag(trainer.cur_nimg)
+    grid.save_fakes(trainer.G_ema, run_dir / f"fakes{tag}.png")
+    path = trainer.save_snapshot(run_dir / f"network-snapshot-{tag}.safetensors")
     log(f"wrote {path.name}")
     snapshot_metrics(trainer, path, run_dir, log)

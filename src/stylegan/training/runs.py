@@ -13,10 +13,8 @@ from tqdm import tqdm
 from stylegan.presets import PRESETS
 from stylegan.loader import read_network_file
 from stylegan.pretrained import resolve_network
+from stylegan.training.snapshots import run_snapshots
 from stylegan.training.options import RUN_FIELDS, OptionsError, TrainingOptions
-
-SNAPSHOT_RE = re.compile(r"network-snapshot-(\d+)\.safetensors$")
-
 
 def next_run_dir(outdir: Path, desc: str) -> Path:
     """The next numbered run folder ``NNNNN-desc`` in ``outdir`` (not created)."""
@@ -30,10 +28,9 @@ def latest_snapshot(outdir: str | os.PathLike) -> Path:
     runs = sorted((p for p in outdir.glob("*") if p.is_dir() and re.match(r"^\d+-", p.name)),
                   key=lambda p: int(p.name.split("-", 1)[0]), reverse=True)
     for run in runs:
-        snaps = sorted(run.glob("network-snapshot-*.safetensors"),
-                       key=lambda p: int(SNAPSHOT_RE.search(p.name).group(1)))
+        snaps = run_snapshots(run)
         if snaps:
-            return snaps[-1]
+            return snaps[-1][1]
     raise OptionsError(f"--resume latest: no snapshot found in any run folder of {outdir}")
 
 

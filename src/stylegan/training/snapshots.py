@@ -3,6 +3,8 @@ r mod c_dim) and the ``--metrics`` computed on G_ema."""
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,3 +80,22 @@ class SnapshotGrid:
 
     def save_fakes(self, G, path: Path) -> None:
         save_png(fake_grid(G, self.z, self.c, self.cols), path)
+
+#: A snapshot file's name; its number is the kimg (:func:`snapshot_tag`).
+SNAPSHOT_NAME = re.compile(r"^network-snapshot-(\d+(?:\.\d+)?)\.safetensors$")
+
+
+def snapshot_tag(nimg: int) -> str:
+    """What a snapshot's file names say of when it was taken (network-snapshot-TAG.safetensors, fakesTAG.png):
+    the kimg as six digits, as the authors name them (000100), with the images past it as three decimals when
+    the count is not a whole kimg (000000.200), so that no two snapshots of a run share a name at any --tick or
+    --snap."""
+    whole, rest = divmod(int(nimg), 1000)
+    return f"{whole:06d}" if rest == 0 else f"{whole:06d}.{rest:03d}"
+
+
+def run_snapshots(run_dir: str | os.PathLike) -> list[tuple[float, Path]]:
+    """(kimg, path) of every snapshot in a run folder, by kimg: names of either form of :func:`snapshot_tag`."""
+    found = [(float(m.group(1)), p) for p in Path(run_dir).glob("network-snapshot-*.safetensors")
+             if (m := SNAPSHOT_NAME.match(p.name))]
+    return sorted(found)

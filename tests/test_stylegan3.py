@@ -181,20 +181,36 @@ def test_input_transform_translates_the_fourier_features_exactly(authors):
     assert torch.allclose(b[..., k:], a[..., :-k], rtol=0, atol=1e-9)  # moved right by k
 
 
-def test_a_translated_image_is_the_shifted_image(authors):
-    """Equivariance of T to integer translations, up to the aliasing a network of random weights leaves:
-    translating by 2 output pixels shifts the image by 2 pixels away from the borders."""
+def test_input_transform_rotates_the_fourier_features_exactly():
+    """A rotation by 90° (counterclockwise as displayed) of a square grid is exact: the features rotate."""
+    from stylegan.networks.stylegan3 import FourierInput
+
+    torch.manual_seed(0)
+    inp = FourierInput(8, 16, 20, 16.0, 2.0).double()
+    w = torch.randn(2, 8, dtype=torch.float64)
+    with torch.no_grad():
+        inp.affine.weight.normal_()  # a predicted rotation and translation as well
+        a = inp(w)
+        inp.transform.copy_(input_transform(rotate=90).double())
+        b = inp(w)
+    assert torch.allclose(b, torch.rot90(a, 1, dims=(2, 3)), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_a_translated_image_is_the_shifted_image(authors, k):
+    """Equivariance of T to integer translations: translating the input by k output pixels moves the image k
+    pixels right, away from the borders (4 px cropped) to within what aliasing leaves (PSNR over 60 dB)."""
     G, _, _, out, _ = authors
     G = __import__("copy").deepcopy(G)
     ws = out["ws_psi1.0"]
     with torch.no_grad():
         a = G.synthesis(ws)
-        G.synthesis.input.transform.copy_(input_transform(translate=(2 / 32, 0.0)))
+        G.synthesis.input.transform.copy_(input_transform(translate=(k / 32, 0.0)))
         b = G.synthesis(ws)
-    crop = (slice(None), slice(None), slice(4, -4))
-    diff = (b[..., 6:-4] - a[..., 4:-6])[crop]  # moved right by 2 pixels
-    unshifted = (b[..., 6:-4] - a[..., 6:-4])[crop]
-    assert diff.abs().mean() < 0.1 * unshifted.abs().mean(), (diff.abs().mean(), unshifted.abs().mean())
+    moved, orig = b[..., 4:-4, k + 4:-4], a[..., 4:-4, 4:-4 - k]
+    psnr = 10 * math.log10((a.max() - a.min()).item() ** 2 / (moved - orig).square().mean().item())
+    assert psnr > 60, psnr
+    assert (moved - a[..., 4:-4, k + 4:-4]).abs().mean() > 100 * (moved - orig).abs().mean()  # it did move
 
 
 def _tiny(arch: str) -> NetworkConfig:

@@ -66,7 +66,8 @@ def layer_schedule(resolution: int, img_channels: int, cbase: int, cmax: int,
 
 def input_transform(translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> torch.Tensor:
     """The 3×3 matrix for :attr:`FourierInput.transform` that translates the image by ``translate`` (in image
-    widths, x right and y down) and rotates it by ``rotate`` degrees: the inverse of the forward map
+    widths, x right and y down) and rotates it by ``rotate`` degrees (counterclockwise as displayed, about the
+    image centre): the inverse of the forward map
     ``[[cos, sin, tx], [−sin, cos, ty], [0, 0, 1]]``, since the input samples its signal at the transformed
     positions."""
     a = math.radians(rotate)

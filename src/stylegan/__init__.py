@@ -1,9 +1,10 @@
 """stylegan: the StyleGAN family of image generators (ProGAN, StyleGAN, StyleGAN2).
 
->>> import stylegan
+>>> import stylegan, torch
 >>> G = stylegan.load("network.safetensors")          # the EMA generator, eval mode (any format)
->>> G = stylegan.load("mnist32")                      # or a pretrained name
->>> img = G(z, truncation_psi=0.7, noise_mode="const")  # NCHW float in [-1, 1]
+>>> G = stylegan.load("mnist32")                      # or a pretrained name (conditional: 10 classes)
+>>> z, c = torch.randn(4, G.z_dim), torch.eye(G.c_dim)[[3, 3, 7, 7]]  # c=None for an unconditional network
+>>> img = G(z, c, truncation_psi=0.7, noise_mode="const")  # NCHW float in [-1, 1]
 >>> stylegan.to_pil(img)[0].save("seed.png")
 """
 from stylegan.version import __version__  # noqa: E402,F401

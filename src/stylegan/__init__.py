@@ -9,14 +9,29 @@
 """
 from stylegan.version import __version__  # noqa: E402,F401
 
-from stylegan.checkpoint import CheckpointError, load_networks, save_checkpoint  # noqa: E402
-from stylegan.config import NetworkConfig  # noqa: E402
-from stylegan.presets import make_config  # noqa: E402
-from stylegan.images import to_pil, to_uint8  # noqa: E402
-from stylegan.loader import load  # noqa: E402
-from stylegan.networks import Discriminator, Generator, build_networks, mix_styles  # noqa: E402
+#: The public names and the module of each, imported on first use (so that ``import stylegan`` and the command
+#: line's help start without loading PyTorch).
+_EXPORTS = {
+    "CheckpointError": "stylegan.checkpoint", "load_networks": "stylegan.checkpoint",
+    "save_checkpoint": "stylegan.checkpoint", "NetworkConfig": "stylegan.config", "make_config": "stylegan.presets",
+    "to_pil": "stylegan.images", "to_uint8": "stylegan.images", "load": "stylegan.loader",
+    "Discriminator": "stylegan.networks", "Generator": "stylegan.networks", "build_networks": "stylegan.networks",
+    "mix_styles": "stylegan.networks",
+}
 
-__all__ = [
-    "__version__", "CheckpointError", "Discriminator", "Generator", "NetworkConfig", "build_networks", "load",
-    "load_networks", "make_config", "mix_styles", "save_checkpoint", "to_pil", "to_uint8",
-]
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str):
+    """A public name's object, from its module (imported now if it was not yet)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'stylegan' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

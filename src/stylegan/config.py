@@ -27,6 +27,22 @@ RESAMPLES = ("fir", "nearest")
 LOSSES = ("nonsaturating", "wgangp", "rpgan")
 #: Discriminator augmentation: adaptive (ADA), fixed strength, none, DiffAugment.
 AUG_MODES = ("ada", "fixed", "noaug", "diffaug")
+#: The named augmentation pipelines (--augpipe): the transform groups each enables (stylegan.training.augment).
+AUGMENT_PIPELINES: dict[str, tuple[str, ...]] = {
+    "blit": ("blit",),
+    "geom": ("geom",),
+    "color": ("color",),
+    "filter": ("filter",),
+    "noise": ("noise",),
+    "cutout": ("cutout",),
+    "bg": ("blit", "geom"),
+    "bgc": ("blit", "geom", "color"),
+    "bgcf": ("blit", "geom", "color", "filter"),
+    "bgcfn": ("blit", "geom", "color", "filter", "noise"),
+    "bgcfnc": ("blit", "geom", "color", "filter", "noise", "cutout"),
+}
+#: Noise inputs of the synthesis layers: fresh each call, the stored buffer, or none (stylegan.nn.noise).
+NOISE_MODES = ("random", "const", "none")
 
 
 #: Upper bounds of the network sizes a configuration may claim (far above every network of the papers), so

@@ -9,8 +9,10 @@ machine does not have is one line saying so. Code that would compute in float64 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # PyTorch is imported where a device is chosen, not by the command line's option parsing
+    import torch
 
 #: The accepted ``--device`` values, for help texts and messages, and as a pattern.
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
@@ -23,6 +25,8 @@ class DeviceError(ValueError):
 
 def mps_available() -> bool:
     """True when this PyTorch has the MPS backend and the machine can use it."""
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
@@ -36,6 +40,8 @@ def check_device_name(name: str) -> None:
 def choose_device(name: str = "auto") -> torch.device:
     """The ``torch.device`` for a ``--device`` value, or a :class:`DeviceError` when it is malformed or not
     available here."""
+    import torch
+
     check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -51,6 +57,8 @@ def choose_device(name: str = "auto") -> torch.device:
 
 def wide_float(device: str | torch.device) -> torch.dtype:
     """float64 for sums and statistics on ``device``; float32 on MPS, which has no float64."""
+    import torch
+
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stylegan.nn.noise import NOISE_MODES
+from stylegan.config import NOISE_MODES
 
 
 class FiniteFloat(click.FloatRange):
@@ -38,7 +38,7 @@ def _device(name: str):
 
 
 def _int_list(ctx, param, value):
-    from stylegan.tools.generate import parse_range
+    from stylegan.tools.ranges import parse_range
 
     if value is None:
         return None

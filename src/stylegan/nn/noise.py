@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-NOISE_MODES = ("random", "const", "none")
+from stylegan.config import NOISE_MODES
 
 
 def check_noise_mode(mode: str) -> str:

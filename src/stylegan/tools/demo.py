@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
-from stylegan.images import make_grid, save_png, to_uint8
-from stylegan.tools.generate import generate_images
+# PyTorch and the modules that use it are imported by the functions that draw, so that the command line's options
+# (which read the defaults above) parse without loading it.
 
 #: Upscaling of every picture the demo writes (32×32 networks: 4× gives 128 px cells).
 SCALE = 4
@@ -35,18 +34,25 @@ def upscale(img: np.ndarray, factor: int = SCALE) -> np.ndarray:
 
 def class_grid(G, seeds: Sequence[int], truncation_psi: float = 1.0, pad: int = 2) -> np.ndarray:
     """Rows: the classes of a conditional G in order; columns: ``seeds``."""
+    from stylegan.images import make_grid
+    from stylegan.tools.generate import generate_images
+
     rows = [generate_images(G, seeds, truncation_psi=truncation_psi, class_idx=c) for c in range(G.c_dim)]
     return make_grid(np.concatenate(rows), cols=len(seeds), pad=pad)
 
 
 def seed_grid(G, seeds: Sequence[int], truncation_psi: float = 1.0, cols: int | None = None, pad: int = 2,
               fill: int = 255) -> np.ndarray:
+    from stylegan.images import make_grid
+    from stylegan.tools.generate import generate_images
+
     return make_grid(generate_images(G, seeds, truncation_psi=truncation_psi), cols=cols, pad=pad, fill=fill)
 
 
 def edit_strips(G, seeds: Sequence[int], index: int = 0, strengths: Sequence[float] = (-3, -1.5, 0, 1.5, 3),
                 truncation_psi: float = 1.0, pad: int = 2) -> np.ndarray:
     """One row per seed: the image moved along the network's first SeFa direction (strength × its spread)."""
+    from stylegan.images import make_grid, to_uint8
     from stylegan.tools.directions import edit, sefa
 
     directions = sefa(G, num=max(index + 1, 5))
@@ -80,6 +86,8 @@ class DemoResult:
 
 
 def _save(result: DemoResult, img: np.ndarray, path: Path, what: str) -> None:
+    from stylegan.images import save_png
+
     save_png(upscale(img), path)
     result.pictures.append(Picture(path, what))
 
@@ -142,6 +150,8 @@ def run_demo(outdir: str | Path, base: str = DEMO_BASE, data: str = DEMO_DATA, m
              log: Callable[[str], None] = print) -> DemoResult:
     """The whole demo into ``outdir``: pictures/ (the packaged networks), transfer/ (the training run) and
     before-after.png; the FID of the result against ``data``'s real images."""
+    import torch
+
     import stylegan
 
     outdir = Path(outdir)

@@ -12,34 +12,7 @@ from tqdm import tqdm
 
 from stylegan.images import to_uint8
 from stylegan.nn.noise import check_noise_mode
-
-
-#: The longest list :func:`parse_range` expands (a million seeds is already hours of images).
-MAX_LIST = 1_000_000
-
-
-def parse_range(spec: str) -> list[int]:
-    """``"0-7,12"`` → [0, 1, …, 7, 12]. Ranges are inclusive; order is kept."""
-    out: list[int] = []
-    for part in str(spec).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-        if m:
-            a, b = int(m.group(1)), int(m.group(2))
-            if b < a:
-                raise ValueError(f"range {part!r} runs backwards")
-            if len(out) + b - a + 1 > MAX_LIST:
-                raise ValueError(f"{spec!r} names more than {MAX_LIST:,} items")
-            out.extend(range(a, b + 1))
-        elif re.fullmatch(r"\d+", part):
-            out.append(int(part))
-        else:
-            raise ValueError(f"cannot parse {part!r}: expected a list such as '0-7,12'")
-    if not out:
-        raise ValueError("empty list")
-    return out
+from stylegan.tools.ranges import MAX_LIST, parse_range  # noqa: F401  (the seed lists' grammar)
 
 
 def z_from_seed(seed: int, z_dim: int) -> torch.Tensor:

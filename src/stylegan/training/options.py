@@ -11,7 +11,7 @@ from typing import Any
 from stylegan.config import AUG_MODES, D_ARCHS, G_ARCHS, LOSSES, ConfigError, is_power_of_two
 from stylegan.device import DEVICE_CHOICES, DEVICE_PATTERN
 from stylegan.presets import AUTO, auto_settings, PRESETS, TrainingRecipe
-from stylegan.training.augment import PIPELINES
+from stylegan.config import AUGMENT_PIPELINES as PIPELINES
 
 AUG_PIPELINES = tuple(PIPELINES)  # the named pipelines of the augmentation, in their order
 

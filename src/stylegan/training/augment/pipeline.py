@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from stylegan.config import AUGMENT_PIPELINES as PIPELINES
 from stylegan.training.augment.filters import BAND_ENERGY, GEOM_FILTER, band_filters, filter_bands, symmetric_index
 from stylegan.training.augment.warp import eye3, rotation_matrix, scale_matrix, translation_matrix, warp_affine
 
@@ -24,20 +25,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 TRANSFORMS: tuple[str, ...] = tuple(t for g in GROUPS.values() for t in g)
 
-# Named pipelines: which groups each enables.
-PIPELINES: dict[str, tuple[str, ...]] = {
-    "blit": ("blit",),
-    "geom": ("geom",),
-    "color": ("color",),
-    "filter": ("filter",),
-    "noise": ("noise",),
-    "cutout": ("cutout",),
-    "bg": ("blit", "geom"),
-    "bgc": ("blit", "geom", "color"),
-    "bgcf": ("blit", "geom", "color", "filter"),
-    "bgcfn": ("blit", "geom", "color", "filter", "noise"),
-    "bgcfnc": ("blit", "geom", "color", "filter", "noise", "cutout"),
-}
 DEFAULT_PIPELINE = "bgc"
 
 

@@ -81,6 +81,7 @@ class SnapshotGrid:
     def save_fakes(self, G, path: Path) -> None:
         save_png(fake_grid(G, self.z, self.c, self.cols), path)
 
+
 #: A snapshot file's name; its number is the kimg (:func:`snapshot_tag`).
 SNAPSHOT_NAME = re.compile(r"^network-snapshot-(\d+(?:\.\d+)?)\.safetensors$")
 

@@ -627,7 +627,8 @@ def test_auto_preset_resolves_as_the_ada_code_does(res, gpus, expect):
 
     opts = TrainingOptions(data="x", cfg="auto").validate()
     assert opts.batch is None  # the batch follows the data's resolution
-    opts.resolve_auto(res, gpus)
+    assert opts.resolve_auto(res, gpus) is not opts and opts.batch is None  # a new object; this one unchanged
+    opts = opts.resolve_auto(res, gpus)
     batch, group, cbase, lr, gamma, ema = expect
     assert (opts.batch, opts.mbstd_group, opts.cbase, opts.map_depth, opts.glr, opts.dlr) == (
         batch, group, cbase, 2, lr, lr)

@@ -364,8 +364,7 @@ def test_augmentation_modes_train(tmp_path, aug):
 
 
 def test_ada_strength_moves_is_logged_and_resumes(tmp_path):
-    opts = tiny_opts(tmp_path, aug="ada", ada_kimg=0.01, target=0.99)  # r_t < target: p falls; start at 0.5
-    opts.p = 0.5
+    opts = tiny_opts(tmp_path, aug="ada", ada_kimg=0.01, target=0.99, p=0.5)  # r_t < target: p falls
     t = Trainer(opts)
     for _ in range(8):
         t.step()
@@ -528,3 +527,82 @@ def test_a_signal_during_start_up_ends_cleanly(tmp_path, monkeypatch, capsys):
     assert "stopped by SIGTERM during start-up" in capsys.readouterr().out
     assert not (tmp_path / "runs").exists()
     assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
+
+
+def test_a_run_is_resolved_once_into_a_frozen_object(tmp_path):
+    """The options, the recipe, γ, the EMA length and the batch per process are decided in one place; the
+    options cannot be changed afterwards, and filling them in returns new options."""
+    import dataclasses
+
+    from stylegan.training.run import Run
+
+    opts = tiny_opts(tmp_path, batch=None, aug=None)
+    t = Trainer(opts)
+    run = t.run_spec
+    assert isinstance(run, Run) and opts.batch is None and run.opts.batch == 32  # the caller's options unchanged
+    assert (run.gamma, run.ema_kimg, run.batch_gpu) == (pytest.approx(0.0002 * 16 ** 2 / 32), 10.0, 32)
+    assert t.opts is run.opts and t.recipe is run.recipe
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.opts.batch = 8
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.gamma = 1.0
+
+
+def test_train_reads_a_resumed_snapshot_once(tmp_path, monkeypatch):
+    """`stylegan train --resume latest`: the snapshot is read once and handed on to the training."""
+    from click.testing import CliRunner
+
+    import stylegan.loader
+    from stylegan.cli.main import main
+
+    train(tiny_opts(tmp_path, kimg=0.02, tick=0.02))
+    reads = []
+    real = stylegan.loader.read_network_file
+    monkeypatch.setattr(stylegan.loader, "read_network_file", lambda p: reads.append(p) or real(p))
+    import stylegan.training.runs
+
+    monkeypatch.setattr(stylegan.training.runs, "read_network_file", stylegan.loader.read_network_file)
+    r = CliRunner().invoke(main, ["train", "--resume", "latest", "--outdir", str(tmp_path / "runs"), "--kimg",
+                                  "0.04", "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    assert len(reads) == 1
+
+
+def test_resume_refuses_architecture_flags_that_contradict_the_snapshot(tmp_path):
+    """`--resume latest --cfg progan --cbase 64` used to keep training the snapshot's StyleGAN2 silently: an
+    architecture flag that disagrees with the snapshot's networks is an error naming both values."""
+    from click.testing import CliRunner
+
+    from stylegan.cli.main import main
+
+    train(tiny_opts(tmp_path, kimg=0.02, tick=0.02))
+    runs = str(tmp_path / "runs")
+    for flags, says in ((["--cfg", "progan"], "--cfg progan: the networks of network-snapshot-000000.020.safetensors "
+                                              "have cfg stylegan2"),
+                        (["--cbase", "64"], "--cbase 64: the networks of network-snapshot-000000.020.safetensors have "
+                                            "cbase 256"),
+                        (["--cmax", "16"], "have cmax 32")):
+        r = CliRunner().invoke(main, ["train", "--resume", "latest", "--outdir", runs, *flags])
+        assert r.exit_code == 2 and says in r.output, r.output
+    # Flags that agree with the snapshot (an alias of its configuration included) are accepted.
+    from stylegan.training.runs import read_resume
+
+    opts, _ = read_resume("latest", runs, {"cfg": "stylegan2-f", "cbase": 256})
+    assert opts.cbase == 256
+
+
+def test_resume_says_which_derived_settings_change(tmp_path, capsys):
+    """γ and the EMA half-life follow the batch: a resume with another batch says so (γ from 0.0128 to 0.0064
+    here), and says how to keep the snapshot's."""
+    from stylegan.training.runs import read_resume
+
+    train(tiny_opts(tmp_path, kimg=0.02, tick=0.02))
+    capsys.readouterr()
+    run = train(*read_resume("latest", str(tmp_path / "runs"), {"kimg": 0.04, "batch": 8}))
+    out = capsys.readouterr().out
+    assert "changed from the snapshot: gamma 0.0064 (the snapshot trained with 0.0128; the batch is 8, was 4; " \
+           "give --gamma 0.0128 to keep it)" in out
+    assert "EMA half-life 2.5 kimg (the snapshot trained with 1.25" in out
+    assert "changed from the snapshot: gamma" in (run / "log.txt").read_text()
+    train(*read_resume("latest", str(tmp_path / "runs"), {"kimg": 0.06}))
+    assert "changed from the snapshot" not in capsys.readouterr().out  # same batch: nothing changed

@@ -27,20 +27,15 @@ def _module_name(path: Path) -> str:
 
 def _imports(path: Path, modules: set[str]) -> set[str]:
     """The package's modules that ``path`` imports, at module level or inside functions, resolved to modules
-    (``from a.b import c`` is module ``a.b.c`` when that is a module, else ``a.b``); imports under
-    ``if TYPE_CHECKING:`` are annotations only and do not count."""
+    (``from a.b import c`` is module ``a.b.c`` when that is a module, else ``a.b``). Imports under
+    ``if TYPE_CHECKING:`` count too: a module that names another in its annotations depends on it as a reader
+    does, and a circle through annotations is a circle."""
     import ast
 
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skip = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
     found = set()
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -78,12 +73,14 @@ def test_the_cycle_finder_finds_a_cycle(tmp_path):
     pkg.mkdir()
     (pkg / "a.py").write_text("from stylegan.b import f\n")
     (pkg / "b.py").write_text("def f():\n    from stylegan import a\n")
-    mods = {"stylegan.a", "stylegan.b", "stylegan"}
+    (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from stylegan.a import f\n")
+    mods = {"stylegan.a", "stylegan.b", "stylegan.c", "stylegan"}
     global SRC
     old, SRC = SRC, tmp_path
     try:
         assert _imports(pkg / "a.py", mods) == {"stylegan.b"}
         assert _imports(pkg / "b.py", mods) == {"stylegan.a"}
+        assert _imports(pkg / "c.py", mods) == {"stylegan.a"}  # annotation-only imports count
     finally:
         SRC = old
 
@@ -129,3 +126,29 @@ def test_design_sections_cited_by_docstrings_exist():
     assert len(cited) >= 20
     missing = {s: f for s, f in cited.items() if s not in sections}
     assert not missing, missing
+
+
+#: Floors that point down: a package on the left imports none of those on the right (at module level or in
+#: functions). The floor-1 module ``stylegan.files`` imports nothing of the package at all.
+FORBIDDEN_IMPORTS = {
+    "stylegan.files": ("stylegan",),
+    "stylegan.nn": ("stylegan.networks", "stylegan.metrics", "stylegan.training", "stylegan.tools",
+                    "stylegan.serve", "stylegan.cli"),
+    "stylegan.networks": ("stylegan.metrics", "stylegan.training", "stylegan.tools", "stylegan.serve",
+                          "stylegan.cli"),
+    "stylegan.metrics": ("stylegan.training", "stylegan.tools", "stylegan.serve", "stylegan.cli"),
+    "stylegan.checkpoint": ("stylegan.metrics", "stylegan.training", "stylegan.tools", "stylegan.cli"),
+}
+
+
+def test_floors_point_down():
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    wrong = []
+    for m, p in sorted(paths.items()):
+        for floor, forbidden in FORBIDDEN_IMPORTS.items():
+            if m != floor and not m.startswith(floor + "."):
+                continue
+            for imported in sorted(_imports(p, set(paths))):
+                if any(imported == f or imported.startswith(f + ".") for f in forbidden):
+                    wrong.append(f"{m} imports {imported}")
+    assert not wrong, "imports that point up:\n" + "\n".join(wrong)

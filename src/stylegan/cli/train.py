@@ -1,4 +1,4 @@
-"""``stylegan train``: parse the options, validate them, call :func:`stylegan.training.loop.train`. The
+"""``stylegan train``: parse the options, read a resumed snapshot, call :func:`stylegan.training.loop.launch`. The
 options are generated from their declarations in :class:`stylegan.training.options.TrainingOptions`."""
 from __future__ import annotations
 
@@ -53,18 +53,19 @@ def train(ctx, **kwargs):
     When resuming, the options saved in the snapshot are used, with the flags given now on top.
     """
     from stylegan.checkpoint import CheckpointError
-    from stylegan.training.runs import resume_options
+    from stylegan.training.runs import read_resume
     from stylegan.training.loop import launch
     from stylegan.training.options import OptionsError, TrainingOptions
 
     try:
-        if kwargs["resume"]:
+        checkpoint = None
+        if kwargs["resume"]:  # the snapshot is read here, once, and handed on
             given = {k: v for k, v in kwargs.items()
                      if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT and k != "resume"}
-            opts = resume_options(kwargs["resume"], kwargs["outdir"], given)
+            opts, checkpoint = read_resume(kwargs["resume"], kwargs["outdir"], given)
         else:
-            opts = TrainingOptions(**{**kwargs, "data": kwargs["data"] or ""}).validate()
-        launch(opts)
+            opts = TrainingOptions(**{**kwargs, "data": kwargs["data"] or ""})
+        launch(opts, checkpoint)  # validated once, where the run is resolved (stylegan.training.run)
     except (OptionsError, CheckpointError) as e:
         raise click.UsageError(str(e)) from None
     except ValueError as e:  # dataset problems and the like, already phrased for users

@@ -130,11 +130,11 @@ def transfer(outdir: Path, base: str = DEMO_BASE, data: str = DEMO_DATA, minutes
              procs: int = 1, **flags) -> Path:
     """(b) Train from the packaged ``base`` on ``data`` for ``minutes`` of training; the newest snapshot."""
     from stylegan.training.loop import launch
-    from stylegan.training.runs import latest_snapshot, resume_options
+    from stylegan.training.runs import latest_snapshot, read_resume
 
-    opts = resume_options(base, str(outdir), {"data": data, "minutes": minutes, "procs": procs, "workers": 0,
-                                              "tick": 2, "snap": 1000, **flags})
-    launch(opts)
+    opts, base_networks = read_resume(base, str(outdir), {"data": data, "minutes": minutes, "procs": procs,
+                                                          "workers": 0, "tick": 2, "snap": 1000, **flags})
+    launch(opts, base_networks)
     return latest_snapshot(outdir)
 
 

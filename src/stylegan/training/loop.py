@@ -16,40 +16,42 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stylegan.checkpoint import CheckpointError, load_state_strict, save_checkpoint
-from stylegan.presets import PRESETS, make_config
+from stylegan.checkpoint import Checkpoint, CheckpointError, load_state_strict, save_checkpoint
 from stylegan.cpu_memory import keep_freed_memory
 from stylegan.cpu_precision import auto_cpu_bf16
-from stylegan.data import ImageDataset, infinite_loader, resolve_data
-from stylegan.loader import read_network_file
+from stylegan.data import infinite_loader
 from stylegan.networks import build_networks, num_parameters
 from stylegan.training.distributed import DistInfo, all_reduce_grads, all_reduce_sum, init_distributed, shutdown
 from stylegan.training.ema import ema_beta, update_ema
 from stylegan.training.growing import Growth, GrowthSchedule, apply_growth, images_at
 from stylegan.training.loss import blur_sigma_at, cosine_gamma, make_loss
 from stylegan.training.options import OptionsError, TrainingOptions
+from stylegan.training.run import Run, prepare_run
 from stylegan.training.runs import RunLog, next_run_dir, remove_stale_writes, run_description, trim_logs
-from stylegan.training.snapshots import SnapshotGrid, snapshot_metrics, snapshot_tag
+from stylegan.training.snapshots import MetricsAt, SnapshotGrid, snapshot_metrics, snapshot_tag
 from stylegan.training.state import optimizer_from_tensors, optimizer_to_tensors, restore_rng, rng_state_tensors
-from stylegan.training.ticks import mean_text, tick_line, tick_statistics
+from stylegan.training.ticks import TickState, mean_text, tick_line, tick_statistics
 
 # ---------------------------------------------------------------------------------------------- the trainer
 
 class Trainer:
-    """Holds everything one training process needs; :meth:`run` trains until ``kimg`` or a stop signal."""
+    """Holds everything one training process needs; :meth:`run` trains until ``kimg`` or a stop signal.
 
-    def __init__(self, opts: TrainingOptions, info: DistInfo | None = None,
+    Built from a resolved :class:`~stylegan.training.run.Run` (what :func:`train` does), or from options,
+    which are then resolved here as one process would (tests, notebooks)."""
+
+    def __init__(self, run: Run | TrainingOptions, info: DistInfo | None = None,
                  log_fn: Callable[[str], None] | None = None):
-        self.opts = opts.validate()
-        self.info = info or init_distributed(opts.device)
+        if isinstance(run, TrainingOptions):
+            info = info or init_distributed(run.device)
+            run = prepare_run(run, info)
+        self.run_spec = run
+        self.info = info or init_distributed(run.opts.device)
+        self.opts, self.config, self.recipe, self.dataset = run.opts, run.config, run.recipe, run.dataset
+        self.gamma, self.ema_kimg, self.batch_gpu = run.gamma, run.ema_kimg, run.batch_gpu
         self.device = self.info.device
         if self.device.type == "cpu":
             keep_freed_memory()
-        self._open_data()
-        opts.resolve_auto(self.dataset.resolution, self.info.world_size).validate()
-        if opts.batch % self.info.world_size:
-            raise OptionsError(f"--batch {opts.batch} is not divisible by the {self.info.world_size} processes")
-        self.batch_gpu = opts.batch // self.info.world_size
         self._make_networks()
         self._make_phases()
         self.cur_nimg = 0
@@ -57,74 +59,35 @@ class Trainer:
         self.cur_tick = 0
         self.nan_grads = 0
         self.train_seconds = 0.0  # time spent in training steps, across resumes (the --minutes budget)
+        opts = self.opts
         self.loader = infinite_loader(self.dataset, self.batch_gpu, seed=opts.seed, rank=self.info.rank,
                                       world_size=self.info.world_size, num_workers=opts.workers,
                                       # the loader's worker seeds come from its own generator, not the global RNG
                                       generator=torch.Generator().manual_seed(opts.seed + self.info.rank))
-        if self.ckpt is not None:
-            self._restore(self.ckpt)
+        if run.checkpoint is not None:
+            self._restore(run.checkpoint)
         self.stop_requested = False
         self.log = log_fn
 
     # ------------------------------------------------------------------ set-up helpers
-    def _open_data(self) -> None:
-        """The dataset (built-in datasets are built by rank 0 first, then read by everyone)."""
-        opts = self.opts
-        if self.info.is_main:
-            data_path = resolve_data(opts.data, opts.data_resolution, progress=True)
-        if self.info.enabled:
-            torch.distributed.barrier()
-        if not self.info.is_main:
-            data_path = resolve_data(opts.data, opts.data_resolution, progress=False)
-        self.dataset = ImageDataset(data_path, use_labels=opts.cond, xflip=opts.mirror)
-        if opts.cond and not self.dataset.has_labels:
-            raise OptionsError(f"--cond: the dataset {data_path} has no labels (dataset.json)")
-
     def _make_networks(self) -> None:
-        """G, G_ema and D: from the snapshot when resuming, otherwise from the configuration and the data."""
-        opts = self.opts
-        self.ckpt = read_network_file(opts.resume) if opts.resume else None
-        if self.ckpt is not None:
-            self.config = self.ckpt.config
-        else:
-            self.config = make_config(
-                opts.cfg, resolution=self.dataset.resolution, img_channels=self.dataset.num_channels,
-                c_dim=self.dataset.label_dim if opts.cond else 0, cbase=opts.cbase, cmax=opts.cmax,
-                map_depth=opts.map_depth, g_arch=opts.g_arch, d_arch=opts.d_arch, mbstd_group=opts.mbstd_group,
-                mbstd_channels=opts.mbstd_channels, mbstd_gain=opts.mbstd_gain,
-                # --fp32: no reduced-precision layers and no clamp, as in the authors' option
-                num_fp16_res=0 if opts.fp32 else None, conv_clamp=None if opts.fp32 else "keep",
-                base=self.dataset.base)
-        self._check_data_fits()
-        if opts.metrics:
-            from stylegan.metrics.registry import training_metric_problems
-
-            problems = training_metric_problems(opts.metric_names(), self.config.G)
-            if problems:
-                raise OptionsError(f"--metrics: {'; '.join(problems)}")
-        nets = build_networks(self.config, seed=opts.seed)
+        """G, G_ema and D of the run's configuration (their weights come from the snapshot in :meth:`_restore`)."""
+        nets = build_networks(self.config, seed=self.opts.seed)
         self.G, self.G_ema, self.D = (nets[k].to(self.device) for k in ("G", "G_ema", "D"))
         self.G.train()
         self.D.train()
         # Reduced-precision layers in bfloat16 on a CPU: with --cpu-bf16, or by default where it is native and pays.
-        self.cpu_bf16 = not opts.fp32 and auto_cpu_bf16(self.device, self.G.synthesis, self.D, self.G_ema.synthesis,
-                                                          force=opts.cpu_bf16)
+        self.cpu_bf16 = not self.opts.fp32 and auto_cpu_bf16(self.device, self.G.synthesis, self.D,
+                                                               self.G_ema.synthesis, force=self.opts.cpu_bf16)
 
     def _make_phases(self) -> None:
-        """The training recipe of the networks' named configuration with the options given on top, and what
-        it makes: the augmentation, the phases and their loss, the optimizers, the growth schedule."""
-        opts = self.opts
-        cfg_name = self.config.cfg if self.config.cfg in PRESETS else opts.cfg
-        self.recipe = recipe = opts.recipe(cfg_name)
-        self.gamma = opts.resolved_gamma(self.config.G.resolution, cfg_name)
-        self.ema_kimg = opts.resolved_ema_kimg(cfg_name)
-        if recipe.style_mixing > 0 and self.G.num_ws < 2:
-            raise OptionsError(f"--style-mixing {recipe.style_mixing:g}: this generator takes a single latent, "
-                               "there are no styles to mix (use 0)")
+        """What the run's recipe makes: the augmentation, the phases and their loss, the optimizers, the growth
+        schedule."""
+        recipe = self.recipe
         self.augment_pipe, self.ada = self._augmentation()
         self.loss = make_loss(recipe.loss, self.G, self.D, r1_gamma=self.gamma, r2_gamma=recipe.r2_gamma,
                               pl_weight=recipe.pl_weight, style_mixing=recipe.style_mixing, augment=self.augment_pipe)
-        self.frozen_D = self._freeze_names(opts.freezed)
+        self.frozen_D = self._freeze_names(self.opts.freezed)
         self.pl_on = recipe.pl_weight > 0
         self.r1_on, self.r2_on = self.gamma > 0, recipe.r2_gamma > 0
         self.reg_on = self.r1_on or self.r2_on  # D's regularization phase: R1, R2 or both, on R1's interval
@@ -137,23 +100,6 @@ class Trainer:
         self.schedule = (GrowthSchedule(self.config.G.resolution, recipe.start_resolution, recipe.fade_kimg,
                                         recipe.stable_kimg) if self.config.growing else None)
         self.growth: Growth | None = None
-
-    def _check_data_fits(self) -> None:
-        """The networks (new, or the snapshot's or base's when resuming) fit the data: resolution, channels and
-        classes; a mismatch is one line that says which, before anything is trained."""
-        g, ds = self.config.G, self.dataset
-        nets = f"the networks of {Path(self.opts.resume).name}" if self.opts.resume else "the networks"
-        (h, w), (gh, gw) = ds.image_shape[1:], g.img_shape
-        if (h, w) != (gh, gw):
-            raise OptionsError(f"resolution: the dataset is {w}x{h}, {nets} {gw}x{gh}")
-        if ds.num_channels != g.img_channels:
-            raise OptionsError(f"channels: the dataset has {ds.num_channels}, {nets} {g.img_channels}")
-        classes = ds.label_dim if self.opts.cond else 0
-        if classes != g.c_dim:
-            hint = ("; give --cond with a labelled dataset" if g.c_dim and not self.opts.cond
-                    else "; give --no-cond" if self.opts.cond and not g.c_dim else "")
-            raise OptionsError(f"classes: the training uses {classes or 'no'} class labels, {nets} "
-                               f"{g.c_dim or 'none (unconditional)'}{hint}")
 
     def _augmentation(self):
         """The pipeline every image D sees goes through, and the ADA controller of its strength."""
@@ -333,6 +279,21 @@ class Trainer:
                 "augment_p": float(self.augment_pipe.p) if hasattr(self.augment_pipe, "p") else None}
         return tensors, meta
 
+    def tick_state(self) -> TickState:
+        """What a tick's row and log line read of this process (:mod:`stylegan.training.ticks`)."""
+        scheduled = self.recipe.gamma_end is not None
+        return TickState(
+            tick=self.cur_tick, cur_nimg=self.cur_nimg, train_seconds=self.train_seconds, nan_grads=self.nan_grads,
+            device=self.device, augment_p=float(self.augment_pipe.p) if hasattr(self.augment_pipe, "p") else None,
+            ada_rt=self.ada.rt if self.ada is not None else None, growth=self.growth,
+            r1_gamma=self.loss.r1_gamma if scheduled else None,
+            r2_gamma=self.loss.r2_gamma if scheduled and self.r2_on else None, r2_on=self.r2_on)
+
+    def metrics_at(self) -> MetricsAt:
+        """What the ``--metrics`` of a snapshot read (:mod:`stylegan.training.snapshots`)."""
+        return MetricsAt(names=tuple(self.opts.metric_names()), G_ema=self.G_ema, data_path=self.dataset.path,
+                         device=self.device, kimg=self.cur_nimg / 1000)
+
     def growth_summary(self) -> dict[str, Any] | None:
         """The stage the networks are at (None for networks that do not grow)."""
         if self.schedule is None:
@@ -343,7 +304,7 @@ class Trainer:
     def save_snapshot(self, path: Path) -> Path:
         tensors, meta = self.training_state()
         extra = {"kimg": self.cur_nimg / 1000, "options": self.opts.to_dict(), "training": meta,
-                 "gamma": self.gamma}
+                 "gamma": self.gamma, "ema_kimg": self.ema_kimg}
         if self.schedule is not None:
             extra["growth"] = self.growth_summary()
         return save_checkpoint(path, self.config, {"G": self.G, "G_ema": self.G_ema, "D": self.D},
@@ -378,18 +339,19 @@ class StopSignals:
             signal.signal(s, h)
 
 
-def train(opts: TrainingOptions) -> Path | None:
+def train(opts: TrainingOptions, checkpoint: Checkpoint | None = None) -> Path | None:
     """Train until ``opts.kimg`` thousand images or SIGINT/SIGTERM (then a final snapshot is written).
-    Returns the run folder (None for a dry run, or when stopped during start-up)."""
+    ``checkpoint``: the snapshot or base ``opts.resume`` names, when the caller has read it (read here
+    otherwise). Returns the run folder (None for a dry run, or when stopped during start-up)."""
     with StopSignals() as stop:
-        info = init_distributed(opts.device)
+        info = init_distributed(opts.device)  # the one distributed set-up of this process
         try:
-            return _train(opts, info, stop)
+            return _train(opts, checkpoint, info, stop)
         finally:
             shutdown(info)
 
 
-def launch(opts: TrainingOptions) -> None:
+def launch(opts: TrainingOptions, checkpoint: Checkpoint | None = None) -> None:
     """:func:`train` in ``opts.procs`` local processes (one process group), or in this one; under torchrun in
     this one, where only ``--threads`` changes the thread count torchrun set."""
     import os
@@ -398,17 +360,19 @@ def launch(opts: TrainingOptions) -> None:
     from stylegan.training.threads import torch_threads, training_threads
 
     if opts.procs > 1 and "WORLD_SIZE" not in os.environ:
-        launch_local(train, (opts,), opts.procs, threads=training_threads(opts.threads, opts.procs))
+        launch_local(train, (opts, checkpoint), opts.procs, threads=training_threads(opts.threads, opts.procs))
     else:
         with torch_threads(opts.threads if "WORLD_SIZE" in os.environ else training_threads(opts.threads, 1)):
-            train(opts)
+            train(opts, checkpoint)
 
 
-def _train(opts: TrainingOptions, info: DistInfo, stop_signals: StopSignals | None = None) -> Path | None:
+def _train(opts: TrainingOptions, checkpoint: Checkpoint | None, info: DistInfo,
+           stop_signals: StopSignals | None = None) -> Path | None:
     stop_signals = stop_signals or StopSignals()
     torch.manual_seed(opts.seed * info.world_size + info.rank)
     np.random.seed((opts.seed * info.world_size + info.rank) % 2 ** 32)
-    trainer = Trainer(opts, info)
+    trainer = Trainer(prepare_run(opts, info, checkpoint), info)
+    opts = trainer.opts  # resolved
     if stop_signals.signum is not None:
         trainer.loader.close()
         if info.is_main:
@@ -497,6 +461,8 @@ def log_header(trainer: Trainer, run_dir: Path, continuing: bool) -> None:
         f"style mixing {r.style_mixing:g}, lr G {r.glr:g} D {r.dlr:g}"
         + (f", growing from {trainer.schedule.at(0).describe().split()[0]}: fade {r.fade_kimg:g} kimg, "
            f"stable {r.stable_kimg:g} kimg" if trainer.schedule is not None else ""))
+    for change in trainer.run_spec.changes:
+        log(f"changed from the snapshot: {change}")
     if r.loss == "wgangp" and trainer.r1_on:
         log("note: R1 runs on top of WGAN-GP's gradient penalty (the configuration's recipe has R1); give "
             "--gamma 0 for WGAN-GP alone, as in ProGAN")
@@ -538,8 +504,9 @@ def training_ticks(trainer: Trainer, run_dir: Path, grid: SnapshotGrid, log: Run
             if not (done or stop or trainer.cur_nimg >= tick_start_nimg + tick_nimg):
                 continue
             trainer.cur_tick += 1
-            row, means = tick_statistics(trainer, info, sums, counts, tick_start_nimg, tick_start_time)
-            end_tick(trainer, row, means, bar, log)
+            state = trainer.tick_state()
+            row, means = tick_statistics(state, info, sums, counts, tick_start_nimg, tick_start_time)
+            end_tick(state, row, means, bar, log)
             if done or stop or trainer.cur_tick % opts.snap == 0:
                 write_snapshot(trainer, run_dir, grid, log)
             sums.clear()
@@ -551,11 +518,11 @@ def training_ticks(trainer: Trainer, run_dir: Path, grid: SnapshotGrid, log: Run
         bar.close()
 
 
-def end_tick(trainer: Trainer, row: dict[str, Any], means: dict[str, float], bar: tqdm, log: RunLog) -> None:
+def end_tick(state: TickState, row: dict[str, Any], means: dict[str, float], bar: tqdm, log: RunLog) -> None:
     """A tick's row in stats.jsonl, its line in the log and on the bar, and a warning for any loss that is not
     finite."""
     log.stats(row)
-    log(tick_line(trainer, row, means))
+    log(tick_line(state, row, means))
     bar.set_postfix_str(f"G {mean_text(means, 'Loss/G/loss')} D {mean_text(means, 'Loss/D/loss')}")
     for k, v in means.items():
         if not math.isfinite(v):
@@ -571,4 +538,4 @@ def write_snapshot(trainer: Trainer, run_dir: Path, grid: SnapshotGrid, log: Run
     grid.save_fakes(trainer.G_ema, run_dir / f"fakes{tag}.png")
     path = trainer.save_snapshot(run_dir / f"network-snapshot-{tag}.safetensors")
     log(f"wrote {path.name}")
-    snapshot_metrics(trainer, path, run_dir, log)
+    snapshot_metrics(trainer.metrics_at(), path, run_dir, log)

@@ -115,11 +115,14 @@ RUN_FIELDS = frozenset({"outdir", "data", "data_resolution", "kimg", "minutes", 
 RETIRED: dict[str, tuple[Any, ...]] = {"mode_seeking": (None, 0, 0.0), "train_noise": (None, "random")}
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingOptions:
     """The options of ``stylegan train``: each field's declaration (:func:`option`) carries its help text,
     bounds and, for the options marked [preset], the training-recipe field whose value it overrides (None:
-    the recipe of the named configuration, :class:`stylegan.presets.TrainingRecipe`)."""
+    the recipe of the named configuration, :class:`stylegan.presets.TrainingRecipe`).
+
+    Frozen: the methods that fill in options (:meth:`validate`, :meth:`resolve_auto`) return a new object.
+    A run resolves them once, in :func:`stylegan.training.run.resolve_run`."""
 
     outdir: str = option("runs", "Parent folder of the run folders (NNNNN-desc).", kind="str", directory=True)
     data: str = option("", "Prepared dataset (folder or zip from `stylegan dataset`) or a built-in dataset, e.g. "
@@ -220,8 +223,9 @@ class TrainingOptions:
     desc: str | None = option(None, "Extra text for the run folder name.", kind="str")
 
     def validate(self) -> "TrainingOptions":
-        """Check every option against its declaration, then what ties options together; resolve batch and
-        aug from the configuration (saved resolved, so that a resumed run keeps them)."""
+        """Check every option against its declaration, then what ties options together. Returns the options
+        with batch and aug taken from the configuration where not given (saved resolved, so that a resumed
+        run keeps them); ``self`` is not changed."""
         for f in fields(self):
             problem = option_problem(f, getattr(self, f.name))
             if problem:
@@ -233,8 +237,8 @@ class TrainingOptions:
         check(bool(self.data), "--data is required (a dataset path or builtin:NAME)")
         if (self.batch is None and self.cfg != AUTO) or self.aug is None:  # auto: the batch follows the data
             recipe = self.recipe()
-            self.batch = recipe.batch if self.batch is None and self.cfg != AUTO else self.batch
-            self.aug = recipe.aug if self.aug is None else self.aug
+            self = dataclasses.replace(self, batch=recipe.batch if self.batch is None and self.cfg != AUTO
+                                       else self.batch, aug=recipe.aug if self.aug is None else self.aug)
         check(self.batch is None or self.batch % self.procs == 0,
               f"--batch {self.batch} is not divisible by --procs {self.procs}")
         check(self.start_res is None or is_power_of_two(self.start_res, 4),
@@ -251,13 +255,13 @@ class TrainingOptions:
         return self
 
     def resolve_auto(self, resolution: int, gpus: int) -> "TrainingOptions":
-        """For ``--cfg auto``: the options not given take what :func:`stylegan.presets.auto_settings` chooses for
-        this resolution and number of processes (saved resolved, so that a resumed run keeps them)."""
-        if self.cfg == AUTO:
-            for name, value in auto_settings(resolution, gpus).items():
-                if getattr(self, name) is None:
-                    setattr(self, name, value)
-        return self
+        """For ``--cfg auto``: the options with those not given taking what
+        :func:`stylegan.presets.auto_settings` chooses for this resolution and number of processes (saved
+        resolved, so that a resumed run keeps them); ``self`` is not changed."""
+        if self.cfg != AUTO:
+            return self
+        chosen = auto_settings(resolution, gpus)
+        return dataclasses.replace(self, **{k: v for k, v in chosen.items() if getattr(self, k) is None})
 
     def metric_names(self) -> list[str]:
         return [m.strip() for m in self.metrics.split(",") if m.strip()]
@@ -276,14 +280,12 @@ class TrainingOptions:
             raise OptionsError(str(e)) from None
 
     def resolved_gamma(self, resolution: int, cfg: str | None = None) -> float:
-        """The R1 weight: --gamma, the configuration's, or the authors' heuristic 0.0002·res²/batch."""
-        gamma = self.recipe(cfg).gamma
-        return gamma if gamma is not None else 0.0002 * resolution ** 2 / self.batch
+        """The R1 weight of these options: :func:`resolved_gamma` of their recipe."""
+        return resolved_gamma(self.recipe(cfg), resolution, self.batch)
 
     def resolved_ema_kimg(self, cfg: str | None = None) -> float:
-        """The EMA half-life: --ema-kimg, the configuration's, or the authors' batch·10/32."""
-        ema = self.recipe(cfg).ema_kimg
-        return ema if ema is not None else self.batch * 10 / 32
+        """The EMA half-life of these options: :func:`resolved_ema_kimg` of their recipe."""
+        return resolved_ema_kimg(self.recipe(cfg), self.batch)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -305,3 +307,15 @@ class TrainingOptions:
         if unknown:
             raise OptionsError(f"unknown training option(s): {', '.join(unknown)}")
         return cls(**d)
+
+
+def resolved_gamma(recipe: TrainingRecipe, resolution: int, batch: int) -> float:
+    """The R1 weight: the recipe's (--gamma or the configuration's), or the authors' heuristic
+    0.0002·res²/batch."""
+    return recipe.gamma if recipe.gamma is not None else 0.0002 * resolution ** 2 / batch
+
+
+def resolved_ema_kimg(recipe: TrainingRecipe, batch: int) -> float:
+    """The EMA half-life in kimg: the recipe's (--ema-kimg or the configuration's), or the authors'
+    batch·10/32."""
+    return recipe.ema_kimg if recipe.ema_kimg is not None else batch * 10 / 32

@@ -6,15 +6,17 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tqdm import tqdm
 
+from stylegan.checkpoint import Checkpoint
+from stylegan.config import NetworkConfig
 from stylegan.presets import PRESETS
 from stylegan.loader import read_network_file
 from stylegan.pretrained import resolve_network
 from stylegan.training.snapshots import run_snapshots
-from stylegan.training.options import RUN_FIELDS, OptionsError, TrainingOptions
+from stylegan.training.options import RUN_FIELDS, OptionsError, TrainingOptions, cli_name
 
 def next_run_dir(outdir: Path, desc: str) -> Path:
     """The next numbered run folder ``NNNNN-desc`` in ``outdir`` (not created)."""
@@ -34,14 +36,46 @@ def latest_snapshot(outdir: str | os.PathLike) -> Path:
     raise OptionsError(f"--resume latest: no snapshot found in any run folder of {outdir}")
 
 
-def resume_options(resume: str, outdir: str, overrides: dict[str, Any]) -> TrainingOptions:
-    """Options for a resumed run: those saved in the snapshot, with ``overrides`` (the flags given now) on top.
+#: The options that choose the networks' architecture, and where a network's configuration holds each. A resumed
+#: snapshot or base keeps its networks; one of these given on the command line must agree with them.
+ARCHITECTURE_FLAGS: dict[str, Callable[[NetworkConfig], Any]] = {
+    "cfg": lambda c: c.cfg, "cbase": lambda c: c.G.cbase, "cmax": lambda c: c.G.cmax,
+    "map_depth": lambda c: c.G.map_depth, "g_arch": lambda c: c.G.arch, "d_arch": lambda c: c.D.arch,
+    "mbstd_group": lambda c: c.D.mbstd_group, "mbstd_channels": lambda c: c.D.mbstd_channels,
+    "mbstd_gain": lambda c: c.D.mbstd_gain,
+}
+
+
+def check_architecture_flags(given: dict[str, Any], config: NetworkConfig, source: Path) -> None:
+    """Refuse architecture flags that contradict the networks being resumed (a resumed run trains the
+    snapshot's networks, whatever --cfg or --cbase say), naming the flag, its value and the networks'."""
+    for name, of_config in ARCHITECTURE_FLAGS.items():
+        value = given.get(name)
+        if value is None:
+            continue
+        have = of_config(config)
+        if name == "cfg":
+            if have not in PRESETS or PRESETS[value].name == PRESETS[have].name:
+                continue  # networks of no named configuration: --cfg names the recipe that trains them
+        elif value == have:
+            continue
+        raise OptionsError(f"{cli_name(name)} {value}: the networks of {source.name} have {cli_name(name)[2:]} "
+                           f"{have}; a resumed run keeps its networks (leave {cli_name(name)} out, or start a new "
+                           "run without --resume)")
+
+
+def read_resume(resume: str, outdir: str, overrides: dict[str, Any]) -> tuple[TrainingOptions, Checkpoint]:
+    """The snapshot or base to resume from, read once, and the options of the resumed run: those saved in the
+    snapshot, with ``overrides`` (the flags given now) on top. Flags that contradict the snapshot's networks
+    are refused (:func:`check_architecture_flags`).
 
     A file without training state — a packaged base (``--resume NAME``), an init checkpoint, imported weights —
     starts a new run (transfer learning): from the options the base was trained with (``trained_with`` in its
-    metadata), less those that describe that run rather than its recipe (:data:`RUN_FIELDS`), then the flags."""
+    metadata), less those that describe that run rather than its recipe (:data:`RUN_FIELDS`), then the flags.
+    The options are validated where the run is resolved (:func:`stylegan.training.run.resolve_run`)."""
     path = latest_snapshot(outdir) if resume == "latest" else resolve_network(resume)
     ckpt = read_network_file(path)
+    check_architecture_flags(overrides, ckpt.config, Path(path))
     saved = ckpt.extra.get("options")
     if saved is None:
         saved = {"cfg": ckpt.config.cfg} if ckpt.config.cfg in PRESETS else {}
@@ -50,7 +84,12 @@ def resume_options(resume: str, outdir: str, overrides: dict[str, Any]) -> Train
             saved.update({k: v for k, v in trained_with.items() if k not in RUN_FIELDS})
         saved = {**saved, "outdir": outdir}
     opts = {**saved, **overrides, "resume": str(path), "outdir": overrides.get("outdir", saved.get("outdir", outdir))}
-    return TrainingOptions.from_dict(opts).validate()
+    return TrainingOptions.from_dict(opts), ckpt
+
+
+def resume_options(resume: str, outdir: str, overrides: dict[str, Any]) -> TrainingOptions:
+    """The options of :func:`read_resume` alone (the snapshot is then read again where the run is resolved)."""
+    return read_resume(resume, outdir, overrides)[0]
 
 
 class RunLog:

@@ -5,31 +5,38 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import numpy as np
 import torch
 
 from stylegan.images import make_grid, save_png, to_uint8
 
-if TYPE_CHECKING:
-    from stylegan.training.loop import Trainer
+@dataclass(frozen=True)
+class MetricsAt:
+    """What the ``--metrics`` of a snapshot read: the metric names, the network and data they score."""
+
+    names: tuple[str, ...]    # the --metrics, in order (none: nothing is computed)
+    G_ema: torch.nn.Module    # the network scored
+    data_path: str            # the real images
+    device: torch.device
+    kimg: float               # images seen, for the records and the log
 
 
-def snapshot_metrics(trainer: "Trainer", snapshot: Path, run_dir: Path, log) -> None:
+def snapshot_metrics(at: MetricsAt, snapshot: Path, run_dir: Path, log: Callable[[str], None]) -> None:
     """``--metrics`` on G_ema at a snapshot: one JSON line per metric in ``metric-<name>.jsonl``."""
-    names = trainer.opts.metric_names()
-    if not names:
+    if not at.names:
         return
     from stylegan.metrics.registry import compute_metric
 
-    for name in names:
-        record = compute_metric(name, trainer.G_ema, trainer.dataset.path, trainer.device, progress=False)
-        record = {**record, "snapshot": snapshot.name, "kimg": trainer.cur_nimg / 1000}
+    for name in at.names:
+        record = compute_metric(name, at.G_ema, at.data_path, at.device, progress=False)
+        record = {**record, "snapshot": snapshot.name, "kimg": at.kimg}
         with open(run_dir / f"metric-{name}.jsonl", "a") as f:
             f.write(json.dumps(record, default=str) + "\n")
-        log(f"{name} at kimg {trainer.cur_nimg / 1000:g}: {record.get('results')} ({record.get('seconds', 0):.0f} s)")
+        log(f"{name} at kimg {at.kimg:g}: {record.get('results')} ({record.get('seconds', 0):.0f} s)")
 
 
 def grid_shape(resolution: int) -> tuple[int, int]:
@@ -80,7 +87,6 @@ class SnapshotGrid:
 
     def save_fakes(self, G, path: Path) -> None:
         save_png(fake_grid(G, self.z, self.c, self.cols), path)
-
 
 #: A snapshot file's name; its number is the kimg (:func:`snapshot_tag`).
 SNAPSHOT_NAME = re.compile(r"^network-snapshot-(\d+(?:\.\d+)?)\.safetensors$")

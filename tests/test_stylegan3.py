@@ -320,3 +320,37 @@ def test_the_authors_pickle_imports_safely(authors, tmp_path):
     path.write_bytes(nvlabs_pickle_bytes(g_state, None, kwargs, None))
     with pytest.raises(InteropError, match="margin_size=5 is not supported"):
         stylegan.load(path)
+
+
+def test_generate_translates_and_rotates(authors, tmp_path):
+    """`stylegan generate --translate X,Y --rotate DEG` on a StyleGAN3 network; refused for others."""
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from stylegan.checkpoint import save_checkpoint
+    from stylegan.cli.main import main
+
+    G, D, *_ = authors
+    net = save_checkpoint(tmp_path / "t.safetensors", _fixture_config(G), {"G_ema": G, "D": D})
+    run = lambda out, *a: CliRunner().invoke(main, ["generate", "--network", str(net), "--seeds", "3", "--outdir",
+                                                    str(tmp_path / out), "--fp32", *a])
+    for out, args in (("a", ()), ("b", ("--translate", "0.125,0")), ("r", ("--rotate", "90"))):
+        r = run(out, *args)
+        assert r.exit_code == 0, r.output
+    img = {k: np.asarray(Image.open(tmp_path / k / "seed0003.png"), dtype=np.float64) for k in "abr"}
+    moved = np.abs(img["b"][6:-6, 10:-6] - img["a"][6:-6, 6:-10]).mean()
+    assert moved < 0.05 * np.abs(img["b"][6:-6, 10:-6] - img["a"][6:-6, 10:-6]).mean()  # moved 4 px right
+    assert not np.array_equal(img["r"], img["a"])
+    r = run("x", "--translate", "1")
+    assert r.exit_code != 0 and "expected two numbers X,Y" in r.output
+    r = CliRunner().invoke(main, ["generate", "--network", "mnist32", "--seeds", "0", "--outdir", str(tmp_path / "m"),
+                                  "--rotate", "5"])
+    assert r.exit_code != 0 and "needs a StyleGAN3 (alias-free) network" in r.output
+
+
+def _fixture_config(G):
+    from stylegan.config import NetworkConfig
+
+    return NetworkConfig(family="stylegan3", cfg=G.cfg.arch, G=G.cfg,
+                         D=DiscriminatorConfig(resolution=32, cbase=2048, cmax=32, num_fp16_res=0, conv_clamp=None))

@@ -38,6 +38,17 @@ def main():
     keep_freed_memory()
 
 
+def _float_pair(ctx, param, value):
+    """X,Y → (x, y) floats."""
+    if value is None:
+        return None
+    try:
+        x, y = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected two numbers X,Y, got {value!r}") from None
+    return (x, y)
+
+
 @main.command()
 @network_option
 @click.option("--seeds", default=None, callback=_int_list, metavar="LIST",
@@ -55,11 +66,15 @@ def main():
 @click.option("--fp32", is_flag=True, help="Float32 throughout. By default a CPU with native bfloat16 runs the "
               "reduced-precision layers of wide networks (256+ channels) in bfloat16: faster, images within about "
               "0.01 of float32 on average.")
+@click.option("--translate", default=None, callback=_float_pair, metavar="X,Y",
+              help="StyleGAN3 networks: move the image by X,Y image widths (x right, y down).")
+@click.option("--rotate", type=float, default=None, metavar="DEG",
+              help="StyleGAN3 networks: rotate the image by DEG degrees, counterclockwise.")
 @device_option
 @outdir_option
 @force_option
 def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, truncation_class, noise_mode, class_idx, grid,
-             batch_size, fp32, device, outdir, force):
+             batch_size, fp32, translate, rotate, device, outdir, force):
     """Generate one image per seed (seedNNNN.png, each written as soon as it is made), and optionally a grid;
     or render a projection."""
     from stylegan.tools.generate import check_grid, existing_outputs, write_images
@@ -79,6 +94,13 @@ def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, truncati
     if not fp32:
         auto_cpu_bf16(dev, G.synthesis)
     noise_mode = _noise_mode(G, noise_mode)
+    if translate is not None or rotate is not None:
+        from stylegan.networks.stylegan3 import set_input_transform
+
+        try:
+            set_input_transform(G, translate or (0.0, 0.0), rotate or 0.0)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
     if projected_w is not None:
         _render_projection(G, projected_w, noise_mode, outdir, force)
         return

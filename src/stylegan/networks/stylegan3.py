@@ -76,6 +76,17 @@ def input_transform(translate: tuple[float, float] = (0.0, 0.0), rotate: float =
     return torch.linalg.inv(m).float()
 
 
+def set_input_transform(G: nn.Module, translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> None:
+    """Set the Fourier input's ``transform`` of an alias-free generator to :func:`input_transform`; a clear
+    ValueError for any other network."""
+    inp = getattr(getattr(G, "synthesis", None), "input", None)
+    if not isinstance(inp, FourierInput):
+        raise ValueError("translating or rotating the output needs a StyleGAN3 (alias-free) network; this one has "
+                         "no Fourier-feature input")
+    with torch.no_grad():
+        inp.transform.copy_(input_transform(translate, rotate).to(inp.transform))
+
+
 class FourierInput(nn.Module):
     """Fourier features: ``channels`` sinusoids of random frequencies (radii up to ``bandwidth``) and random
     phases, sampled on a ``size²`` grid at ``sampling_rate``, then mixed by a learned ``channels × channels``
@@ -278,6 +289,10 @@ class AliasFreeSynthesis(nn.Module):
             AliasFreeLayer(w_dim, **a, kernel=kernel, radial=radial and i < NUM_LAYERS - NUM_CRITICAL,
                            conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta)
             for i, a in enumerate(schedule_layers(resolution, img_channels, cbase, cmax)))
+
+    def noise_layers(self) -> dict:
+        """No noise inputs (the interface of the StyleGAN2 synthesis network)."""
+        return {}
 
     def set_magnitude_ema_beta(self, beta: float | None) -> None:
         """The decay of every layer's magnitude average per update (None: a half-life of 20k images)."""

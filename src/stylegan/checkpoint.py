@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from stylegan.config import ConfigError, NetworkConfig
+from stylegan.files import atomic_write_bytes  # noqa: F401  (also imported from here by older callers)
 
 FORMAT = "stylegan-checkpoint"
 FORMAT_VERSION = 1
@@ -54,38 +54,6 @@ def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` and rename the temporary file to ``path`` once it is complete on disk."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        try:
-            write(tmp)
-        except OSError:
-            raise
-        except Exception as e:  # the safetensors library reports a full disk as its own error type
-            if type(e).__name__ != "SafetensorError":
-                raise
-            raise OSError(f"cannot write {path}: {e}") from None
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make snapshots private, unlike the run's other files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def save_checkpoint(

@@ -44,7 +44,7 @@ def make_grid(images: np.ndarray, cols: int | None = None, pad: int = 0, fill: i
 def save_png(arr: np.ndarray, path: str | os.PathLike) -> Path:
     """Write an HWC uint8 array as PNG (parent folders created), atomically: a temporary file renamed once
     complete, so that a failed write (a full disk) leaves no partial file. Its error names ``path``."""
-    from stylegan.checkpoint import atomic_write_bytes
+    from stylegan.files import atomic_write_bytes
 
     path = Path(path)
     try:

@@ -9,7 +9,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from stylegan.checkpoint import CheckpointError, atomic_write_bytes, build_from_states, read_checkpoint
+from stylegan.checkpoint import CheckpointError, build_from_states, read_checkpoint
+from stylegan.files import atomic_write_bytes
 from stylegan.config import NetworkConfig
 from stylegan.interop.errors import InteropError
 from stylegan.interop.safe_pickle import PersistentObject, TFNetwork, is_torch_file, load_pickle_bytes, load_torch_bytes

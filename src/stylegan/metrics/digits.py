@@ -123,7 +123,7 @@ def train_digit_classifier(epochs: int = 12, batch: int = 64, lr: float = 2e-3, 
 def save_classifier(net: DigitClassifier, path: str | os.PathLike, held_out_accuracy: float) -> Path:
     from safetensors.torch import save_file
 
-    from stylegan.checkpoint import atomic_write_bytes
+    from stylegan.files import atomic_write_bytes
 
     meta = {"format": "stylegan-digit-classifier", "version": "1",
             "held_out_accuracy": json.dumps(held_out_accuracy),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stylegan.checkpoint import atomic_write_bytes
+from stylegan.files import atomic_write_bytes
 import torch
 from tqdm import tqdm
 

@@ -48,7 +48,7 @@ class NoiseStudy:
     def save(self, outdir: str | os.PathLike) -> Path:
         """Write :func:`output_files` (each atomically): the four images, the figure, the std as .npy. Returns
         the figure's path."""
-        from stylegan.checkpoint import atomic_write_bytes
+        from stylegan.files import atomic_write_bytes
 
         def write_std(tmp):
             with open(tmp, "wb") as f:

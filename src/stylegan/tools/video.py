@@ -93,7 +93,7 @@ def scale_frames(frames: Iterable[np.ndarray], scale: int) -> Iterator[np.ndarra
 def write_video(frames: Iterable[np.ndarray], output: str | os.PathLike, fps: int = 30) -> Path:
     """Write frames to ``.mp4`` (H.264 via imageio-ffmpeg) or ``.gif`` (Pillow), atomically: into a temporary
     file renamed once complete, so that a failed write leaves no partial video."""
-    from stylegan.checkpoint import atomic_write_bytes
+    from stylegan.files import atomic_write_bytes
 
     output = Path(output)
     suffix = output.suffix.lower()

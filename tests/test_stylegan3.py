@@ -114,6 +114,7 @@ def test_filter_design_properties():
     assert f.shape == (12,) and math.isclose(f.sum().item(), 1.0, rel_tol=1e-6) and torch.equal(f, f.flip(0))
     r = lowpass_filter(12, 2.0, 4.0, 32.0, radial=True)
     assert r.shape == (12, 12) and torch.allclose(r, r.t()) and math.isclose(r.sum().item(), 1.0, rel_tol=1e-6)
+    assert torch.allclose(r, torch.rot90(r, 1, dims=(0, 1)))  # radially symmetric on the square grid
     assert lowpass_filter(1, 16.0, 1.0, 32.0) is None
     with pytest.raises(ValueError, match="cutoff"):
         lowpass_filter(12, 20.0, 4.0, 32.0)
@@ -265,6 +266,13 @@ def test_named_configurations(cfg):
     double = 2 if cfg == "stylegan3-r" else 1
     assert (c.G.cbase, c.G.cmax, c.D.cbase, c.D.cmax) == (32768 * double, 512 * double, 32768, 512)
     assert (recipe.blur_sigma, recipe.blur_kimg) == ((10.0, 200.0) if cfg == "stylegan3-r" else (0.0, 0.0))
+    with torch.device("meta"):  # the full-size network's shapes, nothing allocated
+        from stylegan.networks import build_generator
+
+        layers = build_generator(c).synthesis.layers
+    assert [layer.out_channels for layer in layers[:3]] == [512 * double] * 3 and layers[-1].out_channels == 3
+    assert layers[0].weight.shape[-1] == (1 if double == 2 else 3)
+    assert [layer.out_size for layer in layers[-3:]] == [276, 256, 256]
 
 
 def test_d_blur_schedule_and_filter():

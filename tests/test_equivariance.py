@@ -172,11 +172,16 @@ def test_small_images_are_refused_for_resampling():
     with pytest.raises(ValueError, match="at least 32"):
         equivariance_psnr(StandIn(resolution=16), "rot", 2, progress=False)
     assert equivariance_psnr(StandIn(resolution=16), "int", 2, progress=False)[0] >= 80
+    with pytest.raises(ValueError, match="kind must be one of int, frac, rot"):
+        equivariance_psnr(StandIn(), "scale", 2, progress=False)
 
 
-def test_metrics_command(tmp_path, tiny):
+def test_metrics_command(tmp_path, tiny, monkeypatch):
+    import json
+
     from click.testing import CliRunner
 
+    import stylegan.cli.common
     from stylegan.checkpoint import save_checkpoint
     from stylegan.cli.main import main
 
@@ -188,3 +193,12 @@ def test_metrics_command(tmp_path, tiny):
     r = runner.invoke(main, ["metrics", "--network", str(path), "--metrics", "eqt1k_int,eqr1k", "--device", "cpu"])
     assert r.exit_code != 0 and "eqt1k_int: needs a StyleGAN3 (alias-free) generator" in r.output
     assert "Traceback" not in r.output
+
+    # Without --data, a generator whose input takes a transform is scored (the stand-in in place of the file).
+    monkeypatch.setattr(stylegan.cli.common, "_load_generator", lambda path, device: StandIn())
+    r = runner.invoke(main, ["metrics", "--network", str(path), "--metrics", "eqt500_int,eqr500", "--device", "cpu",
+                             "--batch-size", "250"])
+    assert r.exit_code == 0, r.output
+    records = [json.loads(line[line.index('{"metric"'):]) for line in r.output.splitlines() if '{"metric"' in line]
+    assert [rec["metric"] for rec in records] == ["eqt500_int", "eqr500"]
+    assert records[0]["results"]["eqt500_int"] >= 80 and records[1]["results"]["eqr500"] >= 50

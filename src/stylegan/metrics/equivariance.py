@@ -144,7 +144,7 @@ def resample(img: torch.Tensor, matrix: torch.Tensor, radius: int = RESAMPLE_RAD
     taps = torch.arange(-radius + 1, radius + 1, dtype=torch.float64)
     kx = kaiser_sinc(sx.unsqueeze(-1) - (x0.unsqueeze(-1) + taps), radius)  # [H, W, 2r]
     ky = kaiser_sinc(sy.unsqueeze(-1) - (y0.unsqueeze(-1) + taps), radius)
-    to = dict(device=img.device, dtype=img.dtype)
+    to = {"device": img.device, "dtype": img.dtype}
     kx, ky = (kx / kx.sum(dim=-1, keepdim=True)).to(**to), (ky / ky.sum(dim=-1, keepdim=True)).to(**to)
     x0, y0 = x0.long().to(img.device), y0.long().to(img.device)
     flat = img.flatten(2)
@@ -155,7 +155,7 @@ def resample(img: torch.Tensor, matrix: torch.Tensor, radius: int = RESAMPLE_RAD
             ix = (x0 + (i - radius + 1)).clamp(0, w - 1)
             out += flat[:, :, (iy * w + ix).flatten()] * (ky[..., j] * kx[..., i]).flatten()
     mask = mask.to(img.device)
-    return out.reshape(img.shape) * mask.to(img.dtype), mask
+    return out.reshape(img.shape) * mask, mask
 
 
 def draw_transform(kind: str, resolution: int, gen: torch.Generator
@@ -183,9 +183,7 @@ def equivariance_errors(G, kind: str, num_samples: int, batch_size: int = 32, se
     and the mean fraction of the pixels that were valid. One transform per batch; latents and transforms
     come from a generator seeded with ``seed``."""
     inp = input_module(G)
-    if kind not in KINDS:
-        raise ValueError(f"equivariance kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if kind != "int" and G.resolution < MIN_RESAMPLED_RESOLUTION:
+    if kind in ("frac", "rot") and G.resolution < MIN_RESAMPLED_RESOLUTION:
         raise ValueError(f"{G.resolution}² images are too small to resample: the filter reads "
                          f"{2 * RESAMPLE_RADIUS}² pixels around each one, which needs images of at least "
                          f"{MIN_RESAMPLED_RESOLUTION}²")

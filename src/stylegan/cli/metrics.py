@@ -44,11 +44,15 @@ def _load_classifiers(paths, device):
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--network", metavar="PATH", default=None, help="Checkpoint (.safetensors) whose generator is scored.")
 @click.option("--metrics", "names", callback=_metric_list, default="fid50k_full", show_default=True, metavar="LIST",
-              help="Comma-separated metric names (see --list).")
+              help="Comma-separated metric names (see --list); FID, KID and precision/recall at any count "
+                   "(fid200, kid3k_full, pr5003): below 10k generated images a record is marked as a quick look.")
 @click.option("--data", metavar="PATH", default=None,
               help="Real images: a prepared dataset, a folder or zip of images, or builtin:NAME.")
 @click.option("--data-resolution", type=int, default=None, metavar="N",
               help="Resolution for builtin:NAME data (default: the network's).")
+@click.option("--mirror", is_flag=True,
+              help="Count every real image also x-flipped (as the authors' --mirror, for data trained with "
+                   "--mirror): all images and their mirror images, or with a count, half that many and theirs.")
 @click.option("--data2", metavar="PATH", default=None,
               help="Score this folder or zip of images against --data instead of a network's output "
                    "(FID, KID, precision/recall), e.g. another generator's samples.")
@@ -77,8 +81,8 @@ def _load_classifiers(paths, device):
               help="Attribute classifiers for `ls`: TorchScript files (or a folder of *.pt), images in [-1, 1] "
                    "-> one logit per image. Without them `ls` uses a conditional network's class labels.")
 @click.option("--list", "list_only", is_flag=True, help="List the metrics and exit.")
-def metrics(network, names, data, data_resolution, data2, device, batch_size, seed, workers, truncation_psi, cache,
-            inception, inception_format, vgg16, vgg16_fc2, classifiers, list_only):
+def metrics(network, names, data, data_resolution, mirror, data2, device, batch_size, seed, workers, truncation_psi,
+            cache, inception, inception_format, vgg16, vgg16_fc2, classifiers, list_only):
     """Compute metrics; one JSON line per metric on stdout and, for a network, in metric-NAME.jsonl beside it.
 
     \b
@@ -104,7 +108,7 @@ def metrics(network, names, data, data_resolution, data2, device, batch_size, se
     records = compute_metrics(names, G, data, dev, data2=data2, data_resolution=data_resolution, network=network,
                               batch_size=batch_size, seed=seed, workers=workers, truncation_psi=truncation_psi,
                               cache=cache, inception=inception, inception_format=inception_format, vgg16=vgg16,
-                              vgg16_fc2=vgg16_fc2, classifiers=clfs)
+                              vgg16_fc2=vgg16_fc2, classifiers=clfs, mirror=mirror)
     try:
         for rec in records:
             line = json.dumps(rec)

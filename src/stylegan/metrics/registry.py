@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,14 +39,27 @@ class Metric:
     training_check: Callable[[Any], str | None] | None = None
 
 
-METRICS: dict[str, Metric] = {}
+class _Registry(dict):
+    """The registered metrics by name. A name of a counted family that is not registered yet (``fid200``,
+    ``kid3k_full``, ``pr3003``: :func:`counted_metric`) is registered when first looked up."""
+
+    def __contains__(self, name) -> bool:
+        return super().__contains__(name) or _register_counted(name)
+
+    def __missing__(self, name):
+        if _register_counted(name):
+            return super().__getitem__(name)
+        raise KeyError(name)
+
+
+METRICS: dict[str, Metric] = _Registry()
 
 
 def register_metric(name: str, description: str, needs_generator: bool = False, needs_data: bool = True,
                     needs_vectors: bool = False, training_check: Callable[[Any], str | None] | None = None):
     """Decorator: add ``fn(opts) -> dict`` to :data:`METRICS` under ``name``."""
     def wrap(fn):
-        if name in METRICS:
+        if dict.__contains__(METRICS, name):
             raise ValueError(f"metric {name!r} is already registered")
         METRICS[name] = Metric(name, fn, description, needs_generator, needs_data, needs_vectors, training_check)
         return fn
@@ -107,6 +121,7 @@ class MetricOptions:
     truncation_psi: float = 1.0
     shared: dict | None = None  # generated-image statistics shared by the metrics of one compute_metrics call
     real_vectors: bool = False  # keep real feature vectors even for FID (a later KID/PR in the same call reuses them)
+    mirror: bool = False  # the real images also x-flipped (the authors' --mirror)
 
     # --- feature networks ----------------------------------------------------------------------------
 
@@ -134,7 +149,8 @@ class MetricOptions:
         capture_all = capture_all or self.real_vectors
         return dataset_feature_stats(self.data, net, max_items=max_items, capture_all=capture_all,
                                      batch_size=self.batch_size, seed=self.seed, workers=self.workers,
-                                     cache=self.cache, cache_dir=self.cache_dir, progress=self.progress)
+                                     cache=self.cache, cache_dir=self.cache_dir, progress=self.progress,
+                                     mirror=self.mirror)
 
     def gen_stats(self, net: FeatureNetwork, num_gen: int, capture_all: bool) -> FeatureStats:
         if self.shared is None:
@@ -251,26 +267,58 @@ def compute_ls(opts: MetricOptions, name: str, num_samples: int, num_keep: int) 
 
 _COUNTS = {"50k": 50_000, "10k": 10_000, "2k": 2_000, "1k": 1_000, "500": 500}
 _FULL_REAL = {"fid": None, "kid": 1_000_000, "pr": 200_000}  # "_full": all real images (capped as the authors did)
+#: Below this many generated images a record says it is a quick look (the papers' counts are 10k and 50k).
+QUICK_LOOK = 10_000
+#: A counted family's name with any count: fid200, kid3k_full, pr5003 (precision/recall, k=3, 500 images).
+_COUNTED = re.compile(r"^(?:(fid|kid)(\d+)(k?)|(pr)(\d+)(k?)3)(_full)?$")
+_MIN_COUNT, _MAX_COUNT = 10, 10_000_000
+
+
+def _register_family(family: str, tag: str, n: int, full: bool) -> None:
+    """Register the metric of one feature family (fid, kid, pr) at ``n`` generated images (tag: its text)."""
+    suffix = "_full" if full else ""
+    real_desc = "all real images" if full else f"{tag} real images"
+    if family == "fid":
+        name = f"fid{tag}{suffix}"
+        register_metric(name, f"Frechet Inception distance, {tag} generated vs {real_desc}")(
+            lambda opts: compute_fid(opts, name, None if full else n, n))
+    elif family == "kid":
+        name = f"kid{tag}{suffix}"
+        register_metric(name, f"Kernel Inception distance, {tag} generated vs {real_desc}", needs_vectors=True)(
+            lambda opts: compute_kid(opts, name, _FULL_REAL["kid"] if full else n, n))
+    else:
+        name = f"pr{tag}3{suffix}"
+        register_metric(name, f"Precision and recall (k=3), {tag} generated vs {real_desc}", needs_vectors=True)(
+            lambda opts: compute_pr(opts, name, _FULL_REAL["pr"] if full else n, n))
+
+
+def counted_metric(name: str) -> tuple[str, str, int, bool] | None:
+    """(family, count tag, count, full) of a feature metric's name with any count (``fid200`` -> ("fid", "200",
+    200, False)), None for another name or a count outside 10 to 10 million."""
+    m = _COUNTED.match(str(name))
+    if m is None:
+        return None
+    family, digits, k = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5), m.group(6))
+    n = int(digits) * (1000 if k else 1)
+    if not _MIN_COUNT <= n <= _MAX_COUNT or digits != str(int(digits)):
+        return None
+    return family, digits + k, n, bool(m.group(7))
+
+
+def _register_counted(name) -> bool:
+    """Register ``name`` if it is a counted feature metric (:func:`counted_metric`); whether it now is one."""
+    parsed = counted_metric(name)
+    if parsed is None:
+        return False
+    _register_family(*parsed)
+    return dict.__contains__(METRICS, name)
 
 
 def _register_feature_metrics() -> None:
     for tag, n in _COUNTS.items():
         for full in (True, False):
-            suffix = "_full" if full else ""
-            real_desc = "all real images" if full else f"{tag} real images"
-
-            name = f"fid{tag}{suffix}"
-            register_metric(name, f"Frechet Inception distance, {tag} generated vs {real_desc}")(
-                lambda opts, name=name, n=n, full=full: compute_fid(opts, name, None if full else n, n))
-
-            name = f"kid{tag}{suffix}"
-            register_metric(name, f"Kernel Inception distance, {tag} generated vs {real_desc}", needs_vectors=True)(
-                lambda opts, name=name, n=n, full=full: compute_kid(opts, name, _FULL_REAL["kid"] if full else n, n))
-
-            name = f"pr{tag}3{suffix}"
-            register_metric(name, f"Precision and recall (k=3), {tag} generated vs {real_desc}",
-                            needs_vectors=True)(
-                lambda opts, name=name, n=n, full=full: compute_pr(opts, name, _FULL_REAL["pr"] if full else n, n))
+            for family in ("fid", "kid", "pr"):
+                _register_family(family, tag, n, full)
 
 
 def _register_mixing_metrics() -> None:
@@ -448,9 +496,12 @@ def compute_metric(name: str, G=None, data_path: str | os.PathLike | None = None
               "network": str(network) if network is not None else None,
               "data": os.fspath(data_path) if data_path is not None else None,
               "data2": os.fspath(data2) if data2 is not None else None,
-              "device": str(device), "seed": opts.seed,
+              "device": str(device), "seed": opts.seed, **({"mirror": True} if opts.mirror else {}),
               "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     record.update(out)
+    if isinstance(record["num_gen"], int) and record["num_gen"] < QUICK_LOOK:
+        record["quick_look"] = (f"{record['num_gen']:,} generated images: a quick look (the papers use 50k); "
+                                "compare it only with values at the same count")
     return record
 
 

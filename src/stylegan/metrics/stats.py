@@ -151,12 +151,12 @@ def stats_cache_dir() -> Path:
 
 
 def _cache_paths(data_path: str, net: FeatureNetwork, max_items: int | None, seed: int,
-                 cache_dir: Path) -> dict[str, Path]:
+                 cache_dir: Path, mirror: bool = False) -> dict[str, Path]:
     fingerprint, count = _fingerprint_and_count(data_path)
-    if max_items is not None and max_items >= count:
+    if max_items is not None and max_items >= count * (2 if mirror else 1):
         max_items = None  # the whole dataset either way: share the entry
     key = json.dumps({"v": CACHE_VERSION, "data": fingerprint, "net": net.identity,
-                      "max_items": max_items, "seed": seed}, sort_keys=True)
+                      "max_items": max_items, "seed": seed, **({"mirror": True} if mirror else {})}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     stem = Path(data_path).stem if Path(data_path).is_file() else Path(data_path).name
     base = cache_dir / f"{stem}-{net.name}-{max_items or 'all'}-{digest}"
@@ -181,22 +181,27 @@ def dataset_feature_stats(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     desc: str = "real features",
+    mirror: bool = False,
 ) -> FeatureStats:
     """Feature statistics of (a seeded random subset of ``max_items`` of) a folder or zip of images, loaded
-    from the cache when present; computed, streamed in batches, and cached otherwise."""
+    from the cache when present; computed, streamed in batches, and cached otherwise. ``mirror``: every image
+    also x-flipped (the authors' ``--mirror``): the set twice as long, or with ``max_items``, half that many
+    images and their mirror images."""
     from stylegan.data.dataset import ImageDataset
 
     data_path = os.fspath(data_path)
     paths = None
     if cache:
-        paths = _cache_paths(data_path, net, max_items, seed, Path(cache_dir) if cache_dir else stats_cache_dir())
+        paths = _cache_paths(data_path, net, max_items, seed, Path(cache_dir) if cache_dir else stats_cache_dir(),
+                             mirror)
         for kind in (("features",) if capture_all else ("features", "stats")):
             if paths[kind].is_file():
                 try:
                     return FeatureStats.load(paths[kind])
                 except (OSError, ValueError, KeyError, zipfile.BadZipFile):
                     paths[kind].unlink(missing_ok=True)  # damaged cache entry: recompute
-    dataset = ImageDataset(data_path, max_size=max_items, random_seed=seed)
+    subset = max_items if max_items is None or not mirror else max(1, (max_items + 1) // 2)
+    dataset = ImageDataset(data_path, max_size=subset, random_seed=seed, xflip=mirror)
     stats = FeatureStats(capture_all=capture_all, max_items=max_items)
     bar = tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, leave=False)
     for images in _batches(dataset, batch_size, workers):

@@ -1,0 +1,58 @@
+"""The authors' habits: metrics at any sample count (a quick look, marked), metrics --mirror, --gpus for train,
+dataset --resolution WxH, a quiet export with a bar."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from test_metrics import _json_lines, _write_images, stand_in_features  # noqa: F401  (a fixture)
+
+from stylegan.cli.main import main
+from stylegan.metrics import registry
+
+
+def test_feature_metrics_take_any_count_and_small_ones_are_marked(tmp_path, stand_in_features, monkeypatch):
+    monkeypatch.setenv("STYLEGAN_CACHE", str(tmp_path / "cache"))
+    data = _write_images(tmp_path / "data", 30)
+    assert all(n in registry.METRICS for n in ("fid200", "kid3k_full", "pr2003", "fid10"))
+    assert "fid5" not in registry.METRICS and "fid0200" not in registry.METRICS and "ppl200" not in registry.METRICS
+    assert registry.METRICS["fid200"].description.startswith("Frechet Inception distance, 200 generated")
+    rec = registry.compute_metric("fid20", None, data, data2=data, progress=False)
+    assert rec["num_gen"] == 20 and "quick look" in rec["quick_look"] and "fid20" in rec["results"]
+    r = CliRunner().invoke(main, ["metrics", "--metrics", "kid25,pr203", "--data", str(data), "--data2", str(data)])
+    assert r.exit_code == 0, r.output
+    recs = _json_lines(r.output)
+    assert [x["metric"] for x in recs] == ["kid25", "pr203"] and all("quick_look" in x for x in recs)
+
+
+def test_training_accepts_a_metric_at_any_count(tmp_path):
+    from test_training import tiny_opts
+
+    assert tiny_opts(tmp_path, metrics="fid200").validate().metric_names() == ["fid200"]
+    from stylegan.training.options import OptionsError
+
+    with pytest.raises(OptionsError, match="fid5"):
+        tiny_opts(tmp_path, metrics="fid5").validate()
+
+
+def test_metrics_mirror_counts_every_real_image_also_flipped(tmp_path, stand_in_features, monkeypatch):
+    monkeypatch.setenv("STYLEGAN_CACHE", str(tmp_path / "cache"))
+    data = _write_images(tmp_path / "data", 12, size=16)
+    both = tmp_path / "both"
+    both.mkdir()
+    for p in sorted(data.iterdir()):
+        img = Image.open(p)
+        img.save(both / p.name)
+        img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(both / f"flip-{p.name}")
+    plain = registry.compute_metric("fid1k_full", None, data, data2=both, progress=False)
+    mirrored = registry.compute_metric("fid1k_full", None, data, data2=both, progress=False, mirror=True)
+    assert plain["num_real"] == 12 and mirrored["num_real"] == 24 and mirrored["mirror"] is True
+    assert plain["results"]["fid1k_full"] > 1e-3 and abs(mirrored["results"]["fid1k_full"]) < 1e-6
+    half = registry.compute_metric("fid10", None, data, data2=both, progress=False, mirror=True)
+    assert half["num_real"] == 10  # five images and their five mirror images
+    r = CliRunner().invoke(main, ["metrics", "--metrics", "fid1k_full", "--mirror", "--data", str(data),
+                                  "--data2", str(both)])
+    assert r.exit_code == 0, r.output
+    rec = _json_lines(r.output)[-1]
+    assert rec["mirror"] is True and rec["num_real"] == 24

@@ -56,3 +56,20 @@ def test_metrics_mirror_counts_every_real_image_also_flipped(tmp_path, stand_in_
     assert r.exit_code == 0, r.output
     rec = _json_lines(r.output)[-1]
     assert rec["mirror"] is True and rec["num_real"] == 24
+
+
+def test_train_gpus_is_the_authors_spelling_of_procs(tmp_path, monkeypatch):
+    import stylegan.training.loop
+
+    seen = []
+    monkeypatch.setattr(stylegan.training.loop, "launch", lambda opts, *a: seen.append(opts))
+    base = ["train", "--data", str(tmp_path), "--outdir", str(tmp_path / "runs"), "--batch", "8"]
+    r = CliRunner().invoke(main, [*base, "--gpus", "2"])
+    assert r.exit_code == 0, r.output
+    assert seen[-1].procs == 2
+    assert CliRunner().invoke(main, [*base, "--gpus", "2", "--procs", "2"]).exit_code == 0
+    r = CliRunner().invoke(main, [*base, "--gpus", "2", "--procs", "4"])
+    assert r.exit_code == 2 and "--gpus 2 and --procs 4 disagree" in r.output
+    r = CliRunner().invoke(main, [*base, "--gpus", "0"])
+    assert r.exit_code == 2 and "--gpus" in r.output
+    assert len(seen) == 2

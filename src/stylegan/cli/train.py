@@ -43,8 +43,29 @@ def training_options(command):
     return command
 
 
+def _gpus_as_procs(ctx: click.Context, kwargs: dict) -> None:
+    """--gpus N, the authors' spelling: N local training processes (--procs N), each on its own CUDA device
+    when training on CUDA. Refused when it contradicts --procs or exceeds the CUDA devices present."""
+    gpus = kwargs.pop("gpus")
+    if gpus is None:
+        return
+    source = click.core.ParameterSource
+    if ctx.get_parameter_source("procs") != source.DEFAULT and kwargs["procs"] != gpus:
+        raise click.UsageError(f"--gpus {gpus} and --procs {kwargs['procs']} disagree: give one of them")
+    if gpus > 1 and kwargs["device"] in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available() and gpus > torch.cuda.device_count():
+            raise click.UsageError(f"--gpus {gpus}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    kwargs["procs"] = gpus
+    ctx.set_parameter_source("procs", source.COMMANDLINE)  # a resumed run takes it as a flag given now
+
+
 @click.command(context_settings={"max_content_width": 100})
 @training_options
+@click.option("--gpus", type=click.IntRange(1), default=None, metavar="N",
+              help="As the authors' train.py: N training processes on this machine, each on its own GPU (CUDA), "
+                   "or sharing the CPU's cores; the same as --procs N.")
 @click.pass_context
 def train(ctx, **kwargs):
     """Train any configuration of the lineage. Works on one CPU, one GPU, or many under
@@ -57,6 +78,7 @@ def train(ctx, **kwargs):
     from stylegan.training.loop import launch
     from stylegan.training.options import OptionsError, TrainingOptions
 
+    _gpus_as_procs(ctx, kwargs)
     try:
         checkpoint = None
         if kwargs["resume"]:  # the snapshot is read here, once, and handed on

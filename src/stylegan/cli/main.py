@@ -18,12 +18,17 @@ from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mod
 
 class _Commands(click.Group):
     """The command group: an operating-system error (disk full, read-only or missing folder, permissions)
-    ends any command with one line saying what failed, never a traceback. Writes are atomic, so the files
+    or a feature's missing package (:mod:`stylegan.extras`) ends any command with one line saying what failed,
+    never a traceback. Writes are atomic, so the files
     that were there before stay intact."""
 
     def invoke(self, ctx):
+        from stylegan.extras import MissingExtra
+
         try:
             return super().invoke(ctx)
+        except MissingExtra as e:  # a feature's package is not installed: the extra that installs it
+            raise click.ClickException(str(e)) from None
         except OSError as e:
             what = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
             raise click.ClickException(what) from None

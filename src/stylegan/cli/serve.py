@@ -86,13 +86,12 @@ def serve(network, host, port, sliders, max_queue, max_steps, default_psi, title
     DIR, write a site that generates in the browser instead."""
     if static_dir is not None:
         return _write_static(network, static_dir, ort_web, force, title, card, default_psi)
-    try:
-        import uvicorn
+    from stylegan.extras import require
 
-        from stylegan.serve import create_app
-        from stylegan.serve.app import uvicorn_settings
-    except ModuleNotFoundError as e:
-        raise click.ClickException(f"serving needs fastapi and uvicorn ({e}); pip install fastapi uvicorn") from None
+    require("fastapi")
+    uvicorn = require("uvicorn")
+    from stylegan.serve import create_app
+    from stylegan.serve.app import uvicorn_settings
     if threads is not None:
         import torch
 

@@ -364,9 +364,11 @@ COMMANDS.append(reprojection_study)
 def export(network, onnx_path, noise_mode, force):
     """Export the generator to ONNX, then run it with onnxruntime and print its largest difference from
     PyTorch (relative to the largest pixel value)."""
-    try:
-        import onnxruntime  # noqa: F401
+    from stylegan.extras import require
 
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        require(module)
+    try:
         from stylegan.tools.export import check_onnx, export_onnx
     except ModuleNotFoundError as e:
         raise click.ClickException(f"export needs onnx, onnxscript and onnxruntime ({e}); "

@@ -83,8 +83,9 @@ def export_onnx(G, path: str | Path, noise_mode: str = "const") -> Path:
 def check_onnx(G, path: str | Path, n: int = 3, noise_mode: str = "const", seed: int = 1) -> float:
     """Largest |ONNX − PyTorch| over the images of ``n`` random latents (onnxruntime, CPU), relative to the
     largest |pixel|."""
-    import onnxruntime
+    from stylegan.extras import require
 
+    onnxruntime = require("onnxruntime")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = _inputs(G, n, seed, noise_mode)
     with torch.no_grad():

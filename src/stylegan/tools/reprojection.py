@@ -28,8 +28,9 @@ def reprojection_distances(G, real_images: torch.Tensor, distance: Distance, num
 
 
 def plot_distances(dist: dict[str, list[float]], path: str | os.PathLike) -> Path:
-    import matplotlib
+    from stylegan.extras import require
 
+    matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -46,8 +46,9 @@ def relative_std(G, num: int = 64, seed: int = 0, truncation_psi: float = 1.0) -
 
 def plot_over_training(rows: list[tuple[float, dict[int, float]]], path: str | os.PathLike) -> Path:
     """Stacked area plot of the relative contributions against kimg."""
-    import matplotlib
+    from stylegan.extras import require
 
+    matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

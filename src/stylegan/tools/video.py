@@ -111,10 +111,12 @@ def _write_gif(frames: Iterable[np.ndarray], path: str, fps: int) -> None:
 
 
 def _write_mp4(frames: Iterable[np.ndarray], path: str, fps: int) -> None:
+    from stylegan.extras import MissingExtra, require
+
     try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise ValueError("MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg); or write a .gif") from None
+        imageio_ffmpeg = require("imageio_ffmpeg")
+    except MissingExtra as e:
+        raise MissingExtra(f"{e}; or write a .gif") from None
     writer = None
     try:
         for f in frames:

@@ -99,12 +99,15 @@ class RunLog:
         self.enabled, self.run_dir = enabled, run_dir
         self.tb = None
         if enabled and run_dir is not None:
+            from stylegan.extras import MissingExtra, require
+
             try:
+                require("tensorboard")
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(run_dir))
-            except ImportError:
-                self.tb = None
+            except MissingExtra as e:  # logs go to log.txt and stats.jsonl; say once how to get TensorBoard's
+                self(f"note: no TensorBoard logs, {e}")
 
     def __call__(self, msg: str) -> None:
         if not self.enabled:

@@ -53,7 +53,7 @@ sign(r_t − target) · N / (ada_kimg · 1000), r_t = E[sign(D(real))] (details 
 from __future__ import annotations
 
 from stylegan.training.augment.ada import AdaController
-# The filter constants are re-exported as attributes of the package, as are the names in __all__.
+# The filter constants are re-exported as attributes of the package (in __all__).
 from stylegan.training.augment.filters import (BAND_BETA, BAND_ENERGY, BAND_TAPS, GEOM_BETA, GEOM_FILTER, GEOM_TAPS,
                                                band_filters, fir_down2, fir_up2, kaiser_lowpass)
 from stylegan.training.augment.pipeline import DEFAULT_PIPELINE, GROUPS, PIPELINES, TRANSFORMS, AugmentPipe
@@ -62,4 +62,5 @@ from stylegan.training.augment.warp import warp_affine
 __all__ = [
     "AugmentPipe", "AdaController", "GROUPS", "PIPELINES", "TRANSFORMS", "DEFAULT_PIPELINE", "GEOM_FILTER",
     "kaiser_lowpass", "band_filters", "warp_affine", "fir_up2", "fir_down2",
+    "BAND_BETA", "BAND_ENERGY", "BAND_TAPS", "GEOM_BETA", "GEOM_TAPS",
 ]

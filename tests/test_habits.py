@@ -73,3 +73,28 @@ def test_train_gpus_is_the_authors_spelling_of_procs(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, [*base, "--gpus", "0"])
     assert r.exit_code == 2 and "--gpus" in r.output
     assert len(seen) == 2
+
+
+def test_dataset_resolution_takes_width_x_height(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.random.RandomState(i).randint(0, 256, (60, 80, 3), dtype=np.uint8)).save(src / f"{i}.png")
+    r = CliRunner().invoke(main, ["dataset", "--source", str(src), "--dest", str(tmp_path / "wide"),
+                                  "--resolution", "64x48", "--quiet"])
+    assert r.exit_code == 0, r.output
+    pngs = sorted((tmp_path / "wide").rglob("*.png"))
+    assert len(pngs) == 3 and all(Image.open(p).size == (64, 48) for p in pngs)
+    r = CliRunner().invoke(main, ["dataset", "--source", str(src), "--dest", str(tmp_path / "x"),
+                                  "--resolution", "64x50"])
+    assert r.exit_code == 2 and "64x50 is not a size" in r.output and "64x48" in r.output and "64x32" in r.output
+    r = CliRunner().invoke(main, ["dataset", "--source", str(src), "--dest", str(tmp_path / "x"),
+                                  "--resolution", "64x48", "--aspect", "3:4"])
+    assert r.exit_code == 2 and "give one" in r.output and not (tmp_path / "x").exists()
+    r = CliRunner().invoke(main, ["dataset", "--source", str(src), "--dest", str(tmp_path / "sq"),
+                                  "--resolution", "32", "--transform", "center-crop", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert {Image.open(p).size for p in (tmp_path / "sq").rglob("*.png")} == {(32, 32)}
+    from stylegan.data.tool import parse_size
+
+    assert parse_size("16x64") == (64, "1:4") and parse_size("64X64") == (64, None)

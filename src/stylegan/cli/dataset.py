@@ -27,8 +27,9 @@ def _background(ctx, param, value):
 @click.option("--dest", required=True, metavar="PATH",
               help="Where to write the prepared dataset: a new or empty folder, or a file ending in .zip. "
                    "Must not be the source or inside it.")
-@click.option("--resolution", type=int, default=None, metavar="N",
-              help="Output size N×N, a power of two (resized with LANCZOS). Default: the first image's size.")
+@click.option("--resolution", default=None, metavar="N|WxH",
+              help="Output size: N×N, a power of two (resized with LANCZOS), or WxH for non-square images (64x48: "
+                   "--aspect 4:3 at 64). Default: the first image's size.")
 @click.option("--transform", type=click.Choice(["center-crop", "center-crop-wide"]), default=None,
               help="For non-square images (an error without it): center-crop takes the largest centered square; "
                    "center-crop-wide takes a centered 2:1 box and pads it with black to a square.")
@@ -49,8 +50,16 @@ def dataset(source, dest, resolution, transform, aspect, max_images, channels, b
     dataset.json with the labels, in a folder or a .zip, in the layout of the StyleGAN2-ADA dataset tool."""
     import warnings
 
-    from stylegan.data.tool import convert_dataset
+    from stylegan.data.tool import DatasetError, convert_dataset, parse_size
 
+    if resolution is not None:
+        try:
+            resolution, size_aspect = parse_size(resolution)
+        except DatasetError as e:
+            raise click.BadParameter(str(e), param_hint="--resolution") from None
+        if size_aspect is not None and aspect not in (None, size_aspect):
+            raise click.UsageError(f"--resolution gives the aspect {size_aspect}, --aspect {aspect}: give one")
+        aspect = aspect or size_aspect
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # skipped files are listed in the summary instead

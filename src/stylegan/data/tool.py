@@ -246,6 +246,25 @@ def _parse_background(background: Any) -> tuple[int, int, int]:
 # --- the tool ----------------------------------------------------------------------------------------
 
 
+def parse_size(text: str) -> tuple[int, str | None]:
+    """``--resolution`` as the authors write it: ``N`` (N×N) or ``WxH`` → (the longer side, the aspect of
+    :data:`ASPECTS` for a non-square size, else None). A size no network can make is a :class:`DatasetError`
+    naming the sizes of that longer side that it can."""
+    parts = str(text).lower().replace("×", "x").split("x")
+    if len(parts) not in (1, 2) or not all(p.strip().isdigit() for p in parts):
+        raise DatasetError(f"{text!r}: expected N or WxH, such as 64 or 64x48")
+    w, h = (int(parts[0]), int(parts[-1]))
+    res = max(w, h)
+    if w == h:
+        return res, None
+    for aspect, (base_h, base_w) in ASPECTS.items():
+        if (res * base_w // 4, res * base_h // 4) == (w, h):
+            return res, aspect
+    sizes = ", ".join(f"{res * bw // 4}x{res * bh // 4}" for a, (bh, bw) in ASPECTS.items() if a != "1:1")
+    raise DatasetError(f"{w}x{h} is not a size a network can make; with the longer side {res}: {res}x{res}, "
+                       f"{sizes}")
+
+
 def to_aspect(img: Image.Image, resolution: int, aspect: str) -> Image.Image:
     """The largest centered box of ``aspect`` (width:height, a key of :data:`ASPECTS`), resized with LANCZOS
     so that its longer side is ``resolution``."""

@@ -134,9 +134,9 @@ class RunLog:
             self.tb.close()
 
 
-#: Temporary files of interrupted writes: our atomic writes (``.NAME.XXXX.tmp``) and the safetensors
-#: library's own (``.tmpXXXXXX``). Neither is ever a complete checkpoint.
-_STALE_WRITE = re.compile(r"^(\.network-snapshot-.*\.tmp|\.tmp[A-Za-z0-9]{6})$")
+#: Temporary files of interrupted writes: our atomic writes (``.NAME.XXXX.tmp``, :mod:`stylegan.files`: a
+#: snapshot, a grid image, ...) and the safetensors library's own (``.tmpXXXXXX``). None is ever a complete file.
+_STALE_WRITE = re.compile(r"^(\..+\.[A-Za-z0-9_]+\.tmp|\.tmp[A-Za-z0-9]{6})$")
 
 
 def remove_stale_writes(run_dir: Path) -> None:

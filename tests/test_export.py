@@ -53,6 +53,9 @@ def test_export_command(tmp_path):
                                     text=True, timeout=600)
     r = run("--network", net, "--onnx", out)
     assert r.returncode == 0 and "max relative difference" in r.stdout, r.stdout + r.stderr
+    # Quiet, with a bar: none of the exporter's own notes and warnings, only the stages and the result.
+    assert not any(w in r.stderr for w in ("Warning", "torchvision", "W1", "UserWarning")), r.stderr
+    assert "export: running it with onnxruntime [2/2 stages" in r.stderr, r.stderr
     r = run("--network", net, "--onnx", out)
     assert r.returncode != 0 and "already exists" in r.stderr and "Traceback" not in r.stderr
     r = run("--network", net, "--onnx", net, "--force")

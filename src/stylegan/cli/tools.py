@@ -369,17 +369,16 @@ def export(network, onnx_path, noise_mode, force):
     for module in ("onnx", "onnxscript", "onnxruntime"):
         require(module)
     try:
-        from stylegan.tools.export import check_onnx, export_onnx
+        from stylegan.tools.export import export_and_check
     except ModuleNotFoundError as e:
         raise click.ClickException(f"export needs onnx, onnxscript and onnxruntime ({e}); "
                                    "pip install onnx onnxscript onnxruntime") from None
     refuse_overwrite([onnx_path], force, inputs=[network])
     G = _load_generator(network, _device("cpu"))
     try:
-        path = export_onnx(G, onnx_path, noise_mode)
+        path, err = export_and_check(G, onnx_path, noise_mode, progress=True)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    err = check_onnx(G, path, noise_mode=noise_mode)
     click.echo(f"wrote {path} ({path.stat().st_size / 2 ** 20:.1f} MB); onnxruntime vs PyTorch: max relative "
                f"difference {err:.2e}")
 COMMANDS.append(export)

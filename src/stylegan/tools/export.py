@@ -10,10 +10,14 @@ pixel value.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 ONNX_NOISE_MODES = ("const", "none", "random")
 
@@ -74,10 +78,41 @@ def export_onnx(G, path: str | Path, noise_mode: str = "const") -> Path:
     n = torch.export.Dim("n", min=1, max=4096)
     shapes = {"z": {0: n}, "psi": {}} | ({"c": {0: n}} if G.c_dim else {}) | (
         {"noise": {0: n}} if "noise" in example else {})
-    with torch.no_grad():
+    with torch.no_grad(), quiet_exporter():
         torch.onnx.export(model, (), str(path), kwargs=example, input_names=list(example), output_names=["img"],
                           dynamo=True, dynamic_shapes=shapes, external_data=False, verbose=False)
     return path
+
+
+@contextlib.contextmanager
+def quiet_exporter():
+    """Silence what PyTorch's ONNX exporter says on its own (notes on torchvision operators, deprecation and
+    dynamic-shape warnings), so that a command's own lines are all it prints."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def export_and_check(G, path: str | Path, noise_mode: str = "const", progress: bool = False) -> tuple[Path, float]:
+    """:func:`export_onnx`, then :func:`check_onnx`, with a progress bar over the two stages; the file and its
+    largest relative difference from PyTorch."""
+    bar = tqdm(total=2, disable=not progress, bar_format="{desc} [{n_fmt}/{total_fmt} stages, {elapsed}]")
+    try:
+        bar.set_description_str("export: tracing the generator into one ONNX graph")
+        path = export_onnx(G, path, noise_mode)
+        bar.update()
+        bar.set_description_str("export: running it with onnxruntime")
+        err = check_onnx(G, path, noise_mode=noise_mode)
+        bar.update()
+    finally:
+        bar.close()
+    return path, err
 
 
 def check_onnx(G, path: str | Path, n: int = 3, noise_mode: str = "const", seed: int = 1) -> float:

@@ -1,7 +1,5 @@
 """The authors' habits: metrics at any sample count (a quick look, marked), metrics --mirror, --gpus for train,
 dataset --resolution WxH, a quiet export with a bar."""
-import json
-
 import numpy as np
 import pytest
 from click.testing import CliRunner

@@ -289,3 +289,19 @@ def test_unusable_weights_refused_at_load_naming_the_tensor(saved, tmp_path, poi
 
     with pytest.raises(CheckpointError, match=message):  # the resume path loads into existing modules
         load_state_strict(build_networks(config)["G"], read_checkpoint(bad).state_dict("G"), "resume")
+
+
+def test_unusable_weights_of_a_foreign_file_are_refused_too(saved, tmp_path):
+    """The importers hand their tensors to the same builder: a rosinality file with a NaN weight or integer
+    weights is refused naming our tensor."""
+    from stylegan.interop import convert
+
+    pt = tmp_path / "ros.pt"
+    convert(saved[0], pt)
+    theirs = torch.load(pt, weights_only=True)
+    name = next(k for k, v in theirs["g_ema"].items() if k.startswith("style.") and k.endswith("weight"))
+    for poison, message in ((lambda t: t.fill_(float("nan")), "non-finite"), (lambda t: t.to(torch.int8), "int8")):
+        bad = {**theirs, "g_ema": {**theirs["g_ema"], name: poison(theirs["g_ema"][name].clone())}}
+        torch.save(bad, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match=rf"tensor mapping\.layers\.\d\.weight .*{message}"):
+            stylegan.load(tmp_path / "bad.pt")

@@ -44,7 +44,7 @@ SETTINGS = {
     # The networks of `make demo` before the small-compute recipe, as the small-compute issue timed the authors'
     # loop on them: MNIST-like 32x32 grayscale, 64 channels at every resolution, 2 mapping layers, batch 16.
     "demo": dict(resolution=32, cbase=2048, cmax=64, batch=16, channels=1, map_depth=2),
-    # The same at 128 and 256 channels: where bfloat16 starts to pay on a CPU (stylegan/cpu_precision.py).
+    # The same at 128 and 256 channels: where bfloat16 starts to pay on a CPU (stylegan/cpu/precision.py).
     "demo-128": dict(resolution=32, cbase=4096, cmax=128, batch=16, channels=1, map_depth=2),
     "demo-256": dict(resolution=32, cbase=8192, cmax=256, batch=16, channels=1, map_depth=2),
     "tiny": dict(resolution=8, cbase=512, cmax=32, batch=4),  # a smoke test of the script, not a benchmark
@@ -133,7 +133,7 @@ def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32
                 out[f"{label}_vs_authors"] = their_sec[0] / sec
         theirs = None  # their networks and optimizer state are not part of our memory figures below
         # Memory growth across iterations: resident memory after two rounds of every phase against after two
-        # more. Freed memory is kept for reuse (cpu_memory.py), so the first rounds raise it to its steady
+        # more. Freed memory is kept for reuse (cpu/memory.py), so the first rounds raise it to its steady
         # level (config F: reached in the second round); a leak would keep growing it.
         def training_rounds(k=2):
             for _ in range(k):

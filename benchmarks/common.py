@@ -16,7 +16,7 @@ from torch.utils.flop_counter import flop_registry
 
 
 def setup_threads(n: int) -> None:
-    from stylegan.cpu_memory import keep_freed_memory
+    from stylegan.cpu.memory import keep_freed_memory
 
     keep_freed_memory()  # as the trainer and the command line do
     torch.set_num_threads(n)

@@ -1,4 +1,4 @@
-"""glibc malloc keeps freed memory for reuse after keep_freed_memory() (stylegan.cpu_memory)."""
+"""glibc malloc keeps freed memory for reuse after keep_freed_memory() (stylegan.cpu.memory)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ import pytest
 
 PROBE = r"""
 import ctypes, sys, torch
-from stylegan.cpu_memory import keep_freed_memory
+from stylegan.cpu.memory import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in

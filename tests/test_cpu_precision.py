@@ -5,7 +5,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-import stylegan.cpu_precision as cp
+import stylegan.cpu.precision as cp
 from stylegan.cli.main import main
 from stylegan.networks.discriminator import Discriminator
 from stylegan.networks.synthesis import SynthesisNetwork

@@ -17,7 +17,7 @@ import torch
 from stylegan.networks import build_networks
 from stylegan.nn.activation import LRELU_SLOPE, bias_act, leaky_relu
 from stylegan.nn.conv import conv2d, conv_transpose2d, reference_autograd
-from stylegan.nn.layout import memory_format_for, reference_layout
+from stylegan.cpu.layout import memory_format_for, reference_layout
 from stylegan.nn.modconv import ModulatedConv2d
 from stylegan.nn.upfirdn import conv2d_resample, setup_filter
 from stylegan.training.loss import path_lengths, r1_penalty

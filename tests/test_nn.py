@@ -223,7 +223,7 @@ def test_grid_sample_matches_torch_to_second_order(mode):
 def test_from_rgb_of_a_one_channel_image_answers_in_the_preferred_layout():
     """A one-channel image is NCHW and NHWC at once; the features fromRGB makes of it must still be
     channels-last on the CPU, or every later layer of D runs in the slower layout."""
-    from stylegan.nn.layout import reference_layout
+    from stylegan.cpu.layout import reference_layout
     from stylegan.nn.rgb import FromRGB
 
     layer = FromRGB(1, 8)

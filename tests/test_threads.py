@@ -3,7 +3,7 @@ import torch
 from click.testing import CliRunner
 
 from stylegan.cli.main import main
-from stylegan.training import threads as th
+from stylegan.cpu import threads as th
 
 
 def test_idle_share():

@@ -138,6 +138,8 @@ FORBIDDEN_IMPORTS = {
                           "stylegan.cli"),
     "stylegan.metrics": ("stylegan.training", "stylegan.tools", "stylegan.serve", "stylegan.cli"),
     "stylegan.checkpoint": ("stylegan.metrics", "stylegan.training", "stylegan.tools", "stylegan.cli"),
+    "stylegan.cpu": ("stylegan.nn", "stylegan.networks", "stylegan.metrics", "stylegan.training", "stylegan.tools",
+                     "stylegan.serve", "stylegan.cli", "stylegan.data", "stylegan.interop"),
 }
 
 

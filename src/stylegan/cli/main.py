@@ -38,7 +38,7 @@ class _Commands(click.Group):
 @click.version_option(package_name="stylegan")
 def main():
     """The StyleGAN family: ProGAN, StyleGAN and StyleGAN2 networks, and tools that use them."""
-    from stylegan.cpu_memory import keep_freed_memory
+    from stylegan.cpu.memory import keep_freed_memory
 
     keep_freed_memory()
 
@@ -92,7 +92,7 @@ def generate(network, seeds, projected_w, truncation_psi, trunc_cutoff, truncati
         except ValueError as e:
             raise click.UsageError(str(e)) from None
         refuse_existing(existing_outputs(outdir, seeds, grid), force)
-    from stylegan.cpu_precision import auto_cpu_bf16
+    from stylegan.cpu.precision import auto_cpu_bf16
 
     dev = _device(device)
     G = _load_generator(network, dev)

@@ -473,7 +473,7 @@ def compute_metric(name: str, G=None, data_path: str | os.PathLike | None = None
     opts = MetricOptions(G=G, data=resolved, data2=resolved2, device=device, **options)
     start = time.perf_counter()
     # Metrics score the generator in float32, also one that trains with bfloat16 layers on a CPU
-    # (stylegan.cpu_precision): its rounding moves FID by a few percent.
+    # (stylegan.cpu.precision): its rounding moves FID by a few percent.
     synthesis = getattr(G, "synthesis", None)
     half = getattr(synthesis, "cpu_half_dtype", None)
     if G is not None:

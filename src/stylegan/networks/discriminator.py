@@ -21,7 +21,7 @@ from stylegan.config import channels_at, stage_shape
 from stylegan.networks.mapping import MappingNetwork
 from stylegan.networks.synthesis import half_dtype_for
 from stylegan.nn.equalized import EqualizedConv2d, EqualizedLinear
-from stylegan.nn.layout import to_preferred_layout
+from stylegan.cpu.layout import to_preferred_layout
 from stylegan.nn.mbstd import MinibatchStd
 from stylegan.nn.rgb import FromRGB
 from stylegan.nn.upfirdn import DEFAULT_FILTER, downsample2d, setup_filter

@@ -16,7 +16,7 @@ from torch import nn
 
 from stylegan.config import channels_at, stage_shape
 from stylegan.nn.equalized import EqualizedConv2d
-from stylegan.nn.layout import to_preferred_layout
+from stylegan.cpu.layout import to_preferred_layout
 from stylegan.nn.modconv import ModulatedConv2d
 from stylegan.nn.noise import check_noise_mode
 from stylegan.nn.rgb import ToRGB

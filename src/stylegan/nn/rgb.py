@@ -7,7 +7,7 @@ import math
 import torch
 
 from stylegan.nn.equalized import EqualizedConv2d
-from stylegan.nn.layout import to_preferred_layout
+from stylegan.cpu.layout import to_preferred_layout
 from stylegan.nn.modconv import ModulatedConv2d
 
 

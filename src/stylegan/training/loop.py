@@ -17,8 +17,8 @@ import torch
 from tqdm import tqdm
 
 from stylegan.checkpoint import Checkpoint, CheckpointError, load_state_strict, save_checkpoint
-from stylegan.cpu_memory import keep_freed_memory
-from stylegan.cpu_precision import auto_cpu_bf16
+from stylegan.cpu.memory import keep_freed_memory
+from stylegan.cpu.precision import auto_cpu_bf16
 from stylegan.data import infinite_loader
 from stylegan.networks import build_networks, num_parameters
 from stylegan.training.distributed import DistInfo, all_reduce_grads, all_reduce_sum, init_distributed, shutdown
@@ -357,7 +357,7 @@ def launch(opts: TrainingOptions, checkpoint: Checkpoint | None = None) -> None:
     import os
 
     from stylegan.training.distributed import launch_local
-    from stylegan.training.threads import torch_threads, training_threads
+    from stylegan.cpu.threads import torch_threads, training_threads
 
     if opts.procs > 1 and "WORLD_SIZE" not in os.environ:
         launch_local(train, (opts, checkpoint), opts.procs, threads=training_threads(opts.threads, opts.procs))

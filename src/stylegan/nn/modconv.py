@@ -94,7 +94,9 @@ def modulated_conv2d_unscaled(
 
 
 class ModulatedConv2d(nn.Module):
-    """A style layer: affine A(w) → modulated (and demodulated) conv → noise → bias → activation.
+    """A style layer: affine A(w) → modulated (and demodulated) conv → noise → bias → activation. NVIDIA's
+    ``SynthesisLayer`` (with the convolution of their ``modulated_conv2d``), rosinality's ``StyledConv`` (whose
+    ``ModulatedConv2d`` is the convolution alone).
 
     With ``demodulate=False``, ``noise_resolution=None``, ``activation='linear'`` and
     ``style_gain=1/sqrt(fan_in)`` this is StyleGAN2's toRGB (see :class:`stylegan.nn.rgb.ToRGB`).
@@ -105,17 +107,17 @@ class ModulatedConv2d(nn.Module):
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
-        w_dim: int,
-        kernel_size: int = 3,
-        demodulate: bool = True,
-        up: int = 1,
-        activation: str = "lrelu",
-        noise_resolution: int | tuple[int, int] | None = None,
-        conv_clamp: float | None = None,
-        style_gain: float = 1.0,
-        resample_filter: Sequence[float] = DEFAULT_FILTER,
+        in_channels: int,                    # channels of the input feature map
+        out_channels: int,                   # channels of the output feature map
+        w_dim: int,                          # size of w; the affine A maps it to one style per input channel
+        kernel_size: int = 3,                # 3 in the synthesis blocks, 1 for toRGB
+        demodulate: bool = True,             # scale each output channel's weights to unit norm (StyleGAN2 eq. 3)
+        up: int = 1,                         # 2: upsample x2 (transposed convolution, then the FIR filter)
+        activation: str = "lrelu",           # "lrelu" (leaky ReLU 0.2 with gain sqrt 2) or "linear" (toRGB)
+        noise_resolution: int | tuple[int, int] | None = None,  # size of the noise input (None: no noise)
+        conv_clamp: float | None = None,     # clamp the output to +-conv_clamp (None: no clamp)
+        style_gain: float = 1.0,             # multiplier of the styles (1/sqrt(fan_in) for toRGB)
+        resample_filter: Sequence[float] = DEFAULT_FILTER,  # FIR filter of the upsampling, [1, 3, 3, 1]
     ):
         super().__init__()
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size

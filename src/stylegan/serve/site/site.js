@@ -114,9 +114,22 @@ async function show(seed) {
   return data;
 }
 
+// The ψ slider spans 0–1, as the authors' tools; its box widens it to −2…2.
+function setBeyond(on) {
+  $("psi-beyond").checked = on;
+  $("psi").min = on ? "-2" : "0";
+  $("psi").max = on ? "2" : "1";
+  $("psi-out").value = $("psi").value;
+}
+
 function fromHash() {
   const q = new URLSearchParams(location.hash.slice(1));
-  if (q.has("psi")) { $("psi").value = q.get("psi"); $("psi-out").value = $("psi").value; }
+  if (q.has("psi")) {
+    const psi = Number(q.get("psi"));
+    setBeyond(psi < 0 || psi > 1);
+    $("psi").value = q.get("psi");
+    $("psi-out").value = $("psi").value;
+  }
   const noise = q.get("noise");
   const radio = document.querySelector(`input[name=noise][value="${noise}"]`);
   if (radio) radio.checked = true;
@@ -157,6 +170,7 @@ async function main() {
   $("seed").addEventListener("change", () => show($("seed").value));
   $("psi").addEventListener("input", () => { $("psi-out").value = $("psi").value; });
   $("psi").addEventListener("change", () => show($("seed").value));
+  $("psi-beyond").addEventListener("change", () => { setBeyond($("psi-beyond").checked); show($("seed").value); });
   $("class").addEventListener("change", () => show($("seed").value));
   document.querySelectorAll("input[name=noise]").forEach((r) => r.addEventListener("change", () => show($("seed").value)));
   document.addEventListener("keydown", (e) => {

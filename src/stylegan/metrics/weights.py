@@ -23,11 +23,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from stylegan.cache import cache_root
+from stylegan.files import atomic_write_bytes
 
 
 class WeightsError(RuntimeError):
@@ -181,17 +181,7 @@ def pip_install(requirement: str) -> None:
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def install_weights(key: str, allow_pip: bool = True, log=print) -> WeightsFile:

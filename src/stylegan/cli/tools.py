@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mode, class_option, device_option,
-                               force_option, network_option, noise_option, outdir_option, refuse_overwrite,
-                               trunc_option)
+from stylegan.cli.common import (FiniteFloat, _device, _int_list, _load_generator, _noise_mode, class_option,
+                               device_option, force_option, network_option, noise_option, outdir_option,
+                               refuse_overwrite, trunc_option)
 
 
 def _distance(device):
@@ -129,15 +129,21 @@ def project(network, targets, num_steps, seed, w_plus, save_video, report, class
 @click.option("--fps", type=click.IntRange(1), default=30, show_default=True, help="Frames per second.")
 @click.option("--scale", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Enlarge every frame this many times, nearest neighbour (8: a 32x32 network gives 256x256).")
+@click.option("--rotate-turns", type=FiniteFloat(-100, 100), default=0.0, show_default=True, metavar="N",
+              help="StyleGAN3 networks: turn the images N times counterclockwise over the loop (whole numbers loop "
+                   "seamlessly).")
+@click.option("--translate-circle", type=FiniteFloat(0, 10), default=0.0, show_default=True, metavar="R",
+              help="StyleGAN3 networks: move the images once around a circle of radius R image widths over the "
+                   "loop, starting and ending in place.")
 @trunc_option
 @noise_option
 @class_option
 @device_option
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="out.mp4 or out.gif.")
 @force_option
-def video(network, seeds, grid, w_frames, space, fps, scale, truncation_psi, noise_mode, class_idx, device, output,
-          force):
-    """A looping interpolation video between seeds."""
+def video(network, seeds, grid, w_frames, space, fps, scale, rotate_turns, translate_circle, truncation_psi,
+          noise_mode, class_idx, device, output, force):
+    """A looping interpolation video between seeds; for StyleGAN3 networks, also turning and travelling."""
     from stylegan.tools.video import interpolation_frames, scale_frames, write_video
 
     try:
@@ -150,7 +156,8 @@ def video(network, seeds, grid, w_frames, space, fps, scale, truncation_psi, noi
     noise_mode = _noise_mode(G, noise_mode)
     try:
         frames = interpolation_frames(G, seeds, (cols, rows), w_frames, space, truncation_psi, noise_mode,
-                                      class_idx, progress=True)
+                                      class_idx, progress=True, rotate_turns=rotate_turns,
+                                      translate_circle=translate_circle)
         path = write_video(scale_frames(frames, scale), output, fps=fps)
     except ValueError as e:
         raise click.ClickException(str(e)) from None

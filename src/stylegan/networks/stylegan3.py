@@ -76,13 +76,18 @@ def input_transform(translate: tuple[float, float] = (0.0, 0.0), rotate: float =
     return torch.linalg.inv(m).float()
 
 
+def has_input_transform(G: nn.Module) -> bool:
+    """Whether ``G`` can translate and rotate its output: an alias-free generator, with a Fourier input."""
+    return isinstance(getattr(getattr(G, "synthesis", None), "input", None), FourierInput)
+
+
 def set_input_transform(G: nn.Module, translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> None:
     """Set the Fourier input's ``transform`` of an alias-free generator to :func:`input_transform`; a clear
     ValueError for any other network."""
-    inp = getattr(getattr(G, "synthesis", None), "input", None)
-    if not isinstance(inp, FourierInput):
+    if not has_input_transform(G):
         raise ValueError("translating or rotating the output needs a StyleGAN3 (alias-free) network; this one has "
                          "no Fourier-feature input")
+    inp = G.synthesis.input
     with torch.no_grad():
         inp.transform.copy_(input_transform(translate, rotate).to(inp.transform))
 
@@ -147,12 +152,15 @@ def modulated_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, 
     """Modulated convolution as one grouped convolution: ``w'_{n,o,i} = w_{o,i} · s_{n,i} · g`` (``g`` the input
     gain), demodulated by ``(Σ_{i,k} w'² + 1e-8)^−½`` per output channel. Before demodulation the weight is
     normalized by its RMS per output channel and the styles by their RMS (which only changes the
-    epsilon's effect)."""
+    epsilon's effect). While ``torch.export`` traces it (ONNX export), the same function without a group per
+    sample (:func:`modulated_conv_shared`), so that the batch size stays free in the graph."""
     n, in_ch = x.shape[:2]
     out_ch, _, kh, kw = weight.shape
     if demodulate:
         weight = weight * weight.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
         styles = styles * styles.square().mean().rsqrt()
+    if torch.compiler.is_exporting():
+        return modulated_conv_shared(x, weight, styles, demodulate, input_gain, padding)
     w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)
     if demodulate:
         w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(n, out_ch, 1, 1, 1)
@@ -160,6 +168,18 @@ def modulated_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, 
     y = conv2d(x.reshape(1, n * in_ch, *x.shape[2:]), w.reshape(n * out_ch, in_ch, kh, kw).to(x.dtype),
                padding=padding, groups=n)
     return y.reshape(n, out_ch, *y.shape[2:])
+
+
+def modulated_conv_shared(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool,
+                          input_gain: torch.Tensor, padding: int) -> torch.Tensor:
+    """:func:`modulated_conv` (after its RMS normalizations) with the shared weight: the input scaled by
+    ``s_{n,i} · g``, one convolution, the output scaled by ``(Σ_{i,k} (w_{o,i,k} s_{n,i})² + 1e-8)^−½``."""
+    scale = styles * input_gain
+    y = conv2d(x * scale.to(x.dtype).reshape(*scale.shape, 1, 1), weight.to(x.dtype), padding=padding)
+    if demodulate:
+        d = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+        y = y * d.to(x.dtype).reshape(*d.shape, 1, 1)
+    return y
 
 
 def layer_filters(in_rate: float, out_rate: float, in_cutoff: float, out_cutoff: float, in_half_width: float,
@@ -293,6 +313,15 @@ class AliasFreeSynthesis(nn.Module):
     def noise_layers(self) -> dict:
         """No noise inputs (the interface of the StyleGAN2 synthesis network)."""
         return {}
+
+    def noise_shapes(self) -> dict:
+        """No noise images (the interface of the StyleGAN2 synthesis network)."""
+        return {}
+
+    def style_affines(self) -> list[tuple[int, nn.Module]]:
+        """(ws index, affine layer of that w): the input's (ws 0: its rotation and translation), then each
+        layer's (ws 1…, toRGB last)."""
+        return [(0, self.input.affine)] + [(i + 1, layer.affine) for i, layer in enumerate(self.layers)]
 
     def set_magnitude_ema_beta(self, beta: float | None) -> None:
         """The decay of every layer's magnitude average per update (None: a half-life of 20k images)."""

@@ -12,6 +12,8 @@ What holds it up under load:
   mode, crossover in [0, num_ws], steps in [2, max_steps], class required for conditional networks and refused
   for others, no unknown parameters); errors are 422 with a readable ``message``. Nothing picks a class: the
   page always sends the one its selector shows.
+- A StyleGAN3 network's image can be translated and rotated (``translate_x``, ``translate_y``, ``rotate`` on
+  ``/api/image``: its Fourier input's transform); other networks refuse those parameters by name.
 - Truncation of a conditional network pulls towards the requested class's own average w by default
   (``trunc=class``; ``trunc=global`` for the overall average, as the authors' tools), so that a low ψ keeps
   the class. The class averages are computed once, at start-up. The image size is the network's; nothing asks
@@ -53,6 +55,10 @@ SLIDER_PSI_MIN, SLIDER_PSI_MAX = 0.0, 1.0
 #: The page's edit sliders: how many latent directions (SeFa, computed once at start-up) and the largest amount
 #: along each, in units of the direction's spread.
 SLIDERS, EDIT_MAX = 5, 5.0
+#: The largest move of a StyleGAN3 network's image: translation in image widths, rotation in degrees.
+TRANSLATE_MAX, ROTATE_MAX = 1.0, 360.0
+#: The parameters of that move (``/api/image`` of a StyleGAN3 network only).
+MOVE_PARAMS = ("translate_x", "translate_y", "rotate")
 #: Files served from ``stylegan/serve/static``, by suffix; anything else in the folder is not served.
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
@@ -106,6 +112,8 @@ class Info(BaseModel):
     directions: int = Field(description="Latent directions `edit` accepts amounts for (0: no edits).")
     direction_method: str | None = Field(description="How the directions were found (`sefa`: closed-form "
                                                      "factorization of the style weights).")
+    movable: bool = Field(description="Whether /api/image takes `translate_x`, `translate_y` and `rotate` (a "
+                                      "StyleGAN3 network: its Fourier input is translated and rotated).")
 
 
 class Health(BaseModel):
@@ -293,7 +301,8 @@ class ServeState:
                          seed_max=SEED_MAX,
                          max_steps=max_steps, max_queue=self.worker.max_queue,
                          directions=0 if self.directions is None else len(self.directions.directions),
-                         direction_method=None if self.directions is None else self.directions.method)
+                         direction_method=None if self.directions is None else self.directions.method,
+                         movable=self.renderer.movable)
 
     def description(self) -> str:
         """The API's description in the OpenAPI schema: the network's shape and the service's limits."""
@@ -316,7 +325,9 @@ def only_params(c_dim: int, *allowed: str):
                            f"parameter(s) given more than once: {', '.join(map(repr, repeated))}")
         unknown = sorted(set(request.query_params) - allowed_set)
         if unknown:
-            hint = (" (this network is unconditional)" if "class" in unknown and c_dim == 0 else "")
+            hint = (" (this network is unconditional)" if "class" in unknown and c_dim == 0 else
+                    " (translate_x, translate_y and rotate: /api/image of a StyleGAN3 network)"
+                    if set(unknown) & set(MOVE_PARAMS) else "")
             raise ApiError(422, "invalid_parameter",
                            f"unknown parameter(s) {', '.join(map(repr, unknown))}{hint}; this endpoint takes "
                            f"{', '.join(sorted(allowed_set))}")
@@ -355,6 +366,14 @@ def query_types(num_ws: int, c_dim: int, max_steps: int) -> SimpleNamespace:
                                                      f"comma-separated, each finite in [-{EDIT_MAX:g}, "
                                                      f"{EDIT_MAX:g}], in units of the direction's spread.",
                                          examples=["1.5,0,-2"])],
+        Translate=Annotated[float, Query(ge=-TRANSLATE_MAX, le=TRANSLATE_MAX, allow_inf_nan=False,
+                                         description=f"StyleGAN3 networks only (/api/info `movable`): move the "
+                                                     f"image by this many image widths (x right, y down), in "
+                                                     f"[-{TRANSLATE_MAX:g}, {TRANSLATE_MAX:g}].")],
+        Rotate=Annotated[float, Query(ge=-ROTATE_MAX, le=ROTATE_MAX, allow_inf_nan=False,
+                                      description=f"StyleGAN3 networks only (/api/info `movable`): rotate the "
+                                                  f"image by this many degrees counterclockwise, in "
+                                                  f"[-{ROTATE_MAX:g}, {ROTATE_MAX:g}].")],
         V=Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$",
                                       description="Cache key, not used to compute: the page passes the model id so "
                                                   "that browser caches never mix the images of two networks.")],
@@ -485,23 +504,30 @@ def add_image_routes(app: FastAPI, state: ServeState) -> None:
     """The PNG endpoints: ``/api/image``, ``/api/mix`` and ``/api/interp``."""
     q = query_types(state.num_ws, state.c_dim, state.max_steps)
     c_dim, name, renderer = state.c_dim, state.name, state.renderer
+    moves = MOVE_PARAMS if renderer.movable else ()
 
     @app.get("/api/image", tags=["images"], response_class=Response, responses=PNG_RESPONSES,
-             dependencies=[only_params(c_dim, "seed", "psi", "noise", "class", "edit", "trunc")],
+             dependencies=[only_params(c_dim, "seed", "psi", "noise", "class", "edit", "trunc", *moves)],
              summary="One image from a seed")
     async def api_image(request: Request, seed: q.Seed, psi: q.Psi = 1.0, noise: q.Noise = "const",
                         class_idx: q.Class = None, trunc: q.Trunc = None, edit: q.Edit = None,
+                        translate_x: q.Translate = 0.0, translate_y: q.Translate = 0.0, rotate: q.Rotate = 0.0,
                         v: q.V = None) -> Response:
         """The image of `seed` at truncation `psi`, as a PNG of the network's size; `edit` moves its w along
-        the network's latent directions."""
+        the network's latent directions; a StyleGAN3 network's image is translated and rotated by
+        `translate_x`, `translate_y` and `rotate`."""
         class_idx, to_class = check_class(c_dim, class_idx), check_trunc(c_dim, trunc)
         amounts = parse_edit(edit, state.info.directions)
         params = {"seed": seed, "psi": psi, "noise": noise, "class": class_idx, "trunc": to_class}
         if amounts:
             params["edit"] = list(amounts)
-        filename = f"{name}-seed{seed}-psi{fmt_psi(psi)}" + ("-edited" if amounts else "") + ".png"
+        translate = (translate_x + 0.0, translate_y + 0.0)  # -0.0 is 0.0: one cache entry, one file name
+        if any(translate) or rotate:
+            params["move"] = [*translate, rotate + 0.0]
+        filename = (f"{name}-seed{seed}-psi{fmt_psi(psi)}" + ("-edited" if amounts else "")
+                    + ("-moved" if "move" in params else "") + ".png")
         return await render_png(state, request, "image", params, filename, renderer.image, seed, psi, noise,
-                                class_idx, amounts, to_class)
+                                class_idx, amounts, to_class, translate, rotate)
 
     @app.get("/api/mix", tags=["images"], response_class=Response, responses=PNG_RESPONSES,
              dependencies=[only_params(c_dim, "seed_a", "seed_b", "crossover", "psi", "noise", "class", "trunc")],

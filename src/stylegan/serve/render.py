@@ -1,4 +1,5 @@
-"""What the service computes: single images, style mixes and interpolation strips, as PNG bytes.
+"""What the service computes: single images, style mixes and interpolation strips, as PNG bytes; the single
+images of a StyleGAN3 network also translated and rotated.
 
 These functions run on the inference worker's thread only. Every input has been validated by the web layer;
 the checks here are the last line (they raise ValueError, which the web layer reports as a 422).
@@ -13,6 +14,7 @@ import torch
 
 from stylegan.images import array_to_pil, to_uint8
 from stylegan.networks.generator import mix_styles
+from stylegan.networks.stylegan3 import has_input_transform, set_input_transform
 from stylegan.nn.noise import check_noise_mode
 from stylegan.tools.directions import move_ws
 from stylegan.tools.generate import z_from_seed
@@ -35,6 +37,7 @@ class Renderer:
     def __init__(self, G, directions=None):
         self.G = G
         self.directions = directions  # latent directions of the page's edit sliders (None: no edits)
+        self.movable = has_input_transform(G)  # StyleGAN3: every synthesis sets the input transform it wants
         try:
             self.device = next(G.parameters()).device
         except (AttributeError, StopIteration):
@@ -63,23 +66,30 @@ class Renderer:
         return torch.cat([self.G.mapping(z_from_seed(int(s), self.G.z_dim).to(self.device), c, truncation_psi=psi,
                                          truncation_class=to_class) for s in seeds])
 
-    def _synth(self, ws: torch.Tensor, noise: str) -> np.ndarray:
+    def _synth(self, ws: torch.Tensor, noise: str, translate: tuple[float, float] = (0.0, 0.0),
+               rotate: float = 0.0) -> np.ndarray:
+        """HWC uint8 images of ``ws``; a movable network's input transform set to ``translate``, ``rotate``
+        first (the identity unless given), a ValueError for any other network given a move."""
         check_noise_mode(noise)
+        if self.movable or any(translate) or rotate:
+            set_input_transform(self.G, translate, rotate)
         out = [to_uint8(self.G.synthesis(ws[i:i + CHUNK], noise_mode=noise)) for i in range(0, len(ws), CHUNK)]
         return np.concatenate(out)
 
     @torch.inference_mode()
     def image(self, seed: int, psi: float = 1.0, noise: str = "const", class_idx: int | None = None,
-              edit: Sequence[float] = (), to_class: bool = False) -> bytes:
+              edit: Sequence[float] = (), to_class: bool = False, translate: tuple[float, float] = (0.0, 0.0),
+              rotate: float = 0.0) -> bytes:
         """The image of ``seed``; ``edit``: amounts along the first directions (in units of each direction's
-        spread), all 0 or none for the unedited image."""
+        spread), all 0 or none for the unedited image; ``translate`` (image widths, x right, y down) and
+        ``rotate`` (degrees, counterclockwise): a StyleGAN3 network's output moved."""
         ws = self._ws([seed], psi, class_idx, to_class)
         if any(edit):
             if self.directions is None or len(edit) > len(self.directions.directions):
                 raise ValueError(f"at most {0 if self.directions is None else len(self.directions.directions)} "
                                  "edit amounts are accepted")
             ws = move_ws(self.G, ws, self.directions, edit)
-        return png_bytes(self._synth(ws, noise)[0])
+        return png_bytes(self._synth(ws, noise, translate, rotate)[0])
 
     @torch.inference_mode()
     def mix(self, seed_a: int, seed_b: int, crossover: int, psi: float = 1.0, noise: str = "const",

@@ -3,7 +3,8 @@ cache) can host, which generates images in the visitor's browser with no server-
 
 ``write_static_site(G, outdir)`` writes:
 
-- ``model.onnx``: the generator exported with random noise as an input (:func:`stylegan.tools.export.export_onnx`);
+- ``model.onnx``: the generator exported with random noise as an input (:func:`stylegan.tools.export.export_onnx`),
+  or without one for a network that has no noise inputs (StyleGAN3: the page then hides its noise choice);
 - ``model.json``: what the page needs to drive it (z and class sizes, image shape, the noise layout, ψ, title,
   model card);
 - ``const-noise.bin``: the generator's stored noise images (float32, little-endian), so that the page offers
@@ -144,6 +145,8 @@ def site_inputs(G, seed: int, psi: float, noise: str = "const", class_index: int
         c = np.zeros((1, G.c_dim), dtype=np.float32)
         c[0, class_index or 0] = 1.0
         x["c"] = c
+    if not size:
+        return x
     if noise == "random":
         x["noise"] = values[None, G.z_dim:]
     elif noise == "const":
@@ -165,7 +168,7 @@ def const_noise(G) -> np.ndarray:
         if buf is None:
             raise ValueError(f"no stored noise image for layer {name}")
         parts.append(buf.detach().to(torch.float32).reshape(h * w).numpy())
-    return np.concatenate(parts)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 def site_meta(G, title: str, card: str | None, default_psi: float, class_names: list[str] | None) -> dict:
@@ -185,13 +188,14 @@ def write_static_site(G, outdir: str | Path, *, title: str, card: str | None = N
     the folder, its size in bytes and the ONNX check (largest relative difference from PyTorch)."""
     from stylegan.tools.export import check_onnx, export_onnx
 
-    meta = site_meta(G, title, card, default_psi, class_names)  # refuses a network without noise inputs first
+    meta = site_meta(G, title, card, default_psi, class_names)  # refuses what it cannot describe, first
     ort_dir = onnxruntime_web(ort_web)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     G = G.cpu().eval()
-    export_onnx(G, out / "model.onnx", noise_mode="random")
-    err = check_onnx(G, out / "model.onnx", noise_mode="random")
+    noise_mode = "random" if meta["noise_size"] else "none"  # no noise input for a network without noise
+    export_onnx(G, out / "model.onnx", noise_mode=noise_mode)
+    err = check_onnx(G, out / "model.onnx", noise_mode=noise_mode)
     (out / "model.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     const_noise(G).astype("<f4").tofile(out / "const-noise.bin")
     site = resources.files("stylegan.serve") / "site"

@@ -70,11 +70,14 @@ class Directions:
 
 
 def style_layers(G) -> list[tuple[int, torch.nn.Module]]:
-    """(ws index, affine layer) of every style layer of a StyleGAN2 synthesis network, coarse to fine: a block's
-    convolutions take consecutive ws, its toRGB shares the next block's first."""
+    """(ws index, affine layer) of every style layer, coarse to fine: a StyleGAN3 synthesis network's own list
+    (``style_affines``); of a StyleGAN2 one, a block's convolutions take consecutive ws, its toRGB shares the
+    next block's first."""
+    if hasattr(G.synthesis, "style_affines"):
+        return G.synthesis.style_affines()
     if not hasattr(G.synthesis, "block_ws"):
-        raise ValueError("SeFa needs the StyleGAN2 synthesis network (modulated convolutions); this network has "
-                         "none: use ganspace")
+        raise ValueError("SeFa needs a StyleGAN2 or StyleGAN3 synthesis network (modulated convolutions); this "
+                         "network has none: use ganspace")
     out, idx = [], 0
     for block in G.synthesis.blocks.values():
         convs = [m for m in (block.conv0, block.conv1) if m is not None]

@@ -72,6 +72,8 @@ def export_onnx(G, path: str | Path, noise_mode: str = "const") -> Path:
         raise ValueError(f"noise mode must be one of {', '.join(ONNX_NOISE_MODES)} for export, got {noise_mode!r}")
     if getattr(G.mapping, "w_avg", None) is None:
         raise ValueError("this generator has no mapping network (ProGAN, StyleGAN A/B); export needs one")
+    if noise_mode == "random" and not noise_layout(G):
+        raise ValueError("this network has no noise inputs (StyleGAN3): export it with --noise const")
     path = Path(path)
     model = _Exported(G, noise_mode).eval()
     example = _inputs(G, 2, noise_mode=noise_mode)

@@ -2,7 +2,8 @@
 noise maps so that the generator reproduces a target, measured by LPIPS on images downsampled to at most
 256². w starts at w_avg (from 10k samples) with ramped Gaussian noise of std 0.05·σ_w·max(0, 1 − t/0.75)²;
 Adam at lr 0.1 with a 5 % ramp-up and a 25 % cosine ramp-down; the noise maps are regularized at several
-scales (weight 1e5) and renormalized to zero mean and unit variance after every step.
+scales (weight 1e5) and renormalized to zero mean and unit variance after every step. A network without noise
+inputs (StyleGAN3) has w alone optimized, and no noise term in its loss.
 Formulas: docs/design.md §5.1."""
 from __future__ import annotations
 
@@ -152,8 +153,7 @@ def project(G, target: torch.Tensor, distance: Distance, cfg: ProjectionConfig =
         ws = ws.expand(1, G.num_ws, -1) if not cfg.w_plus else ws
         img = G.synthesis(ws, noise_mode="none", noise=noise)
         dist = distance(to_lpips_size(img), target_small).sum()
-        reg = noise_regularization(noise)
-        loss = dist + reg * cfg.regularize_noise_weight
+        loss = dist + noise_regularization(noise) * cfg.regularize_noise_weight if noise else dist
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

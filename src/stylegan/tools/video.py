@@ -1,8 +1,10 @@
 """Interpolation videos: a grid of cells, each looping through its own seeds, interpolating in W (lerp) or
-in Z (slerp, then mapped), with truncation. MP4 through imageio-ffmpeg (which ships its own ffmpeg
+in Z (slerp, then mapped), with truncation; for a StyleGAN3 network also turning and travelling through the
+loop (its Fourier input's transform, :func:`camera`). MP4 through imageio-ffmpeg (which ships its own ffmpeg
 binary), GIF through Pillow as a fallback."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -39,6 +41,14 @@ def num_frames(num_seeds: int, cells: int, w_frames: int) -> int:
     return (num_seeds // cells) * w_frames
 
 
+def camera(t: float, rotate_turns: float = 0.0, translate_circle: float = 0.0) -> tuple[tuple[float, float], float]:
+    """(translate, rotate) of the image at ``t`` ∈ [0, 1) of a loop: ``rotate_turns`` whole turns
+    counterclockwise, and once around a circle of radius ``translate_circle`` image widths that starts and ends
+    at the image's own place: ``(r·sin 2πt, r·(1 − cos 2πt))`` (x right, y down). Whole turns loop seamlessly."""
+    a = 2 * math.pi * t
+    return (translate_circle * math.sin(a), translate_circle * (1 - math.cos(a))), 360.0 * rotate_turns * t
+
+
 @torch.no_grad()
 def interpolation_frames(
     G,
@@ -50,12 +60,33 @@ def interpolation_frames(
     noise_mode: str = "const",
     class_idx: int | None = None,
     progress: bool = False,
+    rotate_turns: float = 0.0,
+    translate_circle: float = 0.0,
 ) -> Iterator[np.ndarray]:
-    """Yield HWC uint8 frames of a seamless loop (the frame after the last is the first)."""
+    """Yield HWC uint8 frames of a seamless loop (the frame after the last is the first). ``rotate_turns``,
+    ``translate_circle``: the :func:`camera` path over the loop, for a StyleGAN3 network (a ValueError for
+    others); its input transform is restored afterwards."""
     if space not in ("w", "z"):
         raise ValueError(f"space must be 'w' or 'z', got {space!r}")
     if w_frames < 1:
         raise ValueError("w_frames must be >= 1")
+    if not (rotate_turns or translate_circle):
+        yield from _frames(G, seeds, grid, w_frames, space, truncation_psi, noise_mode, class_idx, progress)
+        return
+    from stylegan.networks.stylegan3 import set_input_transform
+
+    set_input_transform(G)  # refuses a network without a Fourier input, before any frame
+    transform = G.synthesis.input.transform.clone()
+    moves = lambda t: set_input_transform(G, *camera(t, rotate_turns, translate_circle))  # noqa: E731
+    try:
+        yield from _frames(G, seeds, grid, w_frames, space, truncation_psi, noise_mode, class_idx, progress, moves)
+    finally:
+        G.synthesis.input.transform.copy_(transform)
+
+
+def _frames(G, seeds, grid, w_frames, space, truncation_psi, noise_mode, class_idx, progress,
+            moves=None) -> Iterator[np.ndarray]:
+    """The frames of :func:`interpolation_frames`; ``moves(t)`` sets the camera of loop time ``t`` first."""
     cols, rows = grid
     cells = cols * rows
     device = next(G.parameters()).device
@@ -70,6 +101,8 @@ def interpolation_frames(
     if progress:
         frames = tqdm(frames, desc="video", unit="frame")
     for f in frames:
+        if moves is not None:
+            moves(f / total)
         i, t = divmod(f, w_frames)
         t /= w_frames
         j = (i + 1) % k

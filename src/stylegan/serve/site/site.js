@@ -50,8 +50,8 @@ async function generate(seeds, opts) {
   const feeds = {
     z: new ort.Tensor("float32", z, [n, m.z_dim]),
     psi: new ort.Tensor("float32", new Float32Array([opts.psi]), []),
-    noise: new ort.Tensor("float32", noise, [n, m.noise_size]),
   };
+  if (m.noise_size) feeds.noise = new ort.Tensor("float32", noise, [n, m.noise_size]);  // none: StyleGAN3
   if (m.c_dim) {
     const c = new Float32Array(n * m.c_dim);
     for (let i = 0; i < n; i++) c[i * m.c_dim + (opts.cls || 0)] = 1;
@@ -153,6 +153,7 @@ async function main() {
   document.title = meta.title;
   $("title").textContent = meta.title;
   if (meta.card) { $("card").textContent = meta.card; $("card-section").hidden = false; }
+  $("noise-row").hidden = !meta.noise_size;
   if (meta.c_dim) {
     meta.class_names.forEach((name, i) => $("class").add(new Option(name, String(i))));
     $("class-row").hidden = false;

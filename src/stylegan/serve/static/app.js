@@ -5,8 +5,9 @@
   const SEED_MAX = 4294967296;  // seeds are in [0, 2^32)
   const $ = (id) => document.getElementById(id);
   const state = { seed: 0, psi: 0.7, noise: "const", cls: null, trunc: "global", beyond: false, a: 0, b: 1, x: 0,
-    steps: 8, edit: [] };
+    steps: 8, edit: [], tx: 0, ty: 0, rot: 0 };
   const EDIT_RANGE = 3;  // the sliders' range, in units of each direction's spread (the API takes up to 5)
+  const MOVE = { tx: 0.5, ty: 0.5, rot: 180 };  // the move sliders' ranges (StyleGAN3 networks)
   let info = null;
 
   // ---- helpers ---------------------------------------------------------------------------------------------
@@ -109,12 +110,23 @@
     return e.join(",");
   }
 
+  // The move of a StyleGAN3 network's image as the API takes it: only the non-zero parts.
+  function moveParams() {
+    const p = {};
+    if (state.tx) p.translate_x = String(state.tx);
+    if (state.ty) p.translate_y = String(state.ty);
+    if (state.rot) p.rotate = String(state.rot);
+    return p;
+  }
+
   const render = {
     main() {
       const edit = editParam();
-      slots.main.load(apiUrl("/api/image", { seed: state.seed, ...common(), ...(edit ? { edit } : {}) }));
+      const move = moveParams();
+      slots.main.load(apiUrl("/api/image", { seed: state.seed, ...common(), ...(edit ? { edit } : {}), ...move }));
       $("main-caption").textContent = `seed ${state.seed} \u00b7 \u03c8 ${fmtPsi(state.psi)} \u00b7 noise ${state.noise}` +
-        (info.conditional ? ` \u00b7 class ${state.cls}` : "") + (edit ? ` \u00b7 edit ${edit}` : "");
+        (info.conditional ? ` \u00b7 class ${state.cls}` : "") + (edit ? ` \u00b7 edit ${edit}` : "") +
+        (Object.keys(move).length ? ` \u00b7 moved ${state.tx},${state.ty} \u00b7 ${state.rot}\u00b0` : "");
     },
     a() { slots.a.load(apiUrl("/api/image", { seed: state.a, ...common() })); },
     b() { slots.b.load(apiUrl("/api/image", { seed: state.b, ...common() })); },
@@ -144,6 +156,7 @@
     p.set("x", state.x);
     p.set("steps", state.steps);
     if (editParam()) p.set("edit", editParam());
+    for (const k of ["tx", "ty", "rot"]) if (state[k]) p.set(k, state[k]);
     return "/?" + p.toString();
   }
   function syncUrl(push) {
@@ -175,6 +188,10 @@
     const edit = (q.get("edit") || "").split(",").map(Number);
     state.edit = Array.from({ length: info.directions }, (_, k) =>
       Number.isFinite(edit[k]) ? Math.min(EDIT_RANGE, Math.max(-EDIT_RANGE, edit[k])) : 0);
+    for (const k of ["tx", "ty", "rot"]) {
+      const v = Number(q.get(k));
+      state[k] = info.movable && Number.isFinite(v) ? Math.min(MOVE[k], Math.max(-MOVE[k], v)) : 0;
+    }
   }
   function setPsiRange() {
     $("psi").min = state.beyond ? info.psi_min : info.slider_psi_min;
@@ -196,6 +213,10 @@
     $("steps").value = state.steps;
     $("steps-out").value = state.steps;
     state.edit.forEach((v, k) => { $(`edit-${k}`).value = v; $(`edit-${k}-out`).value = v.toFixed(1); });
+    for (const k of ["tx", "ty", "rot"]) {
+      $(k).value = state[k];
+      $(`${k}-out`).value = k === "rot" ? String(state[k]) : state[k].toFixed(2);
+    }
   }
   function buildEditSliders() {
     const box = $("edit-sliders");
@@ -262,6 +283,7 @@
     }
     if (info.card) $("card").textContent = info.card;
     buildEditSliders();  // shown as text: never parsed as HTML
+    $("move").hidden = !info.movable;
 
     slots.main = new Slot("main-img", "main-frame");
     slots.a = new Slot("a-img", "a-frame");
@@ -316,6 +338,17 @@
     }
     $("edit-reset").addEventListener("click", () => {
       state.edit = state.edit.map(() => 0); writeControls(); syncUrl(false); render.main();
+    });
+    const moveChanged = debounce(() => { syncUrl(false); render.main(); }, 120);
+    for (const k of ["tx", "ty", "rot"]) {
+      $(k).addEventListener("input", () => {
+        state[k] = Number($(k).value);
+        $(`${k}-out`).value = k === "rot" ? String(state[k]) : state[k].toFixed(2);
+        moveChanged();
+      });
+    }
+    $("move-reset").addEventListener("click", () => {
+      state.tx = state.ty = state.rot = 0; writeControls(); syncUrl(false); render.main();
     });
     const mixChanged = debounce(() => { syncUrl(false); render.mix(); }, 100);
     $("crossover").addEventListener("input", () => {

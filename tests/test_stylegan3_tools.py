@@ -1,0 +1,215 @@
+"""StyleGAN3 through the tools, on a tiny random StyleGAN3-T (and R where cheap) at 32²: style mixing by ws
+ranges, videos that turn and travel, projection without noise maps, SeFa on the alias-free affines and edits,
+the service's translate/rotate parameters, ONNX export and the static site."""
+import io
+import json
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import stylegan
+from conftest import tiny_config
+from stylegan.checkpoint import save_checkpoint
+from stylegan.cli.main import main
+from stylegan.config import DiscriminatorConfig, GeneratorConfig, NetworkConfig
+from stylegan.images import to_uint8
+from stylegan.networks import build_networks
+from stylegan.networks.stylegan3 import input_transform, set_input_transform
+
+
+def _config(arch: str = "stylegan3-t") -> NetworkConfig:
+    g = GeneratorConfig(z_dim=16, w_dim=16, resolution=32, map_depth=2, cbase=256, cmax=8, arch=arch, noise=False,
+                        num_fp16_res=0, conv_clamp=256, w_avg_beta=0.998)
+    d = DiscriminatorConfig(resolution=32, cbase=256, cmax=8, num_fp16_res=0)
+    return NetworkConfig(family="stylegan3", cfg=arch, G=g, D=d)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    """The checkpoint of a tiny StyleGAN3-T whose input affine is not the identity (as after training)."""
+    torch.set_num_threads(1)
+    nets = build_networks(_config(), seed=0)
+    with torch.no_grad():
+        nets["G_ema"].synthesis.input.affine.weight.normal_(0, 0.1)
+    return save_checkpoint(tmp_path_factory.mktemp("sg3") / "t.safetensors", _config(), nets)
+
+
+@pytest.fixture(scope="module")
+def G(net):
+    return stylegan.load(net)
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_style_mixing_takes_the_chosen_ws(G, net, tmp_path):
+    from stylegan.tools.style_mixing import style_mixing_grid
+
+    _, images = style_mixing_grid(G, [1], [2], list(range(G.num_ws)))
+    assert np.array_equal(images[(1, 2)], images[(2, 2)])  # all 16 ws from the column: the column's image
+    _, images = style_mixing_grid(G, [1], [2], [8, 9])
+    assert not np.array_equal(images[(1, 2)], images[(1, 1)]) and not np.array_equal(images[(1, 2)], images[(2, 2)])
+    r = run("style-mixing", "--network", net, "--rows", "1,2", "--cols", "3", "--styles", "8-15", "--outdir", tmp_path)
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "grid.png").size == (2 * 32, 3 * 32)
+    r = run("style-mixing", "--network", net, "--rows", "1", "--cols", "3", "--styles", "16", "--outdir",
+            tmp_path / "x")
+    assert r.exit_code != 0 and "[0, 16)" in r.output
+
+
+def test_video_turns_and_travels(G, net, tmp_path):
+    from stylegan.tools.video import camera, interpolation_frames
+
+    assert camera(0.0, 1, 0.1) == ((0.0, 0.0), 0.0)
+    (tx, ty), angle = camera(0.5, 2, 0.1)
+    assert abs(tx) < 1e-12 and ty == pytest.approx(0.2) and angle == 360.0
+    plain = list(interpolation_frames(G, [1, 2], w_frames=4))
+    moving = list(interpolation_frames(G, [1, 2], w_frames=4, rotate_turns=1, translate_circle=0.1))
+    assert len(moving) == len(plain) == 8 and np.array_equal(moving[0], plain[0])  # t = 0: in place
+    assert all(not np.array_equal(m, p) for m, p in zip(moving[1:], plain[1:]))
+    assert torch.equal(G.synthesis.input.transform, torch.eye(3))  # restored
+    r = run("video", "--network", net, "--seeds", "1,2", "--w-frames", "3", "--rotate-turns", "1",
+            "--translate-circle", "0.05", "--output", tmp_path / "v.gif")
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "v.gif").n_frames == 6
+    sg2 = save_checkpoint(tmp_path / "sg2.safetensors", tiny_config(16), build_networks(tiny_config(16), seed=0))
+    r = run("video", "--network", sg2, "--seeds", "1,2", "--w-frames", "2", "--rotate-turns", "1", "--output",
+            tmp_path / "w.gif")
+    assert r.exit_code != 0 and "needs a StyleGAN3" in r.output and not (tmp_path / "w.gif").exists()
+
+
+def test_projection_optimizes_w_alone(G):
+    from stylegan.tools.projector import ProjectionConfig, project
+
+    with torch.no_grad():
+        target = G(torch.randn(1, 16, generator=torch.Generator().manual_seed(5)))
+    mse = lambda a, b: (a - b).square().mean(dim=[1, 2, 3])  # noqa: E731
+    proj = project(G, target, mse, ProjectionConfig(num_steps=20, w_avg_samples=200), progress=False)
+    assert proj.noise == {} and proj.w.shape == (1, 16, 16)
+    assert proj.final_distance < proj.distances[0]
+    assert all(np.isfinite(proj.losses)) and proj.losses == proj.distances[:-1]  # no noise term
+
+
+def test_project_command(net, G, tmp_path):
+    from stylegan.metrics.features import load_lpips
+
+    try:
+        load_lpips()
+    except Exception as e:  # noqa: BLE001 - any failure to find the weights means: skip, saying why
+        pytest.skip(f"LPIPS (VGG16) weights not available: {e}")
+    with torch.no_grad():
+        Image.fromarray(to_uint8(G(torch.randn(1, 16)))[0]).save(tmp_path / "t.png")
+    r = run("project", "--network", net, "--target", tmp_path / "t.png", "--num-steps", "3", "--save-video",
+            "--outdir", tmp_path / "p")
+    assert r.exit_code == 0, r.output
+    assert {p.name for p in (tmp_path / "p").iterdir()} == {"target.png", "proj.png", "projected_w.npz",
+                                                            "losses.json", "proj.mp4"}
+    r = run("generate", "--network", net, "--projected-w", tmp_path / "p" / "projected_w.npz", "--outdir",
+            tmp_path / "g")
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("arch", ["stylegan3-t", "stylegan3-r"])
+def test_sefa_uses_the_alias_free_affines(arch, G):
+    from stylegan.tools.directions import sefa, style_layers
+
+    G = G if arch == "stylegan3-t" else build_networks(_config(arch), seed=0)["G_ema"]
+    layers = style_layers(G)
+    assert [i for i, _ in layers] == list(range(G.num_ws))
+    assert layers[0][1] is G.synthesis.input.affine and layers[-1][1] is G.synthesis.layers[-1].affine
+    d = sefa(G, num=4)
+    assert d.directions.shape == (4, 16) and np.allclose(np.linalg.norm(d.directions, axis=1), 1, atol=1e-5)
+    assert not np.allclose(sefa(G, num=4, layers=[1, 2]).directions, d.directions)
+
+
+def test_directions_and_edit_commands(net, G, tmp_path):
+    r = run("directions", "--network", net, "--method", "sefa", "--num", "3", "--layers", "1-6", "--out",
+            tmp_path / "d.npz")
+    assert r.exit_code == 0, r.output
+    r = run("edit", "--network", net, "--seeds", "4", "--directions", tmp_path / "d.npz", "--strength", "-2,0,2",
+            "--outdir", tmp_path / "e")
+    assert r.exit_code == 0, r.output
+    strip = np.asarray(Image.open(tmp_path / "e" / "seed0004-dir0.png"))
+    assert strip.shape == (32, 96, 3)
+    run("generate", "--network", net, "--seeds", "4", "--fp32", "--outdir", tmp_path / "g")
+    assert np.array_equal(strip[:, 32:64], np.asarray(Image.open(tmp_path / "g" / "seed0004.png")))  # strength 0
+    assert not np.array_equal(strip[:, :32], strip[:, 32:64])
+
+
+def test_serve_translates_and_rotates_stylegan3_images_only(G):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from stylegan.serve import create_app
+    from stylegan.tools.generate import z_from_seed
+
+    with TestClient(create_app(G, name="sg3", sliders=2)) as c:
+        info = c.get("/api/info").json()
+        assert info["movable"] and info["num_ws"] == 16 and info["direction_method"] == "sefa"
+        mix = c.get("/api/mix", params={"seed_a": 1, "seed_b": 2}).content
+        plain = c.get("/api/image", params={"seed": 3}).content
+        r = c.get("/api/image", params={"seed": 3, "translate_x": 0.25, "translate_y": -0.125, "rotate": 30})
+        assert r.status_code == 200 and r.content != plain and "moved" in r.headers["content-disposition"]
+        moved = np.asarray(Image.open(io.BytesIO(r.content)))
+        assert c.get("/api/image", params={"seed": 3, "rotate": 0, "translate_x": -0.0}).content == plain
+        assert c.get("/api/mix", params={"seed_a": 1, "seed_b": 2}).content == mix  # the identity again
+        for bad in ({"rotate": 400}, {"translate_x": "nan"}, {"translate_y": 2}):
+            assert c.get("/api/image", params={"seed": 3, **bad}).status_code == 422, bad
+        r = c.get("/api/mix", params={"seed_a": 1, "seed_b": 2, "rotate": 5})
+        assert r.status_code == 422 and "StyleGAN3" in r.json()["message"]
+        assert 'id="move"' in c.get("/").text
+    with torch.no_grad():
+        set_input_transform(G, (0.25, -0.125), 30)
+        ref = to_uint8(G(z_from_seed(3, 16)))[0]
+        set_input_transform(G)
+    assert np.abs(moved.astype(int) - ref.astype(int)).max() <= 1
+    sg2 = build_networks(tiny_config(16), seed=0)["G_ema"].eval()
+    with TestClient(create_app(sg2, sliders=0)) as c:
+        assert not c.get("/api/info").json()["movable"]
+        r = c.get("/api/image", params={"seed": 3, "rotate": 5})
+        assert r.status_code == 422 and "StyleGAN3" in r.json()["message"]
+
+
+def test_shared_weight_modulation_equals_the_grouped_one(G):
+    """What the ONNX graph computes (no group per sample, so that the batch is free) is the network's function."""
+    z = torch.randn(3, 16)
+    with torch.no_grad():
+        a = G(z)
+        with mock.patch("torch.compiler.is_exporting", return_value=True):
+            b = G(z)
+    assert (a - b).abs().max() <= 1e-5 * a.abs().max()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["stylegan3-t", "stylegan3-r"])
+def test_onnx_export(arch, G, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from stylegan.tools.export import check_onnx, export_onnx
+
+    G = G if arch == "stylegan3-t" else build_networks(_config(arch), seed=0)["G_ema"].eval()
+    path = export_onnx(G, tmp_path / "g.onnx")
+    for n in (1, 3):
+        assert check_onnx(G, path, n=n, seed=n) < 1e-4
+    with pytest.raises(ValueError, match="no noise inputs"):
+        export_onnx(G, tmp_path / "r.onnx", noise_mode="random")
+
+
+@pytest.mark.slow
+def test_static_site(G, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from stylegan.serve.static_site import ORT_WEB_FILES, site_inputs, write_static_site
+
+    ort = tmp_path / "ort"
+    ort.mkdir()
+    for name in ORT_WEB_FILES:  # the page is not run here: the files only have to be there
+        (ort / name).write_text("")
+    result = write_static_site(G, tmp_path / "site", title="T", ort_web=ort)
+    meta = json.loads((tmp_path / "site" / "model.json").read_text())
+    assert result["onnx_error"] < 1e-4 and meta["noise_size"] == 0 and meta["noise_layers"] == []
+    assert (tmp_path / "site" / "const-noise.bin").stat().st_size == 0
+    assert set(site_inputs(G, 1, 0.7)) == {"z", "psi"}

@@ -185,3 +185,29 @@ def test_training_with_ticks_shorter_than_a_kimg_keeps_every_snapshot_and_grid(t
     assert sorted(p.name for p in run.glob("fakes0*")) == [f"fakes000000.{n:03d}.png" for n in (4, 8, 12)]
     assert [read_checkpoint(run / s).extra["training"]["cur_nimg"] for s in snaps] == [4, 8, 12]
     assert latest_snapshot(tmp_path / "runs") == run / snaps[-1]
+
+
+@pytest.mark.parametrize("dest", ["ds", "ds.zip"])
+def test_dataset_on_a_full_disk_names_the_file_and_leaves_nothing(tmp_path, monkeypatch, dest):
+    import pathlib
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(src / f"{i}.png")
+    writes = []
+
+    def full(real):
+        def write(self, *a, **k):
+            writes.append(1)
+            if len(writes) > 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(self, *a, **k)
+        return write
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full(pathlib.Path.write_bytes))
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", full(zipfile.ZipFile.writestr))
+    r = run("dataset", "--source", src, "--dest", tmp_path / dest, "--quiet")
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert f"{tmp_path / dest}: 00000/img00000002.png: No space left on device" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no dataset, no temporary folder or file

@@ -67,6 +67,6 @@ def dataset(source, dest, resolution, transform, aspect, max_images, channels, b
                                       channels=None if channels is None else int(channels),
                                       rgba_background=background, on_error=on_error, progress=not quiet,
                                       aspect=aspect)
-    except (ValueError, OSError, ImportError) as e:
+    except (ValueError, ImportError) as e:  # an OSError (a full disk) is the command group's one line, naming the file
         raise click.ClickException(str(e)) from None
     click.echo(str(summary))

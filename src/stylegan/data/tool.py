@@ -23,6 +23,7 @@ so a failed run leaves nothing behind.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -150,6 +151,15 @@ def to_square(img: Image.Image, resolution: int, transform: str | None, name: st
 # --- writers -----------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _naming(dest: Path, name: str):
+    """A failed write (a full disk) raised as an error naming the file of the dataset it was writing."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), f"{dest}: {name}") from None
+
+
 class _FolderWriter:
     def __init__(self, dest: Path):
         self.dest = dest
@@ -157,8 +167,9 @@ class _FolderWriter:
 
     def write(self, name: str, data: bytes) -> None:
         p = self.tmp / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
+        with _naming(self.dest, name):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
 
     def commit(self) -> None:
         os.chmod(self.tmp, 0o777 & ~_umask())  # mkdtemp makes it private
@@ -179,7 +190,8 @@ class _ZipWriter:
         self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_STORED)  # PNGs are compressed already
 
     def write(self, name: str, data: bytes) -> None:
-        self.zip.writestr(name, data)
+        with _naming(self.dest, name):
+            self.zip.writestr(name, data)
 
     def commit(self) -> None:
         self.zip.close()

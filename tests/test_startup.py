@@ -32,6 +32,7 @@ def test_the_public_names_load_on_first_use():
 
     assert callable(stylegan.load) and stylegan.Generator.__name__ == "Generator"
     assert set(stylegan.__all__) <= set(dir(stylegan))
+    assert stylegan.checkpoint.save_checkpoint is stylegan.save_checkpoint  # submodules as before
     try:
         stylegan.no_such_name
     except AttributeError as e:

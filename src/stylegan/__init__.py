@@ -23,11 +23,17 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 def __getattr__(name: str):
-    """A public name's object, from its module (imported now if it was not yet)."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'stylegan' has no attribute {name!r}")
+    """A public name's object, from its module, or a submodule (``stylegan.loader``), imported now if it was
+    not yet."""
     import importlib
 
+    if name not in _EXPORTS:
+        try:
+            return importlib.import_module(f"stylegan.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"stylegan.{name}":
+                raise
+            raise AttributeError(f"module 'stylegan' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value
     return value

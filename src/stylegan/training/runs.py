@@ -13,8 +13,7 @@ from tqdm import tqdm
 from stylegan.checkpoint import Checkpoint
 from stylegan.config import NetworkConfig
 from stylegan.presets import PRESETS
-from stylegan.loader import read_network_file
-from stylegan.pretrained import resolve_network
+from stylegan.loader import read_network_file, resolve
 from stylegan.training.snapshots import run_snapshots
 from stylegan.training.options import RUN_FIELDS, OptionsError, TrainingOptions, cli_name
 
@@ -73,7 +72,7 @@ def read_resume(resume: str, outdir: str, overrides: dict[str, Any]) -> tuple[Tr
     starts a new run (transfer learning): from the options the base was trained with (``trained_with`` in its
     metadata), less those that describe that run rather than its recipe (:data:`RUN_FIELDS`), then the flags.
     The options are validated where the run is resolved (:func:`stylegan.training.run.resolve_run`)."""
-    path = latest_snapshot(outdir) if resume == "latest" else resolve_network(resume)
+    path = latest_snapshot(outdir) if resume == "latest" else resolve(resume)  # the resolver of every command
     ckpt = read_network_file(path)
     check_architecture_flags(overrides, ckpt.config, Path(path))
     saved = ckpt.extra.get("options")

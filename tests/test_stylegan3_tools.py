@@ -1,6 +1,7 @@
 """StyleGAN3 through the tools, on a tiny random StyleGAN3-T (and R where cheap) at 32²: style mixing by ws
 ranges, videos that turn and travel, projection without noise maps, SeFa on the alias-free affines and edits,
-the service's translate/rotate parameters, ONNX export and the static site."""
+the service's translate/rotate parameters, ONNX export and the static site; training (16² data, as
+tests/test_training.py): exact resume, ADA, metrics at snapshots, two processes."""
 import io
 import json
 from unittest import mock
@@ -18,7 +19,7 @@ from stylegan.cli.main import main
 from stylegan.config import DiscriminatorConfig, GeneratorConfig, NetworkConfig
 from stylegan.images import to_uint8
 from stylegan.networks import build_networks
-from stylegan.networks.stylegan3 import input_transform, set_input_transform
+from stylegan.networks.stylegan3 import set_input_transform
 
 
 def _config(arch: str = "stylegan3-t") -> NetworkConfig:
@@ -213,3 +214,45 @@ def test_static_site(G, tmp_path):
     assert result["onnx_error"] < 1e-4 and meta["noise_size"] == 0 and meta["noise_layers"] == []
     assert (tmp_path / "site" / "const-noise.bin").stat().st_size == 0
     assert set(site_inputs(G, 1, 0.7)) == {"z", "psi"}
+
+
+SG3_TRAIN = dict(cfg="stylegan3-t", cbase=256, cmax=16)
+
+
+def test_training_resumes_exactly(tmp_path):
+    from test_training import check_resume_continues_exactly
+
+    a, b = check_resume_continues_exactly(tmp_path, aug="noaug", **SG3_TRAIN)
+    for la, lb in zip(a.G.synthesis.layers, b.G.synthesis.layers):  # the magnitude averages came along
+        assert torch.equal(la.magnitude_ema, lb.magnitude_ema) and la.magnitude_ema.item() != 1.0
+
+
+def test_training_with_ada_and_metrics(tmp_path, monkeypatch):
+    import stylegan.metrics.registry as registry
+    from test_training import tiny_opts
+
+    from stylegan.training.loop import train
+
+    calls = []
+    monkeypatch.setattr(registry, "compute_metric", lambda name, G, data, device, **kw: calls.append(
+        (name, G.synthesis.num_ws)) or {"metric": name, "results": {name: 1.0}, "seconds": 0.1})
+    run = train(tiny_opts(tmp_path, aug="ada", ada_kimg=0.01, target=0.99, p=0.5, metrics="fid1k_full",
+                          kimg=0.016, tick=0.008, snap=1, **SG3_TRAIN))  # 4 steps: one ADA update, r_t < target
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert rows[-1]["Progress/augment"] < 0.5
+    assert (run / "metric-fid1k_full.jsonl").is_file() and calls == [("fid1k_full", 16)] * 2
+
+
+def test_training_in_two_processes(tmp_path):
+    import subprocess
+
+    from test_training import _cli
+
+    from stylegan.checkpoint import read_checkpoint
+    from stylegan.training.runs import latest_snapshot
+
+    r = subprocess.run(_cli(tmp_path, "--cfg", "stylegan3-t", "--cmax", "16", "--kimg", "0.008", "--procs", "2"),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ckpt = read_checkpoint(latest_snapshot(tmp_path / "runs"))
+    assert ckpt.extra["training"]["world_size"] == 2 and ckpt.config.cfg == "stylegan3-t"

@@ -48,6 +48,17 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def test_info_and_the_tools_that_cannot_apply(net, tmp_path):
+    """info describes the alias-free layers; noise-study (no noise inputs) and resolution-study (no output per
+    resolution) refuse in one line."""
+    r = run("info", "--network", net)
+    assert r.exit_code == 0 and "Fourier-feature input, no noise, filtered leaky ReLU" in r.output
+    for args in (("noise-study", "--realizations", "2"), ("resolution-study", "--num", "2")):
+        r = run(*args, "--network", net, "--outdir", tmp_path / args[0])
+        assert r.exit_code != 0 and isinstance(r.exception, SystemExit), r.output
+        assert r.output.startswith("Error: ") and len(r.output.strip().splitlines()) == 1, r.output
+
+
 def test_style_mixing_takes_the_chosen_ws(G, net, tmp_path):
     from stylegan.tools.style_mixing import style_mixing_grid
 

@@ -176,6 +176,17 @@ def style_mixing(network, row_seeds, col_seeds, col_styles, truncation_psi, trun
     click.echo(f"wrote {out / 'grid.png'} ({len(row_seeds)} rows x {len(col_seeds)} columns)")
 
 
+def _layers_summary(g: dict) -> str:
+    """info's layers line: the synthesis network's input, noise and resampling (its configuration ``g``)."""
+    from stylegan.config import ALIAS_FREE_ARCHS
+
+    if g["arch"] in ALIAS_FREE_ARCHS:
+        return "style demod, Fourier-feature input, no noise, filtered leaky ReLU (alias-free)"
+    return (f"style {g['style']}, {'constant' if g['const_input'] else 'latent'} input, noise "
+            f"{'on' if g['noise'] else 'off'}, {g['resample']} resampling"
+            + (", progressive growing" if g["growing"] else ""))
+
+
 @main.command()
 @network_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full summary as JSON.")
@@ -199,9 +210,7 @@ def info(network, as_json):
                f"{'conditional, ' + str(s['c_dim']) + ' classes' if s['c_dim'] else 'unconditional'}")
     click.echo(f"G            arch {g['arch']}, z {g['z_dim']}, w {g['w_dim']}, mapping {g['map_depth']} layers, "
                f"cbase {g['cbase']}, cmax {g['cmax']}, {s['num_ws']} ws")
-    click.echo(f"layers       style {g['style']}, {'constant' if g['const_input'] else 'latent'} input, noise "
-               f"{'on' if g['noise'] else 'off'}, {g['resample']} resampling"
-               + (", progressive growing" if g["growing"] else ""))
+    click.echo(f"layers       {_layers_summary(g)}")
     click.echo(f"D            arch {d['arch']}, cbase {d['cbase']}, cmax {d['cmax']}, mbstd group {d['mbstd_group']}")
     for name, n in s["networks"].items():
         click.echo(f"params {name:<6}{n:,}")

@@ -15,6 +15,9 @@ from stylegan.nn.upfirdn import upsample2d
 def resolution_contributions(G, ws: torch.Tensor, noise_mode: str = "const") -> dict[int, torch.Tensor]:
     """{resolution: that resolution's toRGB output upsampled to the output size}; they sum to the image."""
     syn = G.synthesis
+    if not hasattr(syn, "blocks"):
+        raise ValueError("resolution contributions need a StyleGAN2 skip generator; this one is alias-free "
+                         "(StyleGAN3: one toRGB at the end, no output per resolution)")
     if G.cfg.progressive:
         raise ValueError("resolution contributions need a StyleGAN2 skip generator; this one is progressive "
                          "(its toRGB outputs are faded between stages, not summed)")

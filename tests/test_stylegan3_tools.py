@@ -187,6 +187,46 @@ def test_serve_translates_and_rotates_stylegan3_images_only(G):
         assert r.status_code == 422 and "StyleGAN3" in r.json()["message"]
 
 
+def test_serve_page_moves_stylegan3_images(G, chromium):
+    """In headless Chromium: the move sliders show for a StyleGAN3 network, a rotation reaches the image request
+    and the permalink, the reset returns the unmoved image; a StyleGAN2 network's page hides them."""
+    pytest.importorskip("uvicorn")
+    from playwright.sync_api import expect
+
+    from stylegan.serve import create_app
+    from stylegan.serve.background import BackgroundServer
+
+    with BackgroundServer(create_app(G, name="sg3", sliders=0)) as server:
+        page = chromium.new_page()
+        page.set_default_timeout(30_000)
+        problems = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(server.url + "?seed=5")
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator(".loading")).to_have_count(0, timeout=120_000)
+        img = page.locator("#main-img")
+        expect(page.locator("#move")).to_be_visible()
+        before = img.get_attribute("data-src")
+        page.locator("#rot").fill("30")
+        expect(img).to_have_attribute("data-src", before + "&rotate=30", timeout=60_000)
+        assert "rot=30" in page.url and page.locator("#rot-out").text_content() == "30"
+        page.locator("#tx").fill("0.1")
+        expect(img).to_have_attribute("data-src", before + "&translate_x=0.1&rotate=30", timeout=60_000)
+        page.click("#move-reset")
+        expect(img).to_have_attribute("data-src", before, timeout=60_000)
+        assert "rot=" not in page.url and problems == []
+        page.close()
+    sg2 = build_networks(tiny_config(16), seed=0)["G_ema"].eval()
+    with BackgroundServer(create_app(sg2, sliders=0)) as server:
+        page = chromium.new_page()
+        page.goto(server.url + "?seed=5&rot=30")
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator(".loading")).to_have_count(0, timeout=120_000)
+        expect(page.locator("#move")).to_be_hidden()
+        assert "rotate" not in page.locator("#main-img").get_attribute("data-src") and "rot=" not in page.url
+        page.close()
+
+
 def test_shared_weight_modulation_equals_the_grouped_one(G):
     """What the ONNX graph computes (no group per sample, so that the batch is free) is the network's function."""
     z = torch.randn(3, 16)
@@ -267,3 +307,39 @@ def test_training_in_two_processes(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ckpt = read_checkpoint(latest_snapshot(tmp_path / "runs"))
     assert ckpt.extra["training"]["world_size"] == 2 and ckpt.config.cfg == "stylegan3-t"
+
+
+@pytest.mark.slow
+def test_static_site_in_chromium(G, tmp_path, chromium):
+    """The site of a StyleGAN3 network in headless Chromium (onnxruntime-web from the cache): no noise choice,
+    and the browser's pixels are the network's image for the seed and ψ (to 1/255)."""
+    import functools
+    import http.server
+    import threading
+
+    from stylegan.serve.static_site import onnxruntime_web, site_inputs, write_static_site
+
+    try:
+        ort = onnxruntime_web(download=False)
+    except ValueError as e:
+        pytest.skip(f"onnxruntime-web is not available: {e}")
+    write_static_site(G, tmp_path / "site", title="T", ort_web=ort)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        page = chromium.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/#seed=42&psi=0.7", timeout=60_000)
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        assert not errors and page.locator("#noise-row").is_hidden()
+        shown = np.array(page.evaluate("""() => { const c = document.querySelector('#main');
+            return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }"""), np.uint8)
+    finally:
+        httpd.shutdown()
+    x = site_inputs(G, 42, 0.7)
+    with torch.no_grad():
+        ws = G.mapping(torch.from_numpy(x["z"]))
+        img = to_uint8(G.synthesis(G.mapping.w_avg + 0.7 * (ws - G.mapping.w_avg)))[0]
+    assert np.abs(shown.reshape(32, 32, 4)[..., :3].astype(int) - img.astype(int)).max() <= 1

@@ -170,7 +170,8 @@ def test_configs_command_lists_every_configuration():
     assert "stylegan-f (= stylegan)" in r.output and "StyleGAN Table 1 C" in r.output
     r = CliRunner().invoke(main, ["configs", "--resolution", "256", "--resolution", "64", "--format", "json"])
     rows = {row["name"]: row for row in json.loads(r.output)}
-    assert list(rows) == LINEAGE + ["small", "paper256", "paper512", "paper1024", "cifar", "auto"]  # papers, ours, ada
+    assert list(rows) == LINEAGE + ["stylegan3-t", "stylegan3-r", "small", "paper256", "paper512", "paper1024",
+                                    "cifar", "auto"]  # papers, StyleGAN3, ours, ada
     for name in ("progan", "stylegan-e", "stylegan2-b", "stylegan2-f"):
         for res in (256, 64):
             assert rows[name]["params"][str(res)] == parameter_counts(make_config(name, resolution=res))

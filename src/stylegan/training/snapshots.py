@@ -14,6 +14,7 @@ import torch
 
 from stylegan.images import make_grid, save_png, to_uint8
 
+
 @dataclass(frozen=True)
 class MetricsAt:
     """What the ``--metrics`` of a snapshot read: the metric names, the network and data they score."""
@@ -87,6 +88,7 @@ class SnapshotGrid:
 
     def save_fakes(self, G, path: Path) -> None:
         save_png(fake_grid(G, self.z, self.c, self.cols), path)
+
 
 #: A snapshot file's name; its number is the kimg (:func:`snapshot_tag`).
 SNAPSHOT_NAME = re.compile(r"^network-snapshot-(\d+(?:\.\d+)?)\.safetensors$")

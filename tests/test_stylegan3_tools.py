@@ -237,6 +237,17 @@ def test_shared_weight_modulation_equals_the_grouped_one(G):
     assert (a - b).abs().max() <= 1e-5 * a.abs().max()
 
 
+def test_export_command_refuses_what_a_stylegan3_network_lacks(net, tmp_path):
+    """--noise random (no noise inputs) for StyleGAN3, --transform-input (no Fourier input) for others: one line,
+    before any tracing."""
+    pytest.importorskip("onnxruntime")
+    sg2 = save_checkpoint(tmp_path / "sg2.safetensors", tiny_config(16), build_networks(tiny_config(16), seed=0))
+    for network, option, words in ((net, ("--noise", "random"), "no noise inputs"),
+                                   (sg2, ("--transform-input",), "needs a StyleGAN3")):
+        r = run("export", "--network", network, "--onnx", tmp_path / "x.onnx", *option)
+        assert r.exit_code != 0 and words in r.output and not (tmp_path / "x.onnx").exists(), r.output
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["stylegan3-t", "stylegan3-r"])
 def test_onnx_export(arch, G, tmp_path):
@@ -247,8 +258,12 @@ def test_onnx_export(arch, G, tmp_path):
     path = export_onnx(G, tmp_path / "g.onnx")
     for n in (1, 3):
         assert check_onnx(G, path, n=n, seed=n) < 1e-4
+    path = export_onnx(G, tmp_path / "m.onnx", movable=True)  # a transform input: translated and rotated
+    assert check_onnx(G, path, n=2, movable=True) < 1e-4
     with pytest.raises(ValueError, match="no noise inputs"):
         export_onnx(G, tmp_path / "r.onnx", noise_mode="random")
+    with pytest.raises(ValueError, match="needs a StyleGAN3"):
+        export_onnx(build_networks(tiny_config(16), seed=0)["G_ema"].eval(), tmp_path / "s.onnx", movable=True)
 
 
 @pytest.mark.slow
@@ -263,8 +278,8 @@ def test_static_site(G, tmp_path):
     result = write_static_site(G, tmp_path / "site", title="T", ort_web=ort)
     meta = json.loads((tmp_path / "site" / "model.json").read_text())
     assert result["onnx_error"] < 1e-4 and meta["noise_size"] == 0 and meta["noise_layers"] == []
-    assert (tmp_path / "site" / "const-noise.bin").stat().st_size == 0
-    assert set(site_inputs(G, 1, 0.7)) == {"z", "psi"}
+    assert meta["movable"] and (tmp_path / "site" / "const-noise.bin").stat().st_size == 0
+    assert set(site_inputs(G, 1, 0.7)) == {"z", "psi", "transform"}
 
 
 SG3_TRAIN = dict(cfg="stylegan3-t", cbase=256, cmax=16)
@@ -312,7 +327,7 @@ def test_training_in_two_processes(tmp_path):
 @pytest.mark.slow
 def test_static_site_in_chromium(G, tmp_path, chromium):
     """The site of a StyleGAN3 network in headless Chromium (onnxruntime-web from the cache): no noise choice,
-    and the browser's pixels are the network's image for the seed and ψ (to 1/255)."""
+    move sliders, and the browser's pixels are the network's image for the seed, ψ and move (to 1/255)."""
     import functools
     import http.server
     import threading
@@ -331,15 +346,17 @@ def test_static_site_in_chromium(G, tmp_path, chromium):
         page = chromium.new_page()
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/#seed=42&psi=0.7", timeout=60_000)
+        page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/#seed=42&psi=0.7&tx=0.1&rot=30", timeout=60_000)
         page.wait_for_selector("body[data-ready='1']", timeout=60_000)
-        assert not errors and page.locator("#noise-row").is_hidden()
+        assert not errors and page.locator("#noise-row").is_hidden() and page.locator("#move-row").is_visible()
         shown = np.array(page.evaluate("""() => { const c = document.querySelector('#main');
             return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }"""), np.uint8)
     finally:
         httpd.shutdown()
-    x = site_inputs(G, 42, 0.7)
+    x = site_inputs(G, 42, 0.7, translate=(0.1, 0.0), rotate=30)
     with torch.no_grad():
         ws = G.mapping(torch.from_numpy(x["z"]))
-        img = to_uint8(G.synthesis(G.mapping.w_avg + 0.7 * (ws - G.mapping.w_avg)))[0]
+        ws = G.mapping.w_avg + 0.7 * (ws - G.mapping.w_avg)
+        img = to_uint8(G.synthesis(ws, transform=torch.from_numpy(x["transform"])))[0]
+        assert not np.array_equal(img, to_uint8(G.synthesis(ws))[0])  # it did move
     assert np.abs(shown.reshape(32, 32, 4)[..., :3].astype(int) - img.astype(int)).max() <= 1

@@ -367,8 +367,11 @@ COMMANDS.append(reprojection_study)
 @click.option("--noise", "noise_mode", type=click.Choice(["const", "none", "random"]), default="const", show_default=True,
               help="Noise inputs: const and none inside the graph; random: an input 'noise' [N, sum of res^2] "
                    "that the caller fills with standard normal values.")
+@click.option("--transform-input", "movable", is_flag=True,
+              help="StyleGAN3 networks: the graph also takes 'transform' [3, 3], the Fourier input's matrix "
+                   "(translate and rotate the image).")
 @force_option
-def export(network, onnx_path, noise_mode, force):
+def export(network, onnx_path, noise_mode, movable, force):
     """Export the generator to ONNX, then run it with onnxruntime and print its largest difference from
     PyTorch (relative to the largest pixel value)."""
     from stylegan.extras import require
@@ -383,7 +386,7 @@ def export(network, onnx_path, noise_mode, force):
     refuse_overwrite([onnx_path], force, inputs=[network])
     G = _load_generator(network, _device("cpu"))
     try:
-        path, err = export_and_check(G, onnx_path, noise_mode, progress=True)
+        path, err = export_and_check(G, onnx_path, noise_mode, progress=True, movable=movable)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {path} ({path.stat().st_size / 2 ** 20:.1f} MB); onnxruntime vs PyTorch: max relative "

@@ -119,8 +119,9 @@ class FourierInput(nn.Module):
         self.register_buffer("freqs", freqs)
         self.register_buffer("phases", torch.rand(channels) - 0.5)
 
-    def _transforms(self, w: torch.Tensor) -> torch.Tensor:
-        """[N, 3, 3]: the predicted rotation and translation, then the user transform."""
+    def _transforms(self, w: torch.Tensor, transform: torch.Tensor | None = None) -> torch.Tensor:
+        """[N, 3, 3]: the predicted rotation and translation, then the user transform (``transform``, else the
+        buffer)."""
         t = self.affine(w)
         t = t / t[:, :2].norm(dim=1, keepdim=True)
         n = w.shape[0]
@@ -128,10 +129,13 @@ class FourierInput(nn.Module):
         m_r[:, 0, 0], m_r[:, 0, 1], m_r[:, 1, 0], m_r[:, 1, 1] = t[:, 0], -t[:, 1], t[:, 1], t[:, 0]
         m_t = torch.eye(3, device=w.device, dtype=w.dtype).repeat(n, 1, 1)
         m_t[:, 0, 2], m_t[:, 1, 2] = -t[:, 2], -t[:, 3]
-        return m_r @ m_t @ self.transform.to(w.dtype).unsqueeze(0)
+        user = self.transform if transform is None else transform
+        return m_r @ m_t @ user.to(w.dtype).unsqueeze(0)
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        transforms = self._transforms(w)
+    def forward(self, w: torch.Tensor, transform: torch.Tensor | None = None) -> torch.Tensor:
+        """Features [N, C, size, size] for w [N, w_dim]; ``transform`` [3, 3]: the user matrix instead of the
+        buffer (an input of an exported graph)."""
+        transforms = self._transforms(w, transform)
         freqs = self.freqs.to(w.dtype).unsqueeze(0)
         phases = self.phases.to(w.dtype).unsqueeze(0) + (freqs @ transforms[:, :2, 2:]).squeeze(2)
         freqs = freqs @ transforms[:, :2, :2]  # [N, C, 2]
@@ -147,6 +151,13 @@ class FourierInput(nn.Module):
         return f"channels={self.channels}, size={self.size}, rate={self.sampling_rate:g}, bandwidth={self.bandwidth:g}"
 
 
+def _exporting() -> bool:
+    """Whether ``torch.export`` is tracing (False on a PyTorch too old to have ``torch.compiler.is_exporting``,
+    which cannot export with a free batch anyway)."""
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return bool(is_exporting and is_exporting())
+
+
 def modulated_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool,
                    input_gain: torch.Tensor, padding: int) -> torch.Tensor:
     """Modulated convolution as one grouped convolution: ``w'_{n,o,i} = w_{o,i} · s_{n,i} · g`` (``g`` the input
@@ -159,7 +170,7 @@ def modulated_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, 
     if demodulate:
         weight = weight * weight.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
         styles = styles * styles.square().mean().rsqrt()
-    if torch.compiler.is_exporting():
+    if _exporting():
         return modulated_conv_shared(x, weight, styles, demodulate, input_gain, padding)
     w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)
     if demodulate:
@@ -331,14 +342,15 @@ class AliasFreeSynthesis(nn.Module):
             layer.magnitude_ema_beta = beta
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const", update_emas: bool = False,
-                **_ignored) -> torch.Tensor:
-        """Images [N, C, res, res] from ``ws`` [N, num_ws, w_dim]. There are no noise inputs: ``noise_mode``
-        and the StyleGAN2 synthesis options (``fused``, ``force_fp32``) are accepted and ignored."""
+                transform: torch.Tensor | None = None, **_ignored) -> torch.Tensor:
+        """Images [N, C, res, res] from ``ws`` [N, num_ws, w_dim]; ``transform``: the input's user matrix instead
+        of its buffer. There are no noise inputs: ``noise_mode`` and the StyleGAN2 synthesis options
+        (``fused``, ``force_fp32``) are accepted and ignored."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         ws = ws.float() if ws.dtype not in (torch.float32, torch.float64) else ws
         w = ws.unbind(dim=1)
-        x = self.input(w[0])
+        x = self.input(w[0], transform)
         for layer, wi in zip(self.layers, w[1:]):
             x = layer(x, wi, update_emas=update_emas)
         return x * OUTPUT_SCALE

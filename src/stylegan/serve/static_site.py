@@ -4,7 +4,9 @@ cache) can host, which generates images in the visitor's browser with no server-
 ``write_static_site(G, outdir)`` writes:
 
 - ``model.onnx``: the generator exported with random noise as an input (:func:`stylegan.tools.export.export_onnx`),
-  or without one for a network that has no noise inputs (StyleGAN3: the page then hides its noise choice);
+  or without one for a network that has no noise inputs (StyleGAN3: the page then hides its noise choice); a
+  StyleGAN3 network's graph also takes its Fourier input's matrix (``transform``), so that the page can
+  translate and rotate the image;
 - ``model.json``: what the page needs to drive it (z and class sizes, image shape, the noise layout, ψ, title,
   model card);
 - ``const-noise.bin``: the generator's stored noise images (float32, little-endian), so that the page offers
@@ -133,8 +135,11 @@ def site_normals(seed: int, n: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def site_inputs(G, seed: int, psi: float, noise: str = "const", class_index: int | None = None) -> dict:
-    """The ONNX inputs the page builds for one seed (a test's reference for the browser's image)."""
+def site_inputs(G, seed: int, psi: float, noise: str = "const", class_index: int | None = None,
+                translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> dict:
+    """The ONNX inputs the page builds for one seed (a test's reference for the browser's image); a StyleGAN3
+    network's moved by ``translate`` (image widths) and ``rotate`` (degrees)."""
+    from stylegan.networks.stylegan3 import has_input_transform, input_transform
     from stylegan.tools.export import noise_layout
 
     layout = noise_layout(G)
@@ -145,6 +150,8 @@ def site_inputs(G, seed: int, psi: float, noise: str = "const", class_index: int
         c = np.zeros((1, G.c_dim), dtype=np.float32)
         c[0, class_index or 0] = 1.0
         x["c"] = c
+    if has_input_transform(G):
+        x["transform"] = input_transform(translate, rotate).numpy()
     if not size:
         return x
     if noise == "random":
@@ -172,6 +179,7 @@ def const_noise(G) -> np.ndarray:
 
 
 def site_meta(G, title: str, card: str | None, default_psi: float, class_names: list[str] | None) -> dict:
+    from stylegan.networks.stylegan3 import has_input_transform
     from stylegan.tools.export import noise_layout
 
     layout = noise_layout(G)
@@ -179,7 +187,7 @@ def site_meta(G, title: str, card: str | None, default_psi: float, class_names: 
             "class_names": class_names or [str(i) for i in range(G.c_dim)],
             "channels": int(G.img_channels), "height": int(G.img_shape[0]), "width": int(G.img_shape[1]),
             "noise_size": sum(h * w for _, (h, w) in layout), "noise_layers": [[n, h, w] for n, (h, w) in layout],
-            "psi": float(default_psi), "onnxruntime_web": ORT_WEB_VERSION}
+            "psi": float(default_psi), "movable": has_input_transform(G), "onnxruntime_web": ORT_WEB_VERSION}
 
 
 def write_static_site(G, outdir: str | Path, *, title: str, card: str | None = None, default_psi: float = 0.7,
@@ -194,8 +202,8 @@ def write_static_site(G, outdir: str | Path, *, title: str, card: str | None = N
     out.mkdir(parents=True, exist_ok=True)
     G = G.cpu().eval()
     noise_mode = "random" if meta["noise_size"] else "none"  # no noise input for a network without noise
-    export_onnx(G, out / "model.onnx", noise_mode=noise_mode)
-    err = check_onnx(G, out / "model.onnx", noise_mode=noise_mode)
+    export_onnx(G, out / "model.onnx", noise_mode=noise_mode, movable=meta["movable"])
+    err = check_onnx(G, out / "model.onnx", noise_mode=noise_mode, movable=meta["movable"])
     (out / "model.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     const_noise(G).astype("<f4").tofile(out / "const-noise.bin")
     site = resources.files("stylegan.serve") / "site"

@@ -4,7 +4,9 @@ The graph is the mapping network, the truncation w_avg + ψ·(w − w_avg) on ev
 synthesis network with the noise inputs ``const`` (each layer's stored noise image: the same image as
 ``stylegan generate`` draws for a seed), ``none``, or ``random``: the noise images are then an input ``noise``
 [N, Σ h·w] (standard normal values, each layer's h × w image in turn, coarse to fine; see
-:func:`noise_layout`), so that the caller draws them. The batch size is free. :func:`check_onnx` runs the file
+:func:`noise_layout`), so that the caller draws them. A StyleGAN3 network's graph may also take its Fourier
+input's 3×3 matrix as an input ``transform`` (``movable``: the caller translates and rotates the image, see
+:func:`stylegan.networks.stylegan3.input_transform`). The batch size is free. :func:`check_onnx` runs the file
 with onnxruntime on random latents and returns the largest difference from PyTorch, relative to the largest
 pixel value.
 """
@@ -31,10 +33,12 @@ class _Exported(torch.nn.Module):
         self.G, self.noise_mode = G, noise_mode
 
     def forward(self, z: torch.Tensor, psi: torch.Tensor, c: torch.Tensor | None = None,
-                noise: torch.Tensor | None = None) -> torch.Tensor:
+                noise: torch.Tensor | None = None, transform: torch.Tensor | None = None) -> torch.Tensor:
         ws = self.G.mapping(z, c)
         w_avg = self.G.mapping.w_avg
         ws = w_avg + psi * (ws - w_avg)
+        if transform is not None:
+            return self.G.synthesis(ws, noise_mode=self.noise_mode, transform=transform)
         if noise is None:
             return self.G.synthesis(ws, noise_mode=self.noise_mode)
         images, start = {}, 0
@@ -54,32 +58,41 @@ def noise_layout(G) -> list[tuple[str, tuple[int, int]]]:
     return list(layers().items())
 
 
-def _inputs(G, n: int, seed: int = 0, noise_mode: str = "const") -> dict[str, torch.Tensor]:
+def _inputs(G, n: int, seed: int = 0, noise_mode: str = "const", movable: bool = False) -> dict[str, torch.Tensor]:
+    from stylegan.networks.stylegan3 import input_transform
+
     gen = torch.Generator().manual_seed(seed)
     x = {"z": torch.randn(n, G.z_dim, generator=gen), "psi": torch.tensor(0.7)}
     if G.c_dim:
         x["c"] = torch.nn.functional.one_hot(torch.arange(n) % G.c_dim, G.c_dim).float()
     if noise_mode == "random":
         x["noise"] = torch.randn(n, sum(h * w for _, (h, w) in noise_layout(G)), generator=gen)
+    if movable:
+        x["transform"] = input_transform((0.125, -0.0625), 20.0 + seed)
     return x
 
 
-def export_onnx(G, path: str | Path, noise_mode: str = "const") -> Path:
+def export_onnx(G, path: str | Path, noise_mode: str = "const", movable: bool = False) -> Path:
     """Write ``G`` (a generator with a mapping network, eval mode) as a self-contained ONNX file: inputs ``z``
-    [N, z_dim], ``psi`` (a scalar), for conditional networks ``c`` [N, c_dim] (one-hot), and with ``noise_mode``
-    random ``noise`` [N, Σ h·w]; output ``img`` [N, C, H, W] in [−1, 1]."""
+    [N, z_dim], ``psi`` (a scalar), for conditional networks ``c`` [N, c_dim] (one-hot), with ``noise_mode``
+    random ``noise`` [N, Σ h·w], and with ``movable`` (StyleGAN3 networks) ``transform`` [3, 3]; output ``img``
+    [N, C, H, W] in [−1, 1]."""
+    from stylegan.networks.stylegan3 import has_input_transform
+
     if noise_mode not in ONNX_NOISE_MODES:
         raise ValueError(f"noise mode must be one of {', '.join(ONNX_NOISE_MODES)} for export, got {noise_mode!r}")
     if getattr(G.mapping, "w_avg", None) is None:
         raise ValueError("this generator has no mapping network (ProGAN, StyleGAN A/B); export needs one")
     if noise_mode == "random" and not noise_layout(G):
         raise ValueError("this network has no noise inputs (StyleGAN3): export it with --noise const")
+    if movable and not has_input_transform(G):
+        raise ValueError("a transform input needs a StyleGAN3 (alias-free) network; this one has no Fourier input")
     path = Path(path)
     model = _Exported(G, noise_mode).eval()
-    example = _inputs(G, 2, noise_mode=noise_mode)
+    example = _inputs(G, 2, noise_mode=noise_mode, movable=movable)
     n = torch.export.Dim("n", min=1, max=4096)
     shapes = {"z": {0: n}, "psi": {}} | ({"c": {0: n}} if G.c_dim else {}) | (
-        {"noise": {0: n}} if "noise" in example else {})
+        {"noise": {0: n}} if "noise" in example else {}) | ({"transform": {}} if movable else {})
     with torch.no_grad(), quiet_exporter():
         torch.onnx.export(model, (), str(path), kwargs=example, input_names=list(example), output_names=["img"],
                           dynamo=True, dynamic_shapes=shapes, external_data=False, verbose=False)
@@ -101,30 +114,32 @@ def quiet_exporter():
         logger.setLevel(level)
 
 
-def export_and_check(G, path: str | Path, noise_mode: str = "const", progress: bool = False) -> tuple[Path, float]:
+def export_and_check(G, path: str | Path, noise_mode: str = "const", progress: bool = False,
+                     movable: bool = False) -> tuple[Path, float]:
     """:func:`export_onnx`, then :func:`check_onnx`, with a progress bar over the two stages; the file and its
     largest relative difference from PyTorch."""
     bar = tqdm(total=2, disable=not progress, bar_format="{desc} [{n_fmt}/{total_fmt} stages, {elapsed}]")
     try:
         bar.set_description_str("export: tracing the generator into one ONNX graph")
-        path = export_onnx(G, path, noise_mode)
+        path = export_onnx(G, path, noise_mode, movable)
         bar.update()
         bar.set_description_str("export: running it with onnxruntime")
-        err = check_onnx(G, path, noise_mode=noise_mode)
+        err = check_onnx(G, path, noise_mode=noise_mode, movable=movable)
         bar.update()
     finally:
         bar.close()
     return path, err
 
 
-def check_onnx(G, path: str | Path, n: int = 3, noise_mode: str = "const", seed: int = 1) -> float:
-    """Largest |ONNX − PyTorch| over the images of ``n`` random latents (onnxruntime, CPU), relative to the
-    largest |pixel|."""
+def check_onnx(G, path: str | Path, n: int = 3, noise_mode: str = "const", seed: int = 1,
+               movable: bool = False) -> float:
+    """Largest |ONNX − PyTorch| over the images of ``n`` random latents (onnxruntime, CPU; ``movable``: under a
+    translation and rotation), relative to the largest |pixel|."""
     from stylegan.extras import require
 
     onnxruntime = require("onnxruntime")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = _inputs(G, n, seed, noise_mode)
+    x = _inputs(G, n, seed, noise_mode, movable)
     with torch.no_grad():
         ref = _Exported(G, noise_mode).eval()(**x).numpy()
     out = session.run(["img"], {k: v.numpy() for k, v in x.items()})[0]

@@ -34,7 +34,15 @@ function settings() {
   const noise = document.querySelector("input[name=noise]:checked").value;
   const psi = Number($("psi").value);
   const cls = state.meta.c_dim ? Number($("class").value) : null;
-  return { noise, psi, cls };
+  return { noise, psi, cls, tx: Number($("tx").value), ty: Number($("ty").value), rot: Number($("rot").value) };
+}
+
+// The Fourier input's matrix that moves the image by (tx, ty) image widths and turns it by rot degrees
+// counterclockwise: the inverse of [[cos, sin, tx], [-sin, cos, ty], [0, 0, 1]], as
+// stylegan.networks.stylegan3.input_transform computes it, row-major.
+function inputTransform(tx, ty, rot) {
+  const a = rot * Math.PI / 180, c = Math.cos(a), s = Math.sin(a);
+  return new Float32Array([c, -s, -(c * tx - s * ty), s, c, -(s * tx + c * ty), 0, 0, 1]);
 }
 
 // One batch through the network: seeds → Float32Array images [n, C, H, W] in [-1, 1].
@@ -52,6 +60,7 @@ async function generate(seeds, opts) {
     psi: new ort.Tensor("float32", new Float32Array([opts.psi]), []),
   };
   if (m.noise_size) feeds.noise = new ort.Tensor("float32", noise, [n, m.noise_size]);  // none: StyleGAN3
+  if (m.movable) feeds.transform = new ort.Tensor("float32", inputTransform(opts.tx, opts.ty, opts.rot), [3, 3]);
   if (m.c_dim) {
     const c = new Float32Array(n * m.c_dim);
     for (let i = 0; i < n; i++) c[i * m.c_dim + (opts.cls || 0)] = 1;
@@ -87,6 +96,7 @@ function draw(canvas, data, index) {
 function hashOf(seed, opts) {
   const q = new URLSearchParams({ seed: String(seed), psi: String(opts.psi), noise: opts.noise });
   if (opts.cls !== null) q.set("class", String(opts.cls));
+  for (const k of ["tx", "ty", "rot"]) if (state.meta.movable && opts[k]) q.set(k, String(opts[k]));
   return "#" + q.toString();
 }
 
@@ -134,6 +144,7 @@ function fromHash() {
   const radio = document.querySelector(`input[name=noise][value="${noise}"]`);
   if (radio) radio.checked = true;
   if (q.has("class") && state.meta.c_dim) $("class").value = q.get("class");
+  for (const k of ["tx", "ty", "rot"]) if (q.has(k) && state.meta.movable) $(k).value = q.get(k);
   return q.has("seed") ? Number(q.get("seed")) : Math.floor(Math.random() * 100000);
 }
 
@@ -154,6 +165,7 @@ async function main() {
   $("title").textContent = meta.title;
   if (meta.card) { $("card").textContent = meta.card; $("card-section").hidden = false; }
   $("noise-row").hidden = !meta.noise_size;
+  $("move-row").hidden = !meta.movable;
   if (meta.c_dim) {
     meta.class_names.forEach((name, i) => $("class").add(new Option(name, String(i))));
     $("class-row").hidden = false;
@@ -173,6 +185,7 @@ async function main() {
   $("psi").addEventListener("change", () => show($("seed").value));
   $("psi-beyond").addEventListener("change", () => { setBeyond($("psi-beyond").checked); show($("seed").value); });
   $("class").addEventListener("change", () => show($("seed").value));
+  for (const k of ["tx", "ty", "rot"]) $(k).addEventListener("change", () => show($("seed").value));
   document.querySelectorAll("input[name=noise]").forEach((r) => r.addEventListener("change", () => show($("seed").value)));
   document.addEventListener("keydown", (e) => {
     if ((e.key === "n" || e.key === "N") && !(e.target instanceof HTMLInputElement)) newImage();

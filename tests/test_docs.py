@@ -43,6 +43,8 @@ SKIP = {
         "downloads a published network (no network access in tests)",
     "stylegan generate --network https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metfaces.pkl "
     "--seeds 0 --outdir out": "downloads a published network (no network access in tests)",
+    "stylegan generate --network stylegan3-r-afhqv2-512x512 --seeds 0-3 --rotate 30 --outdir afhq":
+        "downloads a published network (no network access in tests)",
     "stylegan train --outdir runs --data data/faces256.zip --device mps": "training, on an Apple GPU",
     "stylegan metrics --network run/network-snapshot-000500.safetensors --metrics fid50k_full,kid50k_full,pr50k3_full "
     "--data data/ffhq256.zip": "a training run and the user's data",

@@ -23,13 +23,14 @@ from stylegan.pretrained.download import cached_path, download_url, is_url
 from stylegan.pretrained.published import PUBLISHED
 
 #: Name → checkpoint file in this folder.
-PRETRAINED: dict[str, str] = {"mnist32": "mnist32.safetensors", "twemoji-nofaces32": "twemoji-nofaces32.safetensors"}
+PRETRAINED: dict[str, str] = {"mnist32": "mnist32.safetensors", "twemoji32": "twemoji32.safetensors",
+                              "twemoji-nofaces32": "twemoji-nofaces32.safetensors"}
 
 #: The network that ``stylegan serve`` serves when no ``--network`` is given.
 DEFAULT_NETWORK = "mnist32"
 
 #: What each pretrained network draws, for page titles ("This Digit Does Not Exist").
-SUBJECTS: dict[str, str] = {"mnist32": "Digit", "twemoji-nofaces32": "Emoji"}
+SUBJECTS: dict[str, str] = {"mnist32": "Digit", "twemoji32": "Emoji", "twemoji-nofaces32": "Emoji"}
 
 FOLDER = Path(__file__).resolve().parent
 

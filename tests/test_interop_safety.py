@@ -16,7 +16,7 @@ import stylegan
 from conftest import tiny_config
 from stylegan.checkpoint import CheckpointError, save_checkpoint
 from stylegan.interop import InteropError, read_foreign
-from stylegan.interop.safe_pickle import load_pickle_bytes
+from stylegan.interop.torch_files import load_pickle_bytes
 from stylegan.networks import build_networks
 from test_interop_support import nvlabs_kwargs, nvlabs_pickle_bytes, ours_to_nvlabs, tf_pickle_bytes
 
@@ -229,7 +229,7 @@ def test_views_of_one_storage_are_not_multiplied(tmp_path):
     """A small file can view one storage many times; reading it must not copy the storage once per view."""
     import io
 
-    from stylegan.interop.safe_pickle import load_torch_bytes
+    from stylegan.interop.torch_files import load_torch_bytes
 
     base = torch.arange(250_000, dtype=torch.float32)  # 1 MB
     buf = io.BytesIO()

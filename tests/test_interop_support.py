@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from stylegan.interop import InteropError
-from stylegan.interop.safe_pickle import (NpArray, PersistentObject, TFNetwork, allowed_globals, load_pickle_bytes,
+from stylegan.interop.torch_files import (NpArray, PersistentObject, TFNetwork, allowed_globals, load_pickle_bytes,
                                           load_torch_bytes)
 
 # ---------------------------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def test_stand_ins_cannot_copy_one_input_without_bound(kind):
     """A pickle handing one memoized 1 MB input to a stand-in 100 times would build 100 MB from 1 MB; the
     unpickler's budget (4 x the pickle's size + 16 MB) refuses it."""
     from stylegan.interop import InteropError
-    from stylegan.interop.safe_pickle import load_pickle_bytes
+    from stylegan.interop.torch_files import load_pickle_bytes
 
     data = robustness._repeated_calls(kind, n=100)
     assert len(data) < 1.2 * 2 ** 20

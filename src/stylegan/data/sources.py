@@ -8,7 +8,7 @@
   ``*-labels-idx1-ubyte(.gz)`` beside it; a folder holding them uses the ``train-`` set;
 * CIFAR-10 python batches: ``cifar-10-python.tar.gz`` (or the extracted ``cifar-10-batches-py`` folder);
   the 50,000 training images of ``data_batch_1..5``, with labels. The pickles are read with the package's
-  restricted unpickler (:mod:`stylegan.safe_unpickle`), allowed to build only dicts, lists and numpy arrays;
+  restricted unpickler (:mod:`stylegan.unpickler`), allowed to build only dicts, lists and numpy arrays;
 * an LSUN lmdb export (a folder with ``data.mdb``), which needs ``pip install lmdb``.
 
 Every source yields :class:`SourceItem` s, whose image is decoded only when ``load()`` is called, so the
@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from stylegan.data.dataset import LABELS_FILE, is_image_name, labels_from_json, walk_files
-from stylegan.safe_unpickle import (AllowList, AllowListUnpickler, allow, builtin_dict, builtin_list, guard,
+from stylegan.unpickler import (AllowList, AllowListUnpickler, allow, builtin_dict, builtin_list, guard,
                                     lookup_global, new_dict, new_list, numpy_array_globals, plain_arrays)
 
 
@@ -238,7 +238,7 @@ _CIFAR_GLOBALS = _cifar_globals()
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickles dicts, lists, strings, numbers and numpy arrays, and refuses every other global.
 
-    The pickle is interpreted by the package's restricted unpickler (:mod:`stylegan.safe_unpickle`), never by
+    The pickle is interpreted by the package's restricted unpickler (:mod:`stylegan.unpickler`), never by
     Python's: only numpy's array reconstruction functions, ``numpy.ndarray``, ``numpy.dtype`` (numeric types)
     and builtins ``dict``/``list`` may be named, and they reach stand-ins, so a crafted file cannot call anything
     (``os.system`` and friends raise :class:`pickle.UnpicklingError`, as does a malformed file). The class keeps

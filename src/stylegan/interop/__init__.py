@@ -4,7 +4,7 @@
 - the authors' TensorFlow StyleGAN2 pickles (read without TensorFlow),
 - rosinality's stylegan2-pytorch checkpoints (and export to their layout).
 
-Nothing here executes code from a file: pickles are interpreted by :mod:`stylegan.interop.safe_pickle`,
+Nothing here executes code from a file: pickles are interpreted by :mod:`stylegan.interop.torch_files`,
 which admits an explicit allow-list of globals only. Every failure is an :class:`InteropError` (a
 :class:`~stylegan.checkpoint.CheckpointError`).
 """

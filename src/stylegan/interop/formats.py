@@ -13,7 +13,7 @@ from stylegan.checkpoint import CheckpointError, build_from_states, read_checkpo
 from stylegan.files import atomic_write_bytes
 from stylegan.config import NetworkConfig
 from stylegan.interop.errors import InteropError
-from stylegan.interop.safe_pickle import PersistentObject, TFNetwork, is_torch_file, load_pickle_bytes, load_torch_bytes
+from stylegan.interop.torch_files import PersistentObject, TFNetwork, is_torch_file, load_pickle_bytes, load_torch_bytes
 
 FOREIGN_SUFFIXES = (".pkl", ".pt", ".pth")
 FORMAT_NAMES = {

@@ -172,7 +172,7 @@ def discriminator_state_from_nvlabs(state: Mapping[str, torch.Tensor]) -> dict[s
 
 # ---------------------------------------------------------------------------------------------------------
 # The authors' network pickles (stylegan2-ada-pytorch, stylegan3): a dict with G, D, G_ema (persistent objects
-# captured by stylegan.interop.safe_pickle, never executed), augment_pipe and training_set_kwargs.
+# captured by stylegan.interop.torch_files, never executed), augment_pipe and training_set_kwargs.
 
 _G_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
 _D_POSITIONAL = ("c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max",
@@ -192,7 +192,7 @@ def constructor_kwargs(obj, positional: tuple[str, ...]) -> dict[str, Any]:
 def flatten_module(obj, what: str) -> dict[str, torch.Tensor]:
     """The state dict of a persistent module tree: parameters and buffers by dotted name, as stored (views of the
     file's storages, not converted)."""
-    from stylegan.interop.safe_pickle import PersistentObject
+    from stylegan.interop.torch_files import PersistentObject
 
     out: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
@@ -234,7 +234,7 @@ def _submodule_names(obj) -> list[str]:
 
 def _generator_kind(G, what: str) -> str:
     """``stylegan2`` (blocks ``b4``, ``b8``...) or ``stylegan3`` (``input`` and layers ``L0_36_512``...)."""
-    from stylegan.interop.safe_pickle import PersistentObject
+    from stylegan.interop.torch_files import PersistentObject
 
     syn = (G.state.get("_modules") or {}).get("synthesis")
     if not isinstance(syn, PersistentObject):
@@ -249,7 +249,7 @@ def _generator_kind(G, what: str) -> str:
 
 def import_nvlabs_pickle(top: Any, what: str):
     """(config, {our network name: our state dict}, notes) from an unpickled authors' network pickle."""
-    from stylegan.interop.safe_pickle import PersistentObject, check_no_shared_memory
+    from stylegan.interop.torch_files import PersistentObject, check_no_shared_memory
 
     if isinstance(top, PersistentObject):
         top = {"G_ema" if top.class_name == "Generator" else "D": top}

@@ -33,7 +33,7 @@ import torch
 from stylegan.config import ConfigError, DiscriminatorConfig, GeneratorConfig, NetworkConfig, channels_at
 from stylegan.interop.errors import InteropError
 from stylegan.interop.channels import channels_to_cbase
-from stylegan.interop.safe_pickle import Namespace, check_no_shared_memory
+from stylegan.interop.torch_files import Namespace, check_no_shared_memory
 
 W_AVG_SAMPLES = 4096
 W_AVG_CHUNK = 1 << 20  # elements of z per step of the estimate: its memory does not grow with z_dim

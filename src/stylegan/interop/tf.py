@@ -34,7 +34,7 @@ import torch
 from stylegan.config import ConfigError, DiscriminatorConfig, GeneratorConfig, NetworkConfig
 from stylegan.interop.errors import InteropError
 from stylegan.interop.channels import channels_to_cbase
-from stylegan.interop.safe_pickle import TFNetwork, as_numpy, check_no_shared_memory
+from stylegan.interop.torch_files import TFNetwork, as_numpy, check_no_shared_memory
 
 # Build functions we know, and what they are.
 _G_STYLEGAN2 = "G_main"

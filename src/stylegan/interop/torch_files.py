@@ -2,7 +2,7 @@
 
 Python's own unpickler calls whatever a pickle names (``posix.system``, ``builtins.eval``, a module's source
 given to ``exec`` by the authors' ``torch_utils.persistence``...). Pickles here are interpreted by the package's
-restricted unpickler (:class:`stylegan.safe_unpickle.AllowListUnpickler`, which executes nothing a pickle names)
+restricted unpickler (:class:`stylegan.unpickler.AllowListUnpickler`, which executes nothing a pickle names)
 with this allow-list of stand-ins:
 
 - ``collections.OrderedDict``, ``builtins.set``/``frozenset``, ``_codecs.encode`` (protocol-2 bytes);
@@ -18,7 +18,7 @@ with this allow-list of stand-ins:
 
 Any other global is refused with an :class:`InteropError` that names it. The interpreter keeps its memo in a
 dict (no pre-sized tables), only accepts scalar (or flat tuple) dictionary keys, bounds tensor views by their
-storage, charges what stand-ins copy to the pickle's budget (:func:`stylegan.safe_unpickle.charge`), and converts
+storage, charges what stand-ins copy to the pickle's budget (:func:`stylegan.unpickler.charge`), and converts
 every failure on malformed input into :class:`InteropError`.
 
 Tensors are views of their storage, so a file can name one storage (or one tensor) for many weights. The
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from stylegan.interop.errors import InteropError
-from stylegan.safe_unpickle import (ITEM_BYTES, MAX_DIM, AllowList, Allowed, AllowListUnpickler, NpArray, allow, charge,
+from stylegan.unpickler import (ITEM_BYTES, MAX_DIM, AllowList, Allowed, AllowListUnpickler, NpArray, allow, charge,
                                     check_shape, guard, latin1_bytes, make_set, new_dict, numpy_array_globals,
                                     numpy_scalar_globals, pairs_dict)
 
@@ -173,7 +173,7 @@ def as_numpy(x) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The allow-list: every callable a pickle may reach, each a stand-in (see stylegan.safe_unpickle).
+# The allow-list: every callable a pickle may reach, each a stand-in (see stylegan.unpickler).
 
 _STORAGE_DTYPES = {
     "DoubleStorage": torch.float64, "FloatStorage": torch.float32, "HalfStorage": torch.float16,

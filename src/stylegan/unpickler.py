@@ -20,7 +20,7 @@ The stand-ins that more than one reader needs live here too: numeric numpy array
 (:func:`numpy_array_globals`, :func:`numpy_scalar_globals`; arrays come back as :class:`NpArray`, see
 :func:`plain_arrays`) and a few containers. Each reader composes its own allow-list from them and its own
 stand-ins: the dataset tool's CIFAR-10 batches (:mod:`stylegan.data.sources`) and the foreign network files
-(:mod:`stylegan.interop.safe_pickle`, which adds torch tensors and the authors' classes).
+(:mod:`stylegan.interop.torch_files`, which adds torch tensors and the authors' classes).
 
 This module depends on the standard library and numpy only.
 """

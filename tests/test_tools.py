@@ -235,3 +235,24 @@ def test_projection_starts_from_the_requested_class(tmp_path):
     assert r.exit_code == 0 and "without --class: the projection starts from the average w of all classes" in r.output
     r = CliRunner().invoke(main, [*args, "--class", "1", "--outdir", str(tmp_path / "b")])
     assert r.exit_code == 0 and "note" not in r.output, r.output
+
+
+def test_npz_outputs_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """projected_w.npz and a directions file: exactly the path asked for, and nothing left when the write fails."""
+    import errno
+
+    from stylegan.tools.directions import Directions
+    from stylegan.tools.projector import Projection
+
+    d = Directions(directions=np.eye(4, dtype=np.float32), sigma=np.ones(4, np.float32), method="sefa")
+    assert d.save(tmp_path / "dirs") == tmp_path / "dirs" and (tmp_path / "dirs").is_file()  # no ".npz" appended
+
+    def full_disk(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    for save in (lambda p: d.save(p), lambda p: save_projected_w(p, Projection(w=torch.zeros(1, 2, 3), noise={},
+                                                                                  image=None))):
+        with pytest.raises(OSError):
+            save(tmp_path / "out" / "x.npz")
+    assert not list((tmp_path / "out").iterdir())

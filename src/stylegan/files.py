@@ -41,3 +41,14 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[str], object]) 
             os.unlink(tmp)
         raise
     return path
+
+
+def atomic_write_npz(path: str | os.PathLike, **arrays) -> Path:
+    """``numpy.savez`` of ``arrays`` to exactly ``path`` (no ".npz" appended), written whole or not at all."""
+    import numpy as np
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a path
+            np.savez(f, **arrays)
+
+    return atomic_write_bytes(path, write)

@@ -44,11 +44,12 @@ class Directions:
     accuracy: float | None = None  # labels: the boundary's accuracy on held-out samples
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        np.savez(path, directions=self.directions.astype(np.float32), sigma=self.sigma.astype(np.float32),
-                 method=np.array(self.method), layers=np.array(self.layers if self.layers is not None else [], np.int64),
-                 accuracy=np.array(np.nan if self.accuracy is None else self.accuracy, np.float64))
-        return path
+        from stylegan.files import atomic_write_npz
+
+        return atomic_write_npz(path, directions=self.directions.astype(np.float32),
+                                sigma=self.sigma.astype(np.float32), method=np.array(self.method),
+                                layers=np.array(self.layers if self.layers is not None else [], np.int64),
+                                accuracy=np.array(np.nan if self.accuracy is None else self.accuracy, np.float64))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Directions":

@@ -179,9 +179,9 @@ def project(G, target: torch.Tensor, distance: Distance, cfg: ProjectionConfig =
 
 def save_projected_w(path: str | os.PathLike, proj: Projection) -> Path:
     """``projected_w.npz`` with ``w`` [1, num_ws, w_dim] (what ``stylegan generate --projected-w`` reads)."""
-    path = Path(path)
-    np.savez(path, w=proj.w.cpu().numpy())
-    return path
+    from stylegan.files import atomic_write_npz
+
+    return atomic_write_npz(path, w=proj.w.cpu().numpy())
 
 
 def load_projected_w(path: str | os.PathLike, G) -> torch.Tensor:

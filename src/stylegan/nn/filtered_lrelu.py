@@ -13,7 +13,10 @@ Two paths compute the same function:
 - :func:`filtered_lrelu_ref`, the plain composition: 2-D kernels, full-rate convolutions, then slicing;
 - :func:`filtered_lrelu`, the one the networks use: separable filters as two 1-D passes, strided
   convolutions instead of full-rate ones followed by slicing, and the project's convolutions and leaky ReLU
-  whose derivatives of every order are again convolutions and masks (R1 differentiates twice).
+  whose derivatives of every order are again convolutions and masks (R1 differentiates twice). The
+  activation's gain goes into the up filter (both activations are positively homogeneous), and without
+  gradients the activation and clamp run in place on the full-rate tensor, so that no second full-rate
+  tensor is allocated.
 """
 from __future__ import annotations
 
@@ -94,8 +97,18 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | 
     _check(x, padding, up, down, slope)
     if fu is not None and fu.ndim != 1:
         raise ValueError("filtered_lrelu: the upsampling filter must be separable (1-D taps)")
+    given = x
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    x = upfirdn2d(x, fu, up=up, padding=tuple(padding), gain=up * up)
-    x = bias_act(x, None, act="lrelu" if slope != 1 else "linear", gain=gain, clamp=clamp)
+    if gain <= 0:
+        raise ValueError(f"gain must be positive, got {gain}")
+    # Both activations are positively homogeneous: the gain goes into the up filter.
+    x = upfirdn2d(x, fu, up=up, padding=tuple(padding), gain=up * up * gain)
+    if (x.requires_grad and torch.is_grad_enabled()) or x is given:
+        x = bias_act(x, None, act="lrelu" if slope != 1 else "linear", gain=1.0, clamp=clamp)
+    else:  # nothing to differentiate, and a tensor of our own: in place, no second full-rate tensor
+        if slope != 1:
+            x = F.leaky_relu_(x, slope)
+        if clamp is not None:
+            x = x.clamp_(-clamp, clamp)
     return _down_fast(x, fd, down)

@@ -432,7 +432,7 @@ def test_minutes_budget_stops_the_run_and_counts_across_resumes(tmp_path):
     run = train(tiny_opts(tmp_path, kimg=1000, minutes=0.002))  # 0.12 s of training steps
     rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     spent = rows[-1]["train_minutes"]
-    assert 0.002 <= spent < 0.2 and rows[-1]["kimg"] < 1000
+    assert 0.002 <= spent < 1.0 and rows[-1]["kimg"] < 1000
     snap = latest_snapshot(tmp_path / "runs")
     assert read_checkpoint(snap).extra["training"]["train_seconds"] == pytest.approx(spent * 60)
     t = Trainer(tiny_opts(tmp_path, kimg=1000, minutes=0.002, resume=str(snap)))

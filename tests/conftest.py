@@ -50,3 +50,18 @@ def chromium():
     yield browser
     browser.close()
     pw.stop()
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    """A tiny untrained StyleGAN2 checkpoint (16², 32-d z and w) written by `stylegan init`, for the CLI tests."""
+    from click.testing import CliRunner
+
+    from stylegan.cli.main import main
+
+    out = tmp_path_factory.mktemp("net")
+    r = CliRunner().invoke(main, ["init", "--cfg", "stylegan2", "--resolution", "16", "--cbase", "256",
+                                  "--cmax", "32", "--map-depth", "2", "--z-dim", "32", "--w-dim", "32",
+                                  "--seed", "5", "--outdir", str(out)])
+    assert r.exit_code == 0, r.output
+    return out / "network-init.safetensors"

@@ -7,16 +7,6 @@ from PIL import Image
 from stylegan.cli.main import main
 
 
-@pytest.fixture(scope="module")
-def network(tmp_path_factory):
-    out = tmp_path_factory.mktemp("net")
-    r = CliRunner().invoke(main, ["init", "--cfg", "stylegan2", "--resolution", "16", "--cbase", "256",
-                                  "--cmax", "32", "--map-depth", "2", "--z-dim", "32", "--w-dim", "32",
-                                  "--seed", "5", "--outdir", str(out)])
-    assert r.exit_code == 0, r.output
-    return out / "network-init.safetensors"
-
-
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 

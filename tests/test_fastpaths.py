@@ -249,3 +249,28 @@ def test_r1_and_path_length_gradients_equal_pytorch_autograd(tiny, g_arch, d_arc
             want = ref[k]
             got = fast.get(k, torch.zeros_like(want))
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5, msg=f"{name} grad {k}")
+
+
+@pytest.mark.parametrize("channels,clamp,gain", [(1, None, 1.0), (3, 0.5, math.sqrt(0.5))])
+def test_from_rgb_matrix_product_equals_the_convolution_in_float64(channels, clamp, gain):
+    """fromRGB on the CPU is one matrix product written straight into channels-last features; against the
+    plain NCHW convolution: the features, every parameter's gradient and R1's double backward (the gradient of
+    a penalty on the image gradient), in float64."""
+    from stylegan.nn.rgb import FromRGB
+
+    layer = FromRGB(channels, 8, conv_clamp=clamp).double()
+    with torch.no_grad():
+        layer.bias.normal_()
+    img = torch.randn(2, channels, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    results = []
+    for ref in (False, True):
+        layer.zero_grad(set_to_none=True)
+        x = img.clone().requires_grad_(True)
+        with (reference_layout() if ref else contextlib.nullcontext()):
+            y = layer(x, gain=gain)
+            assert y.is_contiguous(memory_format=torch.channels_last if not ref else torch.contiguous_format)
+            (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+            (y.sum() + gx.square().sum()).backward()
+        results.append((y.detach(), gx.detach(), x.grad, layer.weight.grad, layer.bias.grad))
+    for fast, ref in zip(*results):
+        torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)

@@ -7,7 +7,8 @@ import math
 import torch
 
 from stylegan.nn.equalized import EqualizedConv2d
-from stylegan.cpu.layout import to_preferred_layout
+from stylegan.cpu.layout import memory_format_for, to_preferred_layout
+from stylegan.nn.activation import bias_act
 from stylegan.nn.modconv import ModulatedConv2d
 
 
@@ -28,7 +29,24 @@ class FromRGB(EqualizedConv2d):
     def __init__(self, img_channels: int, out_channels: int, conv_clamp: float | None = None):
         super().__init__(img_channels, out_channels, kernel_size=1, activation="lrelu", conv_clamp=conv_clamp)
 
-    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         # The features leave in the preferred layout: from a one-channel image (NCHW and NHWC at once) the
         # convolution would answer in NCHW, and every later layer of D would run in the slower layout.
-        return to_preferred_layout(super().forward(x, *args, **kwargs))
+        if memory_format_for(x.device) == torch.channels_last and x.shape[1] <= 4 and gain > 0:
+            return self._channels_last(x, gain)
+        return to_preferred_layout(super().forward(x, gain))
+
+    def _channels_last(self, x: torch.Tensor, gain: float) -> torch.Tensor:
+        """The same 1×1 convolution as one matrix product written straight into channels-last features: the
+        image's pixels [N·H·W, C] times the weight [C, O], with the bias and the activation's gain folded in
+        (both activations are positively homogeneous), then the activation. Two passes over the features
+        where the convolution took four (convolution, layout copy, bias, activation)."""
+        n, c, h, w_ = x.shape
+        g = self.act_gain * gain
+        weight = self.weight.to(x.dtype).reshape(self.out_channels, c) * (self.weight_gain * g)
+        pixels = x.permute(0, 2, 3, 1).reshape(n * h * w_, c)
+        y = (torch.addmm(self.bias.to(x.dtype).unsqueeze(0) * g, pixels, weight.t()) if self.bias is not None
+             else pixels @ weight.t())
+        y = y.reshape(n, h, w_, self.out_channels).permute(0, 3, 1, 2)
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(y, None, act=self.activation, gain=1.0, clamp=clamp)

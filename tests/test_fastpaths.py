@@ -274,3 +274,70 @@ def test_from_rgb_matrix_product_equals_the_convolution_in_float64(channels, cla
         results.append((y.detach(), gx.detach(), x.grad, layer.weight.grad, layer.bias.grad))
     for fast, ref in zip(*results):
         torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_first_order_builds_pytorch_graphs_and_second_derivatives_stay_correct():
+    from stylegan.nn.conv import first_order
+
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for once in (False, True):
+        with first_order() if once else contextlib.nullcontext():
+            y = leaky_relu(conv2d(x, w, padding=1))
+            # PyTorch's own node (LeakyReluBackward0) inside the block, this package's (_LeakyReLUBackward) outside
+            assert type(y.grad_fn).__name__.startswith("_") != once
+            (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+            grads.append((gx.detach(), *torch.autograd.grad(gx.square().sum(), [x, w])))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "rpgan"])
+def test_main_phase_gradients_equal_with_and_without_first_order_graphs(tiny, monkeypatch, loss):
+    """The main phase (G's and D's adversarial steps) builds PyTorch's own graphs (differentiated once): every
+    parameter's gradient equals that of the graphs of this package's autograd functions."""
+    import stylegan.training.loss as L
+
+    config = tiny(resolution=16)
+    results = []
+    for once in (True, False):
+        if not once:
+            monkeypatch.setattr(L, "first_order", contextlib.nullcontext)
+        nets = build_networks(config, seed=3)
+        G, D = nets["G"].train(), nets["D"].train()
+        phases = L.make_loss(loss, G, D, style_mixing=0.0)
+        g = torch.Generator().manual_seed(1)
+        z, real = torch.randn(4, G.z_dim, generator=g), torch.randn(4, 3, 16, 16, generator=g)
+        torch.manual_seed(5)  # the noise inputs
+        phases.g_main(z, None, real_img=real)
+        torch.manual_seed(6)
+        phases.d_main(real, None, z, None)
+        results.append((_grads(G), _grads(D)))
+    for fast, ref in zip(*results):
+        assert fast.keys() == ref.keys() and len(fast) > 10
+        for k in fast:
+            torch.testing.assert_close(fast[k], ref[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_wgan_gp_main_step_keeps_the_twice_differentiable_graphs(tiny, monkeypatch):
+    """WGAN-GP's gradient penalty differentiates D twice inside its main step: that step must not switch to the
+    first-order graphs."""
+    import stylegan.nn.conv as C
+    import stylegan.training.loss as L
+
+    seen = []
+    real_d = L.TrainingPhases.run_D
+
+    def run_D(self, img, c):
+        seen.append(C.fast_autograd_enabled())
+        return real_d(self, img, c)
+    monkeypatch.setattr(L.TrainingPhases, "run_D", run_D)
+    nets = build_networks(tiny(resolution=16), seed=3)
+    phases = L.make_loss("wgangp", nets["G"].train(), nets["D"].train())
+    z, real = torch.randn(4, nets["G"].z_dim), torch.randn(4, 3, 16, 16)
+    phases.d_main(real, None, z, None)
+    assert seen and all(seen)
+    seen.clear()
+    L.make_loss("nonsaturating", nets["G"], nets["D"]).d_main(real, None, z, None)
+    assert seen and not any(seen)

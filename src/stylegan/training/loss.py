@@ -11,12 +11,15 @@ Formulas: docs/design.md §3.1–3.4, 3.9–3.11.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+
+from stylegan.nn.conv import first_order
 
 
 def nonsaturating_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -89,6 +92,7 @@ class NonSaturatingLoss:
 
     name = "nonsaturating"
     paired = False  # D's and G's losses take fakes and reals apart (see RpGANLoss)
+    twice_in_main = False  # D's main loss is differentiated once (see WGANGPLoss)
 
     def g(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
         return nonsaturating_g_loss(fake_logits)
@@ -120,6 +124,7 @@ class RpGANLoss:
 
     name = "rpgan"
     paired = True
+    twice_in_main = False
 
     def g(self, fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
         return rpgan_g_loss(fake_logits, real_logits)
@@ -170,12 +175,13 @@ class TrainingPhases:
 
     def g_main(self, z, c, gain: float = 1.0, real_img=None, real_c=None) -> dict[str, torch.Tensor]:
         """G's adversarial loss; a paired loss takes the real batch too."""
-        img, _ = self.run_G(z, c, update_w_avg=True)
-        logits = self.run_D(img, c)
-        loss = self.adversarial.g(logits, self._g_real_logits(real_img, real_c))
-        total = loss.mean()
-        stats = {"Loss/G/loss": loss.detach(), "Loss/scores/fake": logits.detach()}
-        (total * gain).backward()
+        with first_order():
+            img, _ = self.run_G(z, c, update_w_avg=True)
+            logits = self.run_D(img, c)
+            loss = self.adversarial.g(logits, self._g_real_logits(real_img, real_c))
+            total = loss.mean()
+            stats = {"Loss/G/loss": loss.detach(), "Loss/scores/fake": logits.detach()}
+            (total * gain).backward()
         return stats
 
     def _g_real_logits(self, real_img, real_c) -> torch.Tensor | None:
@@ -204,10 +210,12 @@ class TrainingPhases:
         with torch.no_grad():
             fake, _ = self.run_G(z, c)
         r1_gain, r2_gain = (gain if r1 and w > 0 else 0.0 for w in (self.r1_gamma, self.r2_gamma))
-        if self.adversarial.paired:
-            return self._d_paired(real_img, real_c, fake, c, gain, r1_gain, r2_gain)
-        stats = self._d_fake(fake, c, gain, main=True, r2_gain=r2_gain)
-        stats.update(self._d_real(real_img, real_c, gain, main=True, r1_gain=r1_gain, fake=fake))
+        once = r1_gain == 0 and r2_gain == 0 and not self.adversarial.twice_in_main
+        with first_order() if once else contextlib.nullcontext():
+            if self.adversarial.paired:
+                return self._d_paired(real_img, real_c, fake, c, gain, r1_gain, r2_gain)
+            stats = self._d_fake(fake, c, gain, main=True, r2_gain=r2_gain)
+            stats.update(self._d_real(real_img, real_c, gain, main=True, r1_gain=r1_gain, fake=fake))
         stats["Loss/D/loss"] = stats.pop("_real_loss") + stats.pop("_fake_loss")
         return stats
 

@@ -61,6 +61,7 @@ class WGANGPLoss:
     drift_epsilon: float = DRIFT_EPSILON
     name = "wgangp"
     paired = False
+    twice_in_main = True  # the gradient penalty differentiates D twice in its main step
 
     def g(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
         return wgan_g_loss(fake_logits)

@@ -39,11 +39,13 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_training.py --precision fp32,bf16 $(if $(PEER),--peer $(PEER))
 	$(PY) benchmarks/bench_lineage.py
 
-# The GPU path in one command (benchmarks/gpu_check.py): GPU-marked tests, float16 training steps, torch.compile,
-# NCCL, config F benchmarks; writes gpu-check.json. On a GPU machine, put a CUDA build of torch into .venv first
+# The GPU path in one command (benchmarks/gpu_check.py, docs/gpu.md), within 8 minutes on an H100/H200: GPU-marked
+# tests, float16 training steps, torch.compile, NCCL, config F benchmarks and, with PEER=/path/to/stylegan2-ada-pytorch
+# and/or PEER3=/path/to/stylegan3, the authors' code timed beside ours (their CUDA ops compiled first; their code
+# needs scipy for stylegan3); writes gpu-check.json. On a GPU machine, put a CUDA build of torch into .venv first
 # (`python3 -m venv .venv && .venv/bin/pip install torch`); without CUDA it says so and exits 0.
 gpu-check: $(STAMP)
-	$(PY) benchmarks/gpu_check.py --json gpu-check.json
+	$(PY) benchmarks/gpu_check.py --json gpu-check.json $(if $(PEER),--peer $(PEER)) $(if $(PEER3),--peer3 $(PEER3))
 
 clean:
 	rm -rf $(VENV) out

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Peer  # noqa: E402
+from common import Peer, stand_in_for_absent_modules  # noqa: E402
 
 from stylegan.interop.nvlabs import config_from_nvlabs_stylegan3, discriminator_state_from_nvlabs  # noqa: E402
 from stylegan.interop.nvlabs_stylegan3 import generator_state_from_nvlabs_stylegan3  # noqa: E402
@@ -92,6 +92,7 @@ class Peer3(Peer):
             if name.split(".")[0] in ("training", "torch_utils", "dnnlib") and not self._from_root(sys.modules[name]):
                 del sys.modules[name]
         sys.path.insert(0, str(self.root))
+        stand_in_for_absent_modules()
         self.sg3 = importlib.import_module("training.networks_stylegan3")
         self.sg2 = importlib.import_module("training.networks_stylegan2")
         for module in (self.sg3, self.sg2):
@@ -99,12 +100,13 @@ class Peer3(Peer):
                 raise ImportError(f"{module.__name__} was imported from {getattr(module, '__file__', None)}")
 
 
-def check_peer(path: str) -> Path:
+def check_peer(path: str, flag: str = "--peer") -> Path:
+    """The checkout's absolute path; anything else ends the program with one error line and exit status 2."""
     root = Path(path)
     missing = [e for e in PEER_LAYOUT if not ((root / e).is_dir() if e.endswith("/") else (root / e).is_file())]
     if not root.is_dir() or missing:
         why = "no such folder" if not root.is_dir() else f"missing {', '.join(missing)}"
-        print(f"error: --peer {path}: not a checkout of the authors' stylegan3 ({why})", file=sys.stderr)
+        print(f"error: {flag} {path}: not a checkout of the authors' stylegan3 ({why})", file=sys.stderr, flush=True)
         raise SystemExit(2)
     return root.resolve()
 
@@ -177,20 +179,24 @@ def bench_train(peer: Peer3, name: str, reps: int) -> dict:
         err = check_same(name + " G", oG.eval()(z, None), tG.eval()(z, c0))
         err = max(err, check_same(name + " D", oD.eval()(real, None), tD.eval()(real, c0)))
 
-    def step(G, D, c):
-        G.train(), D.train()
-        G.requires_grad_(True), D.requires_grad_(False)
-        F.softplus(-D(G(z, c), c)).sum().backward()  # generator pass
-        G.requires_grad_(False), D.requires_grad_(True)
-        with torch.no_grad():
-            fake = G(z, c)
-        (F.softplus(D(fake, c)).sum() + F.softplus(-D(real, c)).sum()).backward()  # discriminator pass
-        for p in list(G.parameters()) + list(D.parameters()):
-            p.grad = None
-
-    to, tt = interleaved([lambda: step(oG, oD, None), lambda: step(tG, tD, c0)], reps)
+    to, tt = interleaved([lambda: train_step(oG, oD, z, real, None), lambda: train_step(tG, tD, z, real, c0)], reps)
     return dict(kind="train", name=name, setting=setting_text(arch, res, widths, batch), batch=batch,
                 rel_err=err, ours=to, theirs=tt)
+
+
+def train_step(G, D, z: torch.Tensor, real: torch.Tensor, c) -> None:
+    """The main phase of a training step, without optimizer: the generator pass (G forward, D, backward of
+    softplus(-D(G(z))) into G), then the discriminator pass (G forward without gradients, D on fakes and reals,
+    backward of softplus(D(fake)) + softplus(-D(real)) into D)."""
+    G.train(), D.train()
+    G.requires_grad_(True), D.requires_grad_(False)
+    F.softplus(-D(G(z, c), c)).sum().backward()  # generator pass
+    G.requires_grad_(False), D.requires_grad_(True)
+    with torch.no_grad():
+        fake = G(z, c)
+    (F.softplus(D(fake, c)).sum() + F.softplus(-D(real, c)).sum()).backward()  # discriminator pass
+    for p in list(G.parameters()) + list(D.parameters()):
+        p.grad = None
 
 
 def _status(key: str) -> int:

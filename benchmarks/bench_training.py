@@ -14,9 +14,10 @@ convolutions replayed alone, timed interleaved with it; common.convolution_repla
 that.
 
 With `--peer PATH` (a checkout of the authors' stylegan2-ada-pytorch) it also times their networks, built with
-the same architecture in float32, through their StyleGAN2Loss phases (main: Gmain + Dmain, R1: Dreg, path
-length: Greg), interleaved with ours at the same batch and threads, and prints their s/img and our speed as a
-multiple of theirs. Without a peer no ratio is printed: only figures taken in the same run are compared.
+the same architecture in float32 (in fp16 rows: with their float16 layers at the 4 highest resolutions and
+conv clamp 256), through their StyleGAN2Loss phases (main: Gmain + Dmain, R1: Dreg, path length: Greg),
+interleaved with ours at the same batch and threads, and prints their s/img and our speed as a multiple of
+theirs. Without a peer no ratio is printed: only figures taken in the same run are compared.
 """
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ SETTINGS = {
     "demo-128": dict(resolution=32, cbase=4096, cmax=128, batch=16, channels=1, map_depth=2),
     "demo-256": dict(resolution=32, cbase=8192, cmax=256, batch=16, channels=1, map_depth=2),
     "tiny": dict(resolution=8, cbase=512, cmax=32, batch=4),  # a smoke test of the script, not a benchmark
+    # The smallest that the authors' own networks run at (their discriminator's minibatch-std group of 4 and its
+    # 4x4 epilogue want 32²): gpu_check.py's CPU smoke test of the side by side.
+    "smoke-32": dict(resolution=32, cbase=512, cmax=32, batch=4),
 }
 #: What `make bench` measures.
 DEFAULT_SETTINGS = ("small", "config-f-256")
@@ -73,12 +77,15 @@ def rss_gb() -> float:
         return float("nan")
 
 
-def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32", batch: int | None = None,
-          peer: Peer | None = None) -> dict:
+def bench(name: str, reps: int, device: str, peak: float | None, precision: str = "fp32", batch: int | None = None,
+          peer: Peer | None = None, peer_mixed: bool | None = None, ceiling: bool = True) -> dict:
     """``precision``: fp32, or the authors' mixed precision (the 4 highest resolutions in reduced precision
     with conv clamp 256, the rest float32): bf16 on the CPU, fp16 on CUDA. ``batch`` overrides the
-    setting's (e.g. 32 on a GPU). ``peer``: the authors' code, timed in float32 (their reduced-precision
-    layers are float16 only) phase by phase, interleaved with ours."""
+    setting's (e.g. 32 on a GPU). ``peer``: the authors' code, timed phase by phase, interleaved with ours:
+    in float32 (tf32: with TF32 on, as ours), or with ``peer_mixed`` (the default with fp16) in their mixed
+    precision, float16 at the 4 highest resolutions with conv clamp 256 (their layers are float16 only).
+    ``ceiling=False``: only the phases' times (ours and theirs), without the FLOP count, the convolution
+    ceiling and the memory rounds (``peak`` is then unused)."""
     s = SETTINGS[name]
     allowed = PRECISIONS[torch.device(device).type]
     if precision not in allowed:
@@ -88,7 +95,8 @@ def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32
         opts = TrainingOptions(outdir=tmp, data=str(make_data(Path(tmp), s["resolution"], n, s.get("channels", 3))),
                                cbase=s["cbase"], cmax=s["cmax"], map_depth=s.get("map_depth"), batch=n, workers=0,
                                device=device,
-                               fp32=precision == "fp32", cpu_bf16=precision == "bf16", aug="noaug")
+                               # tf32: float32 networks (no float16 layers), TF32 on in the block above
+                               fp32=precision in ("fp32", "tf32"), cpu_bf16=precision == "bf16", aug="noaug")
         t = Trainer(opts)
         for _ in range(2):
             t.step()  # warm-up (all phases run at batch index 0)
@@ -113,21 +121,27 @@ def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32
             t.G.requires_grad_(True); t.D.requires_grad_(False)
             t.opt_G.zero_grad(set_to_none=True); t.loss.g_pl(z(), None, gain=4); t.opt_G.step()
 
-        theirs = peer.attempt(lambda: peer_phases(peer, t, real, n), f"setting {name}") if peer else None
-        out = {"setting": name, "precision": precision, "batch": n}
+        mixed = precision == "fp16" if peer_mixed is None else peer_mixed
+        theirs = peer.attempt(lambda: peer_phases(peer, t, real, n, mixed), f"setting {name}") if peer else None
+        out = {"setting": name, "precision": precision, "batch": n, "reps": reps}
         if theirs:
-            out["authors_precision"] = "fp32"
+            out["authors_precision"] = "fp16 (num_fp16_res 4, conv_clamp 256)" if mixed else \
+                ("tf32" if precision == "tf32" else "fp32")
         for label, fn in (("main", main_step), ("r1", r1_step), ("pl", pl_step)):
-            flops = count_flops(fn)
-            fns = [fn, convolution_replay(fn)] + ([theirs[label]] if theirs else [])
-            sec, conv_sec, *their_sec = interleaved_median_seconds(fns, warmup=1, reps=reps, device=device)
+            fns = [fn] + ([convolution_replay(fn)] if ceiling else []) + ([theirs[label]] if theirs else [])
+            sec, *rest = interleaved_median_seconds(fns, warmup=1, reps=reps, device=device)
             out[f"{label}_s_per_img"] = sec / n
-            out[f"{label}_gflop_per_img"] = flops / n / 1e9
-            out[f"{label}_gflops"] = flops / sec / 1e9
-            out[f"{label}_peak_share"] = flops / sec / peak
-            out[f"{label}_conv_alone_s_per_img"] = conv_sec / n
-            out[f"{label}_conv_alone_peak_share"] = flops / conv_sec / peak
-            out[f"{label}_of_conv_alone"] = conv_sec / sec
+            if ceiling:
+                flops = count_flops(fn)
+                conv_sec, *their_sec = rest
+                out[f"{label}_gflop_per_img"] = flops / n / 1e9
+                out[f"{label}_gflops"] = flops / sec / 1e9
+                out[f"{label}_peak_share"] = flops / sec / peak
+                out[f"{label}_conv_alone_s_per_img"] = conv_sec / n
+                out[f"{label}_conv_alone_peak_share"] = flops / conv_sec / peak
+                out[f"{label}_of_conv_alone"] = conv_sec / sec
+            else:
+                their_sec = rest
             if their_sec:  # measured in this run, interleaved with ours
                 out[f"{label}_authors_s_per_img"] = their_sec[0] / n
                 out[f"{label}_vs_authors"] = their_sec[0] / sec
@@ -140,10 +154,11 @@ def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32
                 main_step()
                 r1_step()
                 pl_step()
-        training_rounds()
-        rss_start = rss_gb()
-        training_rounds()
-        out["rss_growth_gb"] = rss_gb() - rss_start
+        if ceiling:
+            training_rounds()
+            rss_start = rss_gb()
+            training_rounds()
+            out["rss_growth_gb"] = rss_gb() - rss_start
         step = out["main_s_per_img"] + out["r1_s_per_img"] / 16 + out["pl_s_per_img"] / 4
         out["train_images_per_s"] = 1 / step
         out["train_s_per_kimg"] = 1000 * step
@@ -158,14 +173,16 @@ def bench(name: str, reps: int, device: str, peak: float, precision: str = "fp32
         return out
 
 
-def peer_phases(peer: Peer, t: Trainer, real: torch.Tensor, n: int) -> dict:
+def peer_phases(peer: Peer, t: Trainer, real: torch.Tensor, n: int, mixed: bool = False) -> dict:
     """The authors' training phases for the networks of the trainer ``t``: their G and D with the same
-    architecture, their Adam settings (lr and betas adjusted for the lazy intervals), their StyleGAN2Loss with
-    our recipe's R1 weight, path-length weight and style-mixing probability, and each phase run as their
-    training loop runs it (only the phase's network trainable; gain: the phase's interval). Each function is
-    called once here, so that code that does not run on this machine fails before anything is timed."""
+    architecture (``mixed``: with their float16 layers, as in their paper configurations), their Adam settings
+    (lr and betas adjusted for the lazy intervals), their StyleGAN2Loss with our recipe's R1 weight, path-length
+    weight and style-mixing probability, and each phase run as their training loop runs it (only the phase's
+    network trainable; gain: the phase's interval). Each function is called once here, so that code that does
+    not run on this machine fails before anything is timed."""
     device = t.device
-    G, D = peer.generator(t.config, device), peer.discriminator(t.config, device)
+    fp16 = dict(num_fp16_res=4, conv_clamp=256) if mixed else {}
+    G, D = peer.generator(t.config, device, **fp16), peer.discriminator(t.config, device, **fp16)
     recipe = t.recipe
     loss = peer.loss.StyleGAN2Loss(device=device, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D,
                                    style_mixing_prob=recipe.style_mixing, r1_gamma=t.gamma,
@@ -228,7 +245,8 @@ def main() -> None:
             if columns is None:
                 columns = bool(peer and not peer.error)
                 if columns:
-                    print(f"peer: the authors' code from {peer.root}, float32, timed interleaved with ours")
+                    print(f"peer: the authors' code from {peer.root}, float32 (fp16 rows: their float16 layers), "
+                          "timed interleaved with ours")
                 print(f"{'setting':<14}{'prec':<6}{'phase':<6}{'s/img':>9}"
                       + (f"{'authors':>9}{'x authors':>10}" if columns else "")
                       + f"{'GFLOP/img':>10}{'GFLOP/s':>9}{'%peak':>7}{'ceiling':>8}{'of ceil':>8}")
@@ -245,8 +263,8 @@ def main() -> None:
                       f"{100 * r[ph + '_conv_alone_peak_share']:>7.1f}%{100 * r[ph + '_of_conv_alone']:>7.1f}%")
             print(f"{'':<14}{precision:<6}training {r['train_images_per_s']:.2f} img/s, "
                   f"{r['train_s_per_kimg']:.0f} s/kimg (batch {r['batch']})"
-                  + (f", authors fp32 {r['authors_train_images_per_s']:.2f} img/s ({r['train_vs_authors']:.2f}x)"
-                     if vs else "")
+                  + (f", authors {r['authors_precision']} {r['authors_train_images_per_s']:.2f} img/s "
+                     f"({r['train_vs_authors']:.2f}x)" if vs else "")
                   + f"; peak RSS {r['peak_rss_gb']:.2f} GB{' (both)' if vs else ''}, growth over two rounds of "
                   f"phases {r['rss_growth_gb']:+.2f} GB"
                   + (f"; peak GPU memory {r['peak_gpu_memory_gb']:.2f} GB" if "peak_gpu_memory_gb" in r else ""),

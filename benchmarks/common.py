@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import statistics
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Sequence, TypeVar
 
@@ -162,6 +164,13 @@ def interleaved_median_seconds(fns: Sequence[Callable[[], object]], warmup: int 
                                device="cpu") -> list[float]:
     """The median seconds of one call of each of ``fns``, timed in turn (a, b, a, b, ...) after ``warmup``
     untimed calls of each, so that a slower or faster stretch of the machine falls on all of them alike."""
+    return [statistics.median(ts) for ts in interleaved_seconds(fns, warmup, reps, device)]
+
+
+def interleaved_seconds(fns: Sequence[Callable[[], object]], warmup: int = 1, reps: int = 5,
+                        device="cpu") -> list[list[float]]:
+    """Every timed call of :func:`interleaved_median_seconds`: per function, its ``reps`` seconds in order, so
+    that the i-th times of two functions form a pair taken side by side."""
     for fn in fns:
         for _ in range(warmup):
             fn()
@@ -173,7 +182,7 @@ def interleaved_median_seconds(fns: Sequence[Callable[[], object]], warmup: int 
             fn()
             _sync(device)
             ts.append(time.perf_counter() - t)
-    return [statistics.median(ts) for ts in times]
+    return times
 
 
 # --- The authors' code as a peer -------------------------------------------------------------------------------
@@ -211,12 +220,29 @@ def check_peer_path(path: str | None) -> Path | None:
     return Path(path).resolve()
 
 
+def stand_in_for_absent_modules() -> None:
+    """Two packages the authors' code imports at the top and needs next to nothing of: ``requests`` (their
+    ``dnnlib``, for downloading URLs, which no benchmark does) and ``pkg_resources`` (their stylegan3's
+    ``conv2d_gradfix`` and ``grid_sample_gradfix``, for ``parse_version`` of torch's version; setuptools no
+    longer ships it). Where either is not installed, a stand-in module takes its place: an empty one, and one
+    whose ``parse_version`` is ``packaging.version.parse``."""
+    if "requests" not in sys.modules and importlib.util.find_spec("requests") is None:
+        sys.modules["requests"] = types.ModuleType("requests")
+    if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None \
+            and importlib.util.find_spec("packaging") is not None:
+        from packaging.version import parse
+
+        stand_in = types.ModuleType("pkg_resources")
+        stand_in.parse_version = parse
+        sys.modules["pkg_resources"] = stand_in
+
+
 class Peer:
     """The authors' stylegan2-ada-pytorch, imported from the checkout at ``root`` (put first on ``sys.path``).
 
-    Their networks are built with the architecture of ours (:meth:`generator`, :meth:`discriminator`) in
-    float32: no reduced-precision layers and no clamp. On a CPU their custom CUDA operations fall back to their
-    reference implementations by themselves. ``error`` is set, and one error line printed, once their code has
+    Their networks are built with the architecture of ours (:meth:`generator`, :meth:`discriminator`), by
+    default in float32: no reduced-precision layers and no clamp. On a CPU their custom CUDA operations fall back
+    to their reference implementations by themselves. ``error`` is set, and one error line printed, once their code has
     failed to import or to run here; from then on only our figures are printed."""
 
     def __init__(self, root: Path):
@@ -230,6 +256,7 @@ class Peer:
             if name.split(".")[0] in PEER_PACKAGES and not self._from_root(sys.modules[name]):
                 del sys.modules[name]
         sys.path.insert(0, str(self.root))
+        stand_in_for_absent_modules()
         self.networks = importlib.import_module("training.networks")
         self.loss = importlib.import_module("training.loss")
         for module in (self.networks, self.loss):
@@ -254,9 +281,10 @@ class Peer:
                   "printing our figures only", file=sys.stderr, flush=True)
             return None
 
-    def generator(self, config, device="cpu", seed: int = 0):
-        """Their ``Generator`` with the architecture of our ``config.G``, float32, in training mode without
-        gradients (as their training loop builds it)."""
+    def generator(self, config, device="cpu", seed: int = 0, num_fp16_res: int = 0, conv_clamp: float | None = None):
+        """Their ``Generator`` with the architecture of our ``config.G``, float32 (or with their float16 layers
+        at the ``num_fp16_res`` highest resolutions and ``conv_clamp``), in training mode without gradients (as
+        their training loop builds it)."""
         g = config.G
         with torch.random.fork_rng(devices=[]):  # their initialization leaves our random stream alone
             torch.manual_seed(seed)
@@ -264,17 +292,18 @@ class Peer:
                 z_dim=g.z_dim, c_dim=g.c_dim, w_dim=g.w_dim, img_resolution=g.resolution,
                 img_channels=g.img_channels, mapping_kwargs={"num_layers": g.map_depth},
                 synthesis_kwargs={"channel_base": g.cbase, "channel_max": g.cmax, "architecture": g.arch,
-                                  "num_fp16_res": 0, "conv_clamp": None})
+                                  "num_fp16_res": num_fp16_res, "conv_clamp": conv_clamp})
         return net.train().requires_grad_(False).to(device)
 
-    def discriminator(self, config, device="cpu", seed: int = 0):
-        """Their ``Discriminator`` with the architecture of our ``config.D``, float32, as :meth:`generator`."""
+    def discriminator(self, config, device="cpu", seed: int = 0, num_fp16_res: int = 0,
+                      conv_clamp: float | None = None):
+        """Their ``Discriminator`` with the architecture of our ``config.D``, as :meth:`generator`."""
         d = config.D
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = self.networks.Discriminator(
                 c_dim=d.c_dim, img_resolution=d.resolution, img_channels=d.img_channels, channel_base=d.cbase,
-                channel_max=d.cmax, architecture=d.arch, num_fp16_res=0, conv_clamp=None,
+                channel_max=d.cmax, architecture=d.arch, num_fp16_res=num_fp16_res, conv_clamp=conv_clamp,
                 epilogue_kwargs={"mbstd_group_size": d.mbstd_group, "mbstd_num_channels": d.mbstd_channels})
         return net.train().requires_grad_(False).to(device)
 

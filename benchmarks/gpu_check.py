@@ -583,18 +583,18 @@ class BackgroundBuilds:
         return self.folder / f"build-{side}.log"
 
     def wait(self, side: str) -> dict:
-        """Wait for ``side``'s build (at most until shortly before the deadline): when it ended, or why it has
-        no record. A build stopped here leaves a record that sends the timing process to their reference
-        implementations instead of building again."""
+        """Wait for ``side``'s build, as long as the time left still holds ``side``'s timing after it: when it
+        ended, or why it has no record. A build stopped here leaves a record that sends the timing process to
+        their reference implementations instead of building again."""
         proc = self.procs.get(side)
         if proc is None:
             return {}
         try:
-            proc.wait(timeout=max(1.0, DEADLINE.left() - PEER_NEEDS["stylegan3 step"]))
+            proc.wait(timeout=max(1.0, DEADLINE.left() - PEER_NEEDS[side]))
         except subprocess.TimeoutExpired:
             stop_process(proc)
             if not self.record(side).is_file():
-                why = "the build was stopped at the deadline"
+                why = "the build was stopped: it would have left no time to time their code"
                 _write(self.record(side), dict(error=why, ops={name: dict(built=False, error=why)
                                                                 for name in PEER_OPS[side]}))
             return dict(stopped="time", ended_after_s=time.perf_counter() - self.started)

@@ -230,3 +230,19 @@ def test_stylegan2_row_out_of_gpu_memory_is_retried_at_half_the_batch(monkeypatc
     assert calls == [("fp32", 16), ("fp32", 8), ("fp32", 4), ("fp32", 16), ("fp32", 8), ("fp32", 4)]
     assert [(row["batch"], row["ratio"]) for row in result["rows"]] == [(4, 2.0), (4, 2.0)]
     assert len(result["out_of_memory"]) == 4 and peer.error is None and "error" not in result
+
+
+def test_build_that_would_leave_no_time_is_stopped_and_recorded_as_failed(tmp_path, monkeypatch):
+    """A background build still running when only the timing's own time is left: stopped (SIGTERM, which the
+    build processes turn into an exit that lets torch remove its lock file), and recorded as not built, so that
+    the timing process goes to their reference implementations instead of building again."""
+    monkeypatch.setattr(gpu_check, "DEADLINE", gpu_check.Deadline(gpu_check.PEER_NEEDS["stylegan3"] + 2))
+    builds = gpu_check.BackgroundBuilds({}, tmp_path)
+    builds.procs["stylegan3"] = subprocess.Popen(
+        [sys.executable, "-c", "import signal, sys, time\n"
+         "signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))\ntime.sleep(120)"])
+    info = builds.wait("stylegan3")
+    assert info["stopped"] == "time" and builds.procs["stylegan3"].returncode == 143
+    record = json.loads(builds.record("stylegan3").read_text())
+    assert set(record["ops"]) == set(gpu_check.PEER_OPS["stylegan3"])
+    assert all(op["built"] is False and "stopped" in op["error"] for op in record["ops"].values())

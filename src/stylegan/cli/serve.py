@@ -69,6 +69,11 @@ def _write_static(network, static_dir, ort_web, force, title, card, default_psi)
 @click.option("--card", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
               help="Model card (Markdown) to show for a network given by path.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads [torch's default].")
+@click.option("--synthesis", type=click.Choice(["eager", "compiled", "onnx"]), default="eager", show_default=True,
+              help="How images are computed: eager float32, or the synthesis network for one image (noise const) "
+                   "compiled by torch.compile or exported to onnxruntime (needs onnx, onnxscript, onnxruntime), "
+                   "float32 within 1e-4 of eager, built at start-up; eager with a one-line warning where that "
+                   "fails. Time per image: docs/speed.md, Serving speed.")
 @click.option("--static", "static_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write a static site into DIR instead of serving: the page, the generator as ONNX and "
                    "onnxruntime-web, generating in the visitor's browser with no server-side code.")
@@ -79,8 +84,8 @@ def _write_static(network, static_dir, ort_web, force, title, card, default_psi)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True, help="uvicorn log level.")
 @device_option
-def serve(network, host, port, sliders, max_queue, max_steps, default_psi, title, card, threads, static_dir, ort_web,
-          force, log_level, device):
+def serve(network, host, port, sliders, max_queue, max_steps, default_psi, title, card, threads, synthesis, static_dir,
+          ort_web, force, log_level, device):
     """Serve a generator on a web page: a new image on each visit, truncation, style mixing, interpolation,
     and a PNG/JSON API (/api/image, /api/mix, /api/interp, /api/info; schema at /openapi.json). With --static
     DIR, write a site that generates in the browser instead."""
@@ -98,12 +103,15 @@ def serve(network, host, port, sliders, max_queue, max_steps, default_psi, title
         torch.set_num_threads(threads)
     G, name, card_text, title = _network_and_card(network, card, title, _device(device))
     loopback = _is_loopback(host)
+    if synthesis != "eager":
+        click.echo(f"building the {synthesis} synthesis ...")
     app = create_app(G, name=name, title=title, card=card_text, max_queue=max_queue, max_steps=max_steps,
-                     sliders=sliders,
+                     sliders=sliders, synthesis=synthesis,
                      default_psi=default_psi, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
     if not loopback:
         click.echo(f"warning: binding to {host}: the service is reachable from other machines", err=True)
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"serving {name} ({G.img_shape[1]}x{G.img_shape[0]}) at http://{shown}:{port}/  (Ctrl-C stops)")
+    click.echo(f"serving {name} ({G.img_shape[1]}x{G.img_shape[0]}, {app.state.renderer.synthesis} synthesis) at "
+               f"http://{shown}:{port}/  (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, access_log=log_level == "debug",
                 **uvicorn_settings())

@@ -114,6 +114,10 @@ class Info(BaseModel):
                                                      "factorization of the style weights).")
     movable: bool = Field(description="Whether /api/image takes `translate_x`, `translate_y` and `rotate` (a "
                                       "StyleGAN3 network: its Fourier input is translated and rotated).")
+    synthesis: str = Field("eager", description="How images are computed: `eager` (PyTorch's float32 modules), "
+                                                "`compiled` (torch.compile) or `onnx` (onnxruntime): the synthesis "
+                                                "network for one image, float32, for noise `const`, within 1e-4 "
+                                                "of eager.")
 
 
 class Health(BaseModel):
@@ -274,9 +278,10 @@ class ServeState:
     the model's identity and sizes, the page's files, and the :class:`Info` the API reports."""
 
     def __init__(self, G, *, name: str, title: str, card: str | None, max_queue: int, max_steps: int,
-                 default_psi: float, model_id: str | None, worker: InferenceWorker | None, sliders: int = SLIDERS):
+                 default_psi: float, model_id: str | None, worker: InferenceWorker | None, sliders: int = SLIDERS,
+                 synthesis: str = "eager"):
         self.directions = page_directions(G, sliders)
-        self.renderer = Renderer(G, self.directions)
+        self.renderer = Renderer(G, self.directions, synthesis=synthesis)
         # Networks without a mapping network's w_avg (ProGAN, StyleGAN A/B) cannot truncate: the page pins ψ to 1.
         can_truncate = getattr(G.mapping, "w_avg", None) is not None
         psi_min, psi_max = (PSI_MIN, PSI_MAX) if can_truncate else (1.0, 1.0)
@@ -302,7 +307,7 @@ class ServeState:
                          max_steps=max_steps, max_queue=self.worker.max_queue,
                          directions=0 if self.directions is None else len(self.directions.directions),
                          direction_method=None if self.directions is None else self.directions.method,
-                         movable=self.renderer.movable)
+                         movable=self.renderer.movable, synthesis=self.renderer.synthesis)
 
     def description(self) -> str:
         """The API's description in the OpenAPI schema: the network's shape and the service's limits."""
@@ -426,11 +431,15 @@ def fmt_psi(psi: float) -> str:
 
 
 # -- rendering ------------------------------------------------------------------------------------------------
-def cache_headers(model_id: str, kind: str, params: dict) -> tuple[str | None, dict[str, str]]:
-    """The ETag (``None`` for ``random`` noise) and caching headers of one image request."""
+def cache_headers(model_id: str, kind: str, params: dict,
+                  synthesis: str = "eager") -> tuple[str | None, dict[str, str]]:
+    """The ETag (``None`` for ``random`` noise) and caching headers of one image request; ``synthesis`` other
+    than ``eager`` is part of the ETag (its pixels may differ from eager's by a level)."""
     if params.get("noise") == "random":
         return None, {"Cache-Control": "no-store"}
-    key = json.dumps({"kind": kind, "model": model_id, **params}, sort_keys=True)
+    key = json.dumps({"kind": kind, "model": model_id, **params, **({"synthesis": synthesis}
+                                                                    if synthesis != "eager" else {})},
+                     sort_keys=True)
     etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
     return etag, {"Cache-Control": f"public, max-age={CACHE_MAX_AGE}", "ETag": etag}
 
@@ -463,7 +472,7 @@ async def compute_png(worker: InferenceWorker, kind: str, fn, *args) -> bytes:
 async def render_png(state: ServeState, request: Request, kind: str, params: dict, filename: str,
                      fn, *args) -> Response:
     """The PNG response of one image request: 304 when the client's copy is current, else computed."""
-    etag, cache = cache_headers(state.model_id, kind, params)
+    etag, cache = cache_headers(state.model_id, kind, params, state.renderer.synthesis)
     if etag is not None and not_modified(request, etag):
         return Response(status_code=304, headers=cache)
     png = await compute_png(state.worker, kind, fn, *args)
@@ -627,18 +636,22 @@ def create_app(
     model_id: str | None = None,
     allowed_hosts: list[str] | None = None,
     worker: InferenceWorker | None = None,
+    synthesis: str = "eager",
 ) -> FastAPI:
     """The application serving generator ``G`` (eval mode, no grads; see :func:`stylegan.load`).
 
     ``max_queue`` bounds the requests waiting for the network (more get 503); ``max_steps`` bounds the
     interpolation strip; ``sliders``: latent directions offered for edits (SeFa, computed here, once); ``allowed_hosts`` (e.g. ``["127.0.0.1", "localhost"]``) refuses other Host headers
-    (against DNS rebinding when bound to loopback)."""
+    (against DNS rebinding when bound to loopback); ``synthesis``: ``eager``, ``compiled`` or
+    ``onnx`` (:data:`stylegan.serve.render.SYNTHESIS_PATHS`; built here, once, falling back to eager with a
+    one-line warning where it cannot be used)."""
     if max_steps < 2:
         raise ValueError("max_steps must be at least 2")
     if not (PSI_MIN <= default_psi <= PSI_MAX):
         raise ValueError(f"default_psi must be in [{PSI_MIN}, {PSI_MAX}]")
     state = ServeState(G, name=name, title=title, card=card, max_queue=max_queue, max_steps=max_steps,
-                       default_psi=default_psi, model_id=model_id, worker=worker, sliders=sliders)
+                       default_psi=default_psi, model_id=model_id, worker=worker, sliders=sliders,
+                       synthesis=synthesis)
     app = new_app(state, allowed_hosts)
     add_error_handlers(app)
     add_image_routes(app, state)

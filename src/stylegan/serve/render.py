@@ -7,6 +7,7 @@ the checks here are the last line (they raise ValueError, which the web layer re
 from __future__ import annotations
 
 import io
+import logging
 from typing import Sequence
 
 import numpy as np
@@ -19,9 +20,24 @@ from stylegan.nn.noise import check_noise_mode
 from stylegan.tools.directions import move_ws
 from stylegan.tools.generate import z_from_seed
 
+log = logging.getLogger("stylegan.serve")
+
 #: Images per synthesis pass. 1 keeps every image bit-identical to the same image requested alone (a batched
 #: convolution rounds differently) and the memory of a request that of one image.
 CHUNK = 1
+
+#: How the service computes its images (``stylegan serve --synthesis``): ``eager``, PyTorch's float32 modules as
+#: they stand (the reference); ``compiled``, the synthesis network compiled by ``torch.compile`` for one image
+#: (static shapes); ``onnx``, the synthesis network exported to ONNX for one image and run by onnxruntime. Both
+#: are float32 and are used for noise ``const`` (the page's default, and every mix and strip it asks for) of a
+#: network without an input transform; noise ``random`` and ``none`` and StyleGAN3 networks stay eager. Every
+#: path is deterministic: an image is computed the same way whatever else is queued.
+SYNTHESIS_PATHS = ("eager", "compiled", "onnx")
+#: The largest difference (image units, [-1, 1]) a faster path may have from eager float32; checked on one image
+#: at start-up, where a larger one (or any failure to build the path) keeps eager. Measured on the packaged 32x32
+#: networks over 100 seeds: compiled 4e-6, onnx 2e-5 at most; uint8 pixels at most 1 level apart, in a few
+#: values per image (docs/speed.md, "Serving speed").
+FAST_TOLERANCE = 1e-4
 
 
 def png_bytes(arr: np.ndarray) -> bytes:
@@ -31,10 +47,128 @@ def png_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-class Renderer:
-    """Wraps a generator (eval mode, no grads) with the three operations the service offers."""
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 
-    def __init__(self, G, directions=None):
+
+class _FastSynthesis:
+    """``G.synthesis`` at noise ``const`` for one image on a faster path, checked against eager float32 on one
+    image when built; ``ok`` is False (with :attr:`reason`, warned in one line) where the path is unavailable,
+    fails or differs by more than ``tolerance``: the caller then stays eager."""
+
+    name = "fast"
+
+    def __init__(self, G, ws: torch.Tensor, tolerance: float = FAST_TOLERANCE):
+        self.G, self.tolerance = G, tolerance
+        self.ok, self.reason, self.max_abs_diff = False, None, None
+        ws = ws[:1].contiguous()
+        try:
+            self._build(ws)
+            with torch.inference_mode():
+                out = self._run(ws)
+                ref = G.synthesis(ws, noise_mode="const")
+            diff = float((out.float() - ref.float()).abs().max())
+        except Exception as e:  # noqa: BLE001 - no compiler, no onnxruntime, an unsupported operation, ...
+            self._give_up(f"the {self.name} synthesis is unavailable ({_one_line(e)})")
+            return
+        self.max_abs_diff = diff
+        if not diff <= tolerance:
+            self._give_up(f"the {self.name} synthesis differs from eager by {diff:.2e} > {tolerance:.0e}")
+            return
+        self.ok = True
+
+    def _give_up(self, reason: str) -> None:
+        self.reason = reason
+        log.warning("%s; serving eager float32", reason)
+
+    def _build(self, ws: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def _run(self, ws: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, ws: torch.Tensor) -> torch.Tensor:
+        """Images [1, C, H, W] of ``ws`` [1, num_ws, w_dim] at noise ``const``."""
+        return self._run(ws.contiguous())
+
+
+class CompiledSynthesis(_FastSynthesis):
+    """The synthesis network compiled by ``torch.compile`` (static shapes, the thread count of the time: the
+    generated kernels keep it). A call that would need compiling again (a guard that no longer holds) is computed
+    eager instead of recompiled, so that the same inputs always take the same path."""
+
+    name = "compiled"
+
+    def _build(self, ws: torch.Tensor) -> None:
+        self.fallbacks = 0
+        self._fn = torch.compile(self.G.synthesis, dynamic=False)
+        with torch.inference_mode():
+            self._fn(ws, noise_mode="const")  # compiles
+
+    def _run(self, ws: torch.Tensor) -> torch.Tensor:
+        try:
+            with torch.compiler.set_stance("fail_on_recompile"):
+                return self._fn(ws, noise_mode="const")
+        except Exception as e:  # noqa: BLE001 - a guard that failed: this input is computed eager, always
+            if self.fallbacks == 0:
+                log.warning("compiled synthesis not used for an input (%s); such inputs are computed eager",
+                            _one_line(e))
+            self.fallbacks += 1
+            return self.G.synthesis(ws, noise_mode="const")
+
+
+class _SynthesisConst(torch.nn.Module):
+    def __init__(self, synthesis):
+        super().__init__()
+        self.synthesis = synthesis
+
+    def forward(self, ws):
+        return self.synthesis(ws, noise_mode="const")
+
+
+class OnnxSynthesis(_FastSynthesis):
+    """The synthesis network exported to ONNX for one image (ws [1, num_ws, w_dim] → img; the stored noise
+    images are constants of the graph) and run by onnxruntime on the CPU with torch's thread count. Needs
+    onnx, onnxscript and onnxruntime (``pip install onnx onnxscript onnxruntime``)."""
+
+    name = "onnx"
+
+    def _build(self, ws: torch.Tensor) -> None:
+        import tempfile
+        from pathlib import Path
+
+        from stylegan.tools.export import quiet_exporter
+
+        import onnxruntime
+
+        if ws.device.type != "cpu":
+            raise ValueError("onnxruntime runs here on the CPU; the network is on " + str(ws.device))
+        with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), quiet_exporter():
+            path = Path(tmp) / "synthesis.onnx"
+            torch.onnx.export(_SynthesisConst(self.G.synthesis).eval(), (ws.clone(),), str(path),
+                              input_names=["ws"], output_names=["img"], dynamo=True, external_data=False,
+                              verbose=False)
+            model = path.read_bytes()
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = torch.get_num_threads(), 1
+        self._session = onnxruntime.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+    def _run(self, ws: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self._session.run(["img"], {"ws": ws.detach().float().cpu().numpy()})[0])
+
+
+FAST_PATHS = {"compiled": CompiledSynthesis, "onnx": OnnxSynthesis}
+
+
+class Renderer:
+    """Wraps a generator (eval mode, no grads) with the three operations the service offers. ``synthesis``:
+    one of :data:`SYNTHESIS_PATHS`; :attr:`synthesis` is the path in use (``compiled`` and ``onnx`` fall back
+    to ``eager`` where they cannot be used, with a one-line warning)."""
+
+    def __init__(self, G, directions=None, synthesis: str = "eager"):
+        if synthesis not in SYNTHESIS_PATHS:
+            raise ValueError(f"synthesis must be one of {', '.join(SYNTHESIS_PATHS)}, got {synthesis!r}")
         self.G = G
         self.directions = directions  # latent directions of the page's edit sliders (None: no edits)
         self.movable = has_input_transform(G)  # StyleGAN3: every synthesis sets the input transform it wants
@@ -42,6 +176,18 @@ class Renderer:
             self.device = next(G.parameters()).device
         except (AttributeError, StopIteration):
             self.device = torch.device("cpu")
+        self.fast: _FastSynthesis | None = None  # the faster path for noise const, None: eager only
+        self.synthesis = "eager"
+        if synthesis != "eager":
+            if self.movable:
+                log.warning("the %s synthesis is not used for a network with an input transform (StyleGAN3); "
+                            "serving eager float32", synthesis)
+            else:
+                with torch.inference_mode():
+                    ws = self._ws([0], 1.0, 0 if self.G.c_dim else None)
+                fast = FAST_PATHS[synthesis](G, ws)
+                if fast.ok:
+                    self.fast, self.synthesis = fast, synthesis
 
     def _labels(self, class_idx: int | None, n: int) -> torch.Tensor | None:
         c_dim = self.G.c_dim
@@ -73,7 +219,12 @@ class Renderer:
         check_noise_mode(noise)
         if self.movable or any(translate) or rotate:
             set_input_transform(self.G, translate, rotate)
-        out = [to_uint8(self.G.synthesis(ws[i:i + CHUNK], noise_mode=noise)) for i in range(0, len(ws), CHUNK)]
+        if self.fast is not None and noise == "const":
+            synth = self.fast
+        else:
+            def synth(w):
+                return self.G.synthesis(w, noise_mode=noise)
+        out = [to_uint8(synth(ws[i:i + CHUNK])) for i in range(0, len(ws), CHUNK)]
         return np.concatenate(out)
 
     @torch.inference_mode()

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint test-all bench gpu-check clean
+.PHONY: demo test lint test-all bench bench-serve gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_generator.py $(if $(PEER),--peer $(PEER))
 	$(PY) benchmarks/bench_training.py --precision fp32,bf16 $(if $(PEER),--peer $(PEER))
 	$(PY) benchmarks/bench_lineage.py
+	$(PY) benchmarks/bench_serve.py --threads 1,2 --json bench-serve.json
+
+# Serving speed (docs/speed.md, "Serving speed"): the page's latency per image (renderer and HTTP), mix and strip,
+# and the static site's graph, for the packaged mnist32 and twemoji32 at 1 and 2 threads, each synthesis path of
+# `stylegan serve --synthesis` timed interleaved; writes bench-serve.json. About two minutes.
+bench-serve: $(STAMP)
+	$(PY) benchmarks/bench_serve.py --threads 1,2 --json bench-serve.json
 
 # The GPU path in one command (benchmarks/gpu_check.py, docs/gpu.md), within 8 minutes on an H100/H200: GPU-marked
 # tests, float16 training steps, torch.compile, NCCL, config F benchmarks and, with PEER=/path/to/stylegan2-ada-pytorch

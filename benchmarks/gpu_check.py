@@ -551,14 +551,30 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 def build_tools() -> dict:
     """Where torch.utils.cpp_extension will find ninja (on PATH; a venv's own, next to this Python, is put on
-    PATH here, as activating the venv would) and nvcc."""
+    PATH here, as activating the venv would), nvcc, and the CUDA libraries' headers that torch's ATen/cuda
+    headers include (cusparse.h, cublas_v2.h, ...): where the toolkit has only the compiler, the headers that
+    torch's CUDA wheels bring along (site-packages/nvidia/*/include) are put on CPLUS_INCLUDE_PATH, which g++
+    and nvcc search after the toolkit's own include folder (as -isystem), so the toolkit's headers still win."""
     here = Path(sys.executable).parent
     if shutil.which("ninja") is None and (here / "ninja").is_file():
         os.environ["PATH"] = str(here) + os.pathsep + os.environ.get("PATH", "")
     from torch.utils.cpp_extension import CUDA_HOME
 
     nvcc = Path(CUDA_HOME) / "bin" / "nvcc" if CUDA_HOME else None
-    return dict(ninja=shutil.which("ninja"), nvcc=str(nvcc) if nvcc and nvcc.is_file() else shutil.which("nvcc"))
+    tools = dict(ninja=shutil.which("ninja"), nvcc=str(nvcc) if nvcc and nvcc.is_file() else shutil.which("nvcc"))
+    toolkit = Path(CUDA_HOME) / "include" if CUDA_HOME else None
+    if toolkit is not None and (toolkit / "cusparse.h").is_file():
+        tools["cusparse.h"] = str(toolkit / "cusparse.h")
+    else:
+        site = Path(torch.__file__).resolve().parent.parent
+        extra = [p for p in sorted(site.glob("nvidia/*/include")) if p.is_dir()]
+        found = [p / "cusparse.h" for p in extra if (p / "cusparse.h").is_file()]
+        tools["cusparse.h"] = str(found[0]) if found else None
+        if extra:
+            os.environ["CPLUS_INCLUDE_PATH"] = os.pathsep.join(
+                [*filter(None, [os.environ.get("CPLUS_INCLUDE_PATH")]), *map(str, extra)])
+            tools["CPLUS_INCLUDE_PATH"] = os.environ["CPLUS_INCLUDE_PATH"]
+    return tools
 
 
 def exit_on_sigterm() -> None:

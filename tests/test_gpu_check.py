@@ -246,3 +246,11 @@ def test_build_that_would_leave_no_time_is_stopped_and_recorded_as_failed(tmp_pa
     record = json.loads(builds.record("stylegan3").read_text())
     assert set(record["ops"]) == set(gpu_check.PEER_OPS["stylegan3"])
     assert all(op["built"] is False and "stopped" in op["error"] for op in record["ops"].values())
+
+
+def test_build_tools_are_looked_up_and_recorded(monkeypatch):
+    monkeypatch.setenv("PATH", os.environ["PATH"])  # both restored afterwards
+    monkeypatch.delenv("CPLUS_INCLUDE_PATH", raising=False)
+    tools = gpu_check.build_tools()
+    assert {"ninja", "nvcc", "cusparse.h"} <= set(tools)
+    assert all(v is None or Path(v.split(os.pathsep)[0]).exists() for v in tools.values())

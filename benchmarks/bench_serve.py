@@ -32,6 +32,7 @@ import argparse
 import http.client
 import io
 import json
+import os
 import platform
 import statistics
 import sys
@@ -231,8 +232,10 @@ def main(argv=None) -> None:
             print(f"static site rows skipped: {e} (pip install onnx onnxscript onnxruntime)")
             site = False
     setup_threads(thread_counts[0])  # once: the interop pool is fixed for the process
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"threads {args.threads}, {args.requests} requests per row after {args.warmup} warm-up")
+    load_before = os.getloadavg()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+          f"{torch.__version__}, threads {args.threads}, {args.requests} requests per row after {args.warmup} "
+          f"warm-up; load average {load_before[0]:.2f} (a busy machine slows every row, two threads most)")
     print(f"{'network':<12}{'thr':>4} {'path':<12}{'what':<12}{'median ms':>10}{'p90 ms':>9}  notes", flush=True)
     rows = []
     for name in names:
@@ -253,7 +256,9 @@ def main(argv=None) -> None:
                     rows.append(r)
     if args.json:
         Path(args.json).write_text(json.dumps(dict(torch=torch.__version__, machine=platform.processor()
-                                                   or platform.machine(), psi=PSI, rows=rows), indent=2))
+                                                   or platform.machine(), cpus=os.cpu_count(), psi=PSI,
+                                                   load_average_before=load_before[0],
+                                                   load_average_after=os.getloadavg()[0], rows=rows), indent=2))
         print(f"wrote {args.json}")
 
 

@@ -123,8 +123,9 @@ def test_app_reports_the_path_in_use_and_keys_caches_by_it(G, monkeypatch):
 
 
 def test_bench_serve_runs_at_a_tiny_size(tmp_path, network):
-    """benchmarks/bench_serve.py on the tiny CLI network: one thread, eager and onnx where onnxruntime is
-    installed, two requests per row, the HTTP rows through a real loopback server, and the static site rows."""
+    """benchmarks/bench_serve.py on the tiny CLI network: one thread, the eager path, two requests per row, the
+    HTTP rows through a real loopback server, and the static site's rows where onnxruntime is installed (the
+    faster paths are checked above)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import bench_serve
@@ -133,18 +134,15 @@ def test_bench_serve_runs_at_a_tiny_size(tmp_path, network):
     try:
         import onnxruntime  # noqa: F401
         import onnxscript  # noqa: F401
-        onnx = True
+        site = True
     except ImportError:
-        onnx = False
+        site = False
     out = tmp_path / "serve.json"
     bench_serve.main(["--networks", "", "--network", str(network), "--threads", "1", "--requests", "2",
-                      "--warmup", "1", "--paths", "eager,onnx" if onnx else "eager", "--json", str(out)]
-                     + ([] if onnx else ["--no-site"]))
-    rows = json.loads(out.read_text())["rows"]
-    whats = {(r["path"], r["what"]) for r in rows}
-    assert {("eager", "image"), ("eager", "mix"), ("eager", "interp 8"), ("eager", "http image")} <= whats
-    if onnx:
-        assert ("onnx", "image") in whats and ("onnxruntime", "site image") in whats
-        fast = next(r for r in rows if r["path"] == "onnx" and r["what"] == "image")
-        assert fast["max_abs_diff_vs_eager"] <= FAST_TOLERANCE and fast["max_uint8_diff_vs_eager"] <= 1
-    assert all(r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] and r["threads"] == 1 for r in rows)
+                      "--warmup", "1", "--paths", "eager", "--json", str(out)] + ([] if site else ["--no-site"]))
+    data = json.loads(out.read_text())
+    whats = {(r["path"], r["what"]) for r in data["rows"]}
+    assert whats == {("eager", "image"), ("eager", "mix"), ("eager", "interp 8"), ("eager", "http image")} | (
+        {("onnxruntime", "site image")} if site else set())
+    assert all(r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] and r["threads"] == 1 for r in data["rows"])
+    assert data["load_average_before"] >= 0

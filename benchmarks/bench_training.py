@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +35,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (Peer, check_peer_path, convolution_replay, count_flops, fmt_vs,  # noqa: E402
-                    interleaved_median_seconds, load_peer, measured_peak_flops, setup_threads, tf32)
+                    interleaved_seconds, load_peer, measured_peak_flops, setup_threads, tf32)
 
 from stylegan.training.loop import Trainer  # noqa: E402
 from stylegan.training.options import TrainingOptions  # noqa: E402
@@ -78,14 +79,17 @@ def rss_gb() -> float:
 
 
 def bench(name: str, reps: int, device: str, peak: float | None, precision: str = "fp32", batch: int | None = None,
-          peer: Peer | None = None, peer_mixed: bool | None = None, ceiling: bool = True) -> dict:
+          peer: Peer | None = None, peer_mixed: bool | None = None, ceiling: bool = True,
+          phases: tuple[str, ...] = ("main", "r1", "pl")) -> dict:
     """``precision``: fp32, or the authors' mixed precision (the 4 highest resolutions in reduced precision
     with conv clamp 256, the rest float32): bf16 on the CPU, fp16 on CUDA. ``batch`` overrides the
     setting's (e.g. 32 on a GPU). ``peer``: the authors' code, timed phase by phase, interleaved with ours:
     in float32 (tf32: with TF32 on, as ours), or with ``peer_mixed`` (the default with fp16) in their mixed
     precision, float16 at the 4 highest resolutions with conv clamp 256 (their layers are float16 only).
     ``ceiling=False``: only the phases' times (ours and theirs), without the FLOP count, the convolution
-    ceiling and the memory rounds (``peak`` is then unused)."""
+    ceiling and the memory rounds (``peak`` is then unused). ``phases``: which of main, r1 and pl to time (the
+    training throughput needs all three). Each pair of calls, ours and theirs, taken side by side gives one
+    ratio: their median, least and greatest are kept (``*_vs_authors_pairs``)."""
     s = SETTINGS[name]
     allowed = PRECISIONS[torch.device(device).type]
     if precision not in allowed:
@@ -128,9 +132,16 @@ def bench(name: str, reps: int, device: str, peak: float | None, precision: str 
             out["authors_precision"] = "fp16 (num_fp16_res 4, conv_clamp 256)" if mixed else \
                 ("tf32" if precision == "tf32" else "fp32")
         for label, fn in (("main", main_step), ("r1", r1_step), ("pl", pl_step)):
+            if label not in phases:
+                continue
             fns = [fn] + ([convolution_replay(fn)] if ceiling else []) + ([theirs[label]] if theirs else [])
-            sec, *rest = interleaved_median_seconds(fns, warmup=1, reps=reps, device=device)
+            times = interleaved_seconds(fns, warmup=1, reps=reps, device=device)
+            sec, *rest = (statistics.median(ts) for ts in times)
             out[f"{label}_s_per_img"] = sec / n
+            if theirs:
+                pairs = [b / a for a, b in zip(times[0], times[-1])]  # theirs / ours, each pair side by side
+                out[f"{label}_vs_authors_pairs"] = pairs
+                out[f"{label}_vs_authors_pair_range"] = [statistics.median(pairs), min(pairs), max(pairs)]
             if ceiling:
                 flops = count_flops(fn)
                 conv_sec, *their_sec = rest
@@ -154,6 +165,9 @@ def bench(name: str, reps: int, device: str, peak: float | None, precision: str 
                 main_step()
                 r1_step()
                 pl_step()
+        out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+        if set(phases) != {"main", "r1", "pl"}:
+            return out  # the training throughput and the memory rounds need every phase
         if ceiling:
             training_rounds()
             rss_start = rss_gb()
@@ -227,7 +241,14 @@ def main() -> None:
     ap.add_argument("--json", default="bench-training.json", help="also write the results here ('' to skip)")
     ap.add_argument("--peer", default=None, metavar="PATH",
                     help="a checkout of the authors' stylegan2-ada-pytorch: time it in the same run and print ratios")
+    ap.add_argument("--phases", default="main,r1,pl",
+                    help="comma-separated phases to time (e.g. main alone, for many pairs at config F)")
+    ap.add_argument("--no-ceiling", action="store_true",
+                    help="time the phases only: no FLOP count, convolution ceiling or memory rounds")
     args = ap.parse_args()
+    phases = tuple(args.phases.split(","))
+    if not phases or set(phases) - {"main", "r1", "pl"}:
+        ap.error(f"--phases: expected some of main, r1, pl; got {args.phases!r}")
     names = args.settings.split(",")
     unknown = [x for x in names if x not in SETTINGS]
     if unknown:
@@ -240,7 +261,8 @@ def main() -> None:
     columns = None  # the authors' columns: decided once the first setting has run (their code may fail in it)
     for name in names:
         for precision in args.precision.split(","):
-            r = bench(name, args.reps, args.device, peak, precision, args.batch, peer)
+            r = bench(name, args.reps, args.device, peak, precision, args.batch, peer, ceiling=not args.no_ceiling,
+                      phases=phases)
             rows.append(r)
             if columns is None:
                 columns = bool(peer and not peer.error)
@@ -251,22 +273,28 @@ def main() -> None:
                       + (f"{'authors':>9}{'x authors':>10}" if columns else "")
                       + f"{'GFLOP/img':>10}{'GFLOP/s':>9}{'%peak':>7}{'ceiling':>8}{'of ceil':>8}")
             vs = "main_vs_authors" in r
-            for ph in ("main", "r1", "pl"):
+            for ph in phases:
                 ours, authors = r[ph + "_s_per_img"], r.get(ph + "_authors_s_per_img")
                 theirs = ""
                 if vs:
                     theirs = f"{authors:>9.4f}{fmt_vs(ours, authors, False, 10)}"
                 elif columns:
                     theirs = f"{'-':>9}{'-':>10}"
-                print(f"{name:<14}{precision:<6}{ph:<6}{ours:>9.4f}{theirs}"
-                      f"{r[ph + '_gflop_per_img']:>10.2f}{r[ph + '_gflops']:>9.1f}{100 * r[ph + '_peak_share']:>6.1f}%"
-                      f"{100 * r[ph + '_conv_alone_peak_share']:>7.1f}%{100 * r[ph + '_of_conv_alone']:>7.1f}%")
+                ceil = (f"{r[ph + '_gflop_per_img']:>10.2f}{r[ph + '_gflops']:>9.1f}{100 * r[ph + '_peak_share']:>6.1f}%"
+                        f"{100 * r[ph + '_conv_alone_peak_share']:>7.1f}%{100 * r[ph + '_of_conv_alone']:>7.1f}%"
+                        if ph + "_gflops" in r else "")
+                spread = r.get(ph + "_vs_authors_pair_range")
+                pairs = (f"  pairs: {spread[0]:.2f}x median, {spread[1]:.2f}-{spread[2]:.2f}x over {r['reps']}"
+                         if spread else "")
+                print(f"{name:<14}{precision:<6}{ph:<6}{ours:>9.4f}{theirs}{ceil}{pairs}")
+            if "train_images_per_s" not in r:
+                continue
             print(f"{'':<14}{precision:<6}training {r['train_images_per_s']:.2f} img/s, "
                   f"{r['train_s_per_kimg']:.0f} s/kimg (batch {r['batch']})"
                   + (f", authors {r['authors_precision']} {r['authors_train_images_per_s']:.2f} img/s "
                      f"({r['train_vs_authors']:.2f}x)" if vs else "")
-                  + f"; peak RSS {r['peak_rss_gb']:.2f} GB{' (both)' if vs else ''}, growth over two rounds of "
-                  f"phases {r['rss_growth_gb']:+.2f} GB"
+                  + f"; peak RSS {r['peak_rss_gb']:.2f} GB{' (both)' if vs else ''}"
+                  + (f", growth over two rounds of phases {r['rss_growth_gb']:+.2f} GB" if "rss_growth_gb" in r else "")
                   + (f"; peak GPU memory {r['peak_gpu_memory_gb']:.2f} GB" if "peak_gpu_memory_gb" in r else ""),
                   flush=True)
     if args.json:

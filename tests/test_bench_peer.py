@@ -3,6 +3,7 @@ refuses a folder that is not a checkout before measuring anything, and without a
 tables nor the JSON hold a ratio. A stand-in checkout written here (tiny modules with the authors' class and
 method names) exercises the timed peer path without their code."""
 import json
+import statistics
 import re
 import subprocess
 import sys
@@ -219,6 +220,24 @@ def test_stand_in_peer_is_timed_alongside_ours(tmp_path, monkeypatch, capsys, no
     phases = set(sys.modules["training.loss"].PHASES)
     assert phases == {("Gmain", 1), ("Dmain", 1), ("Dreg", 16), ("Greg", 4)}
     assert Path(sys.modules["training.networks"].__file__).resolve().is_relative_to(root.resolve())
+
+
+def test_main_phase_alone_gives_one_ratio_per_pair(tmp_path, monkeypatch, capsys, no_peak, isolated_imports):
+    """--phases main --no-ceiling (config F's many pairs): only the main phase, timed beside theirs; every pair
+    of calls gives a ratio, and the median, least and greatest of them are printed and kept."""
+    root = layout(tmp_path / "ada", common.PEER_LAYOUT)
+    (root / "training" / "networks.py").write_text(STAND_IN_NETWORKS)
+    (root / "training" / "loss.py").write_text(STAND_IN_LOSS)
+    out_json = tmp_path / "t.json"
+    run_tiny(monkeypatch, bench_training, out_json, "--peer", str(root), "--phases", "main", "--no-ceiling",
+             "--reps", "3")
+    out = capsys.readouterr().out
+    row = json.loads(out_json.read_text())["rows"][0]
+    assert "main_s_per_img" in row and "r1_s_per_img" not in row and "main_gflops" not in row
+    pairs = row["main_vs_authors_pairs"]
+    assert len(pairs) == 3 and all(p > 0 for p in pairs)
+    assert row["main_vs_authors_pair_range"] == [statistics.median(pairs), min(pairs), max(pairs)]
+    assert "pairs:" in out and "over 3" in out and "training" not in out
 
 
 def test_stand_in_generator_is_timed_alongside_each_row(tmp_path, monkeypatch, capsys, no_peak, isolated_imports):

@@ -100,10 +100,18 @@ class CompiledSynthesis(_FastSynthesis):
 
     name = "compiled"
 
+    def __init__(self, G, ws: torch.Tensor, tolerance: float = FAST_TOLERANCE):
+        self.fallbacks = 0  # calls computed eager after compiling
+        super().__init__(G, ws, tolerance)
+        if self.ok and self.fallbacks:  # the image it was checked on did not run compiled
+            self.ok = False
+            self._give_up("the compiled synthesis did not run the image it was checked on")
+
     def _build(self, ws: torch.Tensor) -> None:
-        self.fallbacks = 0
+        if not hasattr(torch.compiler, "set_stance"):
+            raise RuntimeError(f"torch {torch.__version__} has no torch.compiler.set_stance (torch 2.6 or later)")
         self._fn = torch.compile(self.G.synthesis, dynamic=False)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.compiler.set_stance("default"):
             self._fn(ws, noise_mode="const")  # compiles
 
     def _run(self, ws: torch.Tensor) -> torch.Tensor:

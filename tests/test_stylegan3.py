@@ -362,3 +362,28 @@ def _fixture_config(G):
 
     return NetworkConfig(family="stylegan3", cfg=G.cfg.arch, G=G.cfg,
                          D=DiscriminatorConfig(resolution=32, cbase=2048, cmax=32, num_fp16_res=0, conv_clamp=None))
+
+
+@pytest.mark.parametrize("case", CASES[:3])
+def test_filtered_lrelu_by_channel_groups_equals_the_whole(case, monkeypatch):
+    """Without gradients a large filtered leaky ReLU runs over groups of channels (its peak memory is one
+    group's full-rate tensors): the same values as the whole at once, groups of every size."""
+    import stylegan.nn.filtered_lrelu as FL
+
+    torch.manual_seed(0)
+    fu, fd, kw = _case(case, torch.float64)
+    x, b = torch.randn(2, 7, 11, 11, dtype=torch.float64), torch.randn(7, dtype=torch.float64)
+    with torch.no_grad():
+        whole = FL.filtered_lrelu(x, fu, fd, b, **kw)
+        up, (x0, x1, y0, y1) = kw["up"], kw["padding"]
+        full_rate = x.numel() // 121 * (11 * up + y0 + y1) * (11 * up + x0 + x1) * 8
+        calls = []
+        real = FL._filtered_lrelu
+        monkeypatch.setattr(FL, "_filtered_lrelu", lambda x, *a: calls.append(x.shape[1]) or real(x, *a))
+        for group in (1, 3, 6):  # channels per group: 7 groups, 3 (the last of 1), 2 (the last of 1)
+            monkeypatch.setattr(FL, "CHUNK_BYTES", full_rate * group // 7 + 1)
+            calls.clear()
+            assert torch.equal(FL.filtered_lrelu(x, fu, fd, b, **kw), whole)
+            assert calls == [group] * (7 // group) + ([7 % group] if 7 % group else [])
+    y = FL.filtered_lrelu(x.requires_grad_(True), fu, fd, b, **kw)  # with gradients: never grouped
+    assert y.requires_grad and torch.allclose(y, whole, rtol=0, atol=1e-12)

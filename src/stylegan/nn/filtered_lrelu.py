@@ -97,11 +97,43 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | 
     _check(x, padding, up, down, slope)
     if fu is not None and fu.ndim != 1:
         raise ValueError("filtered_lrelu: the upsampling filter must be separable (1-D taps)")
+    if gain <= 0:
+        raise ValueError(f"gain must be positive, got {gain}")
+    args = (fu, fd, up, down, padding, gain, slope, clamp)
+    full_rate = x.shape[0] * x.shape[1] * (x.shape[2] * up + padding[2] + padding[3]) \
+        * (x.shape[3] * up + padding[0] + padding[1]) * x.element_size()
+    if not (torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))) \
+            and full_rate > CHUNK_BYTES and x.shape[1] > 1:
+        return _by_channel_chunks(x, b, full_rate, args)
+    return _filtered_lrelu(x, b, *args)
+
+
+#: Without gradients, a filtered leaky ReLU whose upsampled (full-rate) tensor would be larger than this runs
+#: over groups of channels (the filters act on each channel alone), so that only one group's full-rate tensors
+#: are alive at a time: at 256² a StyleGAN3 layer's full-rate tensors are several times its input.
+CHUNK_BYTES = 128 * 2 ** 20
+
+
+def _by_channel_chunks(x: torch.Tensor, b: torch.Tensor | None, full_rate: int, args) -> torch.Tensor:
+    c = x.shape[1]
+    step = max(1, c * CHUNK_BYTES // full_rate)
+    first = _filtered_lrelu(x[:, :step], None if b is None else b[:step], *args)
+    layout = torch.channels_last if first.is_contiguous(memory_format=torch.channels_last) and \
+        not first.is_contiguous() else torch.contiguous_format
+    out = torch.empty(first.shape[0], c, *first.shape[2:], dtype=first.dtype, device=first.device,
+                      memory_format=layout)
+    out[:, :step] = first
+    del first
+    for i in range(step, c, step):
+        out[:, i:i + step] = _filtered_lrelu(x[:, i:i + step], None if b is None else b[i:i + step], *args)
+    return out
+
+
+def _filtered_lrelu(x: torch.Tensor, b: torch.Tensor | None, fu, fd, up, down, padding, gain, slope,
+                    clamp) -> torch.Tensor:
     given = x
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    if gain <= 0:
-        raise ValueError(f"gain must be positive, got {gain}")
     # Both activations are positively homogeneous: the gain goes into the up filter.
     x = upfirdn2d(x, fu, up=up, padding=tuple(padding), gain=up * up * gain)
     if (x.requires_grad and torch.is_grad_enabled()) or x is given:

@@ -51,6 +51,8 @@ def upfirdn2d(
     then keep every ``down``-th sample. ``x`` is NCHW."""
     n, c, h, w = x.shape
     px0, px1, py0, py1 = _pad4(padding)
+    if up > 1 and f is not None:
+        return _upfirdn2d_polyphase(x, f, up, down, (px0, px1, py0, py1), gain)
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
@@ -68,6 +70,39 @@ def upfirdn2d(
                groups=c)
     return conv2d(x, taps.reshape(1, 1, k, 1).expand(c, 1, k, 1), stride=(down, 1),
                   padding=(py0 if by_conv else 0, 0), groups=c)
+
+
+def _up_pass(x: torch.Tensor, taps: torch.Tensor, up: int, p0: int, p1: int, dim: int) -> torch.Tensor:
+    """Zero insertion by ``up``, padding (p0, p1) and the true convolution with ``taps`` along ``dim`` (2: rows,
+    3: columns), as one strided transposed convolution: the zeros are never stored or multiplied.
+
+    Zero insertion then true convolution gives ``y[m] = Σ_i x[i] · t[m − p0 + k − 1 − i·up]``; the transposed
+    convolution gives ``out[j] = Σ_i x[i] · t[j − i·up]``, so ``y`` is ``out`` less ``k − 1 − p0`` samples on the
+    left and ``k − up − p1`` on the right (a negative count: zeros added)."""
+    c, k = x.shape[1], taps.numel()
+    left, right = k - 1 - p0, k - up - p1
+    crop = max(min(left, right), 0)  # the symmetric part, cropped by the transposed convolution itself
+    shape = (1, 1, k, 1) if dim == 2 else (1, 1, 1, k)
+    stride, padding = ((up, 1), (crop, 0)) if dim == 2 else ((1, up), (0, crop))
+    x = conv_transpose2d(x, taps.reshape(shape).expand(c, *shape[1:]), stride=stride, padding=padding, groups=c)
+    left, right = left - crop, right - crop
+    if left or right:
+        pads = [0, 0, -left, -right] if dim == 2 else [-left, -right]
+        x = F.pad(x, pads)  # negative pads crop
+    return x
+
+
+def _upfirdn2d_polyphase(x: torch.Tensor, f: torch.Tensor, up: int, down: int,
+                         padding: tuple[int, int, int, int], gain: float) -> torch.Tensor:
+    """:func:`upfirdn2d` with ``up > 1``: each axis's upsampling and filter as one transposed convolution
+    (:func:`_up_pass`), then every ``down``-th sample. The same function as zero insertion, padding and two
+    full-rate filter passes, with neither the zero-inserted nor the padded full-rate copy (StyleGAN3's filtered
+    leaky ReLU keeps ≈ 4× less in memory at its peak) and without the multiplications by the inserted zeros."""
+    px0, px1, py0, py1 = padding
+    taps = (f * (gain ** 0.5)).to(x.dtype)  # the transposed convolution needs no flip; gain split in two
+    x = _up_pass(x, taps, up, px0, px1, dim=3)
+    x = _up_pass(x, taps, up, py0, py1, dim=2)
+    return x[:, :, ::down, ::down] if down > 1 else x
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:

@@ -16,7 +16,9 @@ Two paths compute the same function:
   whose derivatives of every order are again convolutions and masks (R1 differentiates twice). The
   activation's gain goes into the up filter (both activations are positively homogeneous), and without
   gradients the activation and clamp run in place on the full-rate tensor, so that no second full-rate
-  tensor is allocated.
+  tensor is allocated. The upsampling is polyphase (:func:`stylegan.nn.upfirdn.upfirdn2d`: a strided
+  transposed convolution per axis, no zero-inserted copy), and without gradients a layer whose full-rate
+  tensor would exceed :data:`CHUNK_BYTES` runs over groups of channels.
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 exported from their code with what it computed, tests/fixtures/nvlabs-sg3-T32*), the filter design against
 their stored filters, the fast filtered leaky ReLU against its plain composition (values and derivatives of
 first and second order), the input transform, and the R configuration."""
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -387,3 +388,29 @@ def test_filtered_lrelu_by_channel_groups_equals_the_whole(case, monkeypatch):
             assert calls == [group] * (7 // group) + ([7 % group] if 7 % group else [])
     y = FL.filtered_lrelu(x.requires_grad_(True), fu, fd, b, **kw)  # with gradients: never grouped
     assert y.requires_grad and torch.allclose(y, whole, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cfg", ["stylegan3-t", "stylegan3-r"])
+def test_cpu_fast_layout_equals_the_grouped_nchw_reference(cfg):
+    """On the CPU the alias-free layers run channels-last with the shared-weight modulated convolution; with
+    the reference layout, NCHW with a group per sample. Images, every parameter's gradient and the gradient
+    through the ws twice (the path a regularizer on G would take) agree, in float64."""
+    from stylegan.cpu.layout import reference_layout
+
+    results = []
+    for ref in (False, True):
+        G = build_networks(_tiny(cfg), seed=0)["G"].double()
+        ws = G.mapping(torch.randn(2, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+        ws = ws.detach().double().requires_grad_(True)  # (the mapping answers in float32)
+        with reference_layout() if ref else contextlib.nullcontext():
+            img = G.synthesis(ws)
+            (g,) = torch.autograd.grad((img * torch.linspace(-1, 1, img.numel(), dtype=img.dtype).reshape(
+                img.shape)).sum(), [ws], create_graph=True)
+            (img.square().sum() + g.square().sum()).backward()
+        results.append((img.detach(), ws.grad, {k: p.grad for k, p in G.named_parameters() if p.grad is not None}))
+    (img_f, gw_f, gp_f), (img_r, gw_r, gp_r) = results
+    torch.testing.assert_close(img_f, img_r, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gw_f, gw_r, rtol=1e-9, atol=1e-9)
+    assert gp_f.keys() == gp_r.keys() and len(gp_f) > 10
+    for k in gp_f:
+        torch.testing.assert_close(gp_f[k], gp_r[k], rtol=1e-9, atol=1e-9, msg=k)

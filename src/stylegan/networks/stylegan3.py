@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from stylegan.config import ALIAS_FREE_ARCHS, ALIAS_FREE_LAYERS, GeneratorConfig
+from stylegan.cpu.layout import memory_format_for
 from stylegan.networks.mapping import MappingNetwork
 from stylegan.nn.conv import conv2d
 from stylegan.nn.equalized import EqualizedLinear
@@ -164,13 +165,15 @@ def modulated_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, 
     gain), demodulated by ``(Σ_{i,k} w'² + 1e-8)^−½`` per output channel. Before demodulation the weight is
     normalized by its RMS per output channel and the styles by their RMS (which only changes the
     epsilon's effect). While ``torch.export`` traces it (ONNX export), the same function without a group per
-    sample (:func:`modulated_conv_shared`), so that the batch size stays free in the graph."""
+    sample (:func:`modulated_conv_shared`), so that the batch size stays free in the graph; so too on the CPU
+    with channels-last feature maps (:mod:`stylegan.cpu.layout`), where oneDNN runs the shared weight's one
+    convolution faster than a group per sample."""
     n, in_ch = x.shape[:2]
     out_ch, _, kh, kw = weight.shape
     if demodulate:
         weight = weight * weight.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
         styles = styles * styles.square().mean().rsqrt()
-    if _exporting():
+    if _exporting() or memory_format_for(x.device) == torch.channels_last:
         return modulated_conv_shared(x, weight, styles, demodulate, input_gain, padding)
     w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)
     if demodulate:
@@ -290,6 +293,8 @@ class AliasFreeLayer(nn.Module):
         if self.is_torgb:
             styles = styles / math.sqrt(self.in_channels * self.kernel ** 2)
         gain = self.magnitude_ema.to(x.dtype).rsqrt()
+        # Channels-last on the CPU: oneDNN's depthwise filter passes run 2-7x faster in it than in NCHW.
+        x = x.contiguous(memory_format=memory_format_for(x.device))
         x = modulated_conv(x, self.weight.to(x.dtype), styles, not self.is_torgb, gain, self.kernel - 1)
         return filtered_lrelu(x, self.up_filter, self.down_filter, self.bias, up=self.up, down=self.down,
                               padding=self.padding, gain=1.0 if self.is_torgb else math.sqrt(2),

@@ -189,7 +189,12 @@ def modulated_conv_shared(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
     """:func:`modulated_conv` (after its RMS normalizations) with the shared weight: the input scaled by
     ``s_{n,i} · g``, one convolution, the output scaled by ``(Σ_{i,k} (w_{o,i,k} s_{n,i})² + 1e-8)^−½``."""
     scale = styles * input_gain
-    y = conv2d(x * scale.to(x.dtype).reshape(*scale.shape, 1, 1), weight.to(x.dtype), padding=padding)
+    x = x * scale.to(x.dtype).reshape(*scale.shape, 1, 1)
+    if padding >= 2 and torch.is_grad_enabled() and weight.requires_grad:
+        # oneDNN's weight gradient of a 3×3 convolution padded by 2 (a full convolution) runs 1.8x slower than
+        # that of the same convolution on an input padded beforehand (CPU, 256 channels at 52²).
+        x, padding = torch.nn.functional.pad(x, [padding] * 4), 0
+    y = conv2d(x, weight.to(x.dtype), padding=padding)
     if demodulate:
         d = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
         y = y * d.to(x.dtype).reshape(*d.shape, 1, 1)

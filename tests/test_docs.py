@@ -25,6 +25,9 @@ SKIP = {
     "stylegan train --cfg progan --outdir runs --data data/faces256.zip --fade-kimg 600 --stable-kimg 600":
         "training",
     "stylegan train --cfg small --data builtin:mnist5k --minutes 5 --procs 2": "training",
+    "stylegan train --cfg small-rpgan --data builtin:mnist5k --minutes 30 --procs 2": "training",
+    "stylegan train --outdir ~/runs/scratch30 --cfg small-rpgan --data builtin:mnist5k --minutes 30 --procs 2":
+        "training",
     "stylegan train --resume twemoji-nofaces32 --data builtin:twemoji-faces --minutes 5 --procs 2": "training",
     "stylegan train --resume twemoji-nofaces32 --data ~/data/icons32.zip --freezed 1 --kimg 200": "training",
     "stylegan train --resume latest --kimg 400": "training",

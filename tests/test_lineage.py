@@ -72,13 +72,18 @@ def test_small_recipe_keeps_the_stylegan2_generator_and_leaves_the_paper_rows_al
     assert PRESETS["stylegan2-f"].training == TrainingRecipe()  # the paper's recipe, untouched
     assert (f.G.cbase, f.G.map_depth, f.D.mbstd_group, f.D.mbstd_gain) == (32768, 8, 4, 1.0)
     assert PRESETS["small"].training.pl_weight == 0 and PRESETS["small"].training.style_mixing == 0
+    rp, mnist32 = PRESETS["small-rpgan"].training, make_config("small-rpgan")
+    assert (rp.loss, rp.gamma, rp.r2_gamma, rp.r1_interval, rp.gamma_end, rp.gamma_kimg) == \
+        ("rpgan", 1.0, 1.0, 1, 0.1, 100.0)
+    assert (mnist32.G.cbase, mnist32.G.cmax, mnist32.G.map_depth, mnist32.D.mbstd_group) == (2048, 64, 2, 32)
+    assert mnist32.G.style == "demod" and mnist32.G.arch == "skip" and mnist32.D.arch == "resnet"
 
 
 def test_every_paper_row_has_a_name():
     # small: this package's recipe; paper256 ... cifar, auto: the stylegan2-ada code's presets; no paper rows;
     # stylegan3-t, -r: the alias-free generators (tests/test_stylegan3.py)
-    assert set(LINEAGE) | set(ALIASES) | {"small", "paper256", "paper512", "paper1024", "cifar", "auto",
-                                          "stylegan3-t", "stylegan3-r"} == set(PRESETS)
+    assert set(LINEAGE) | set(ALIASES) | {"small", "small-rpgan", "paper256", "paper512", "paper1024", "cifar",
+                                          "auto", "stylegan3-t", "stylegan3-r"} == set(PRESETS)
     assert PRESETS["stylegan"] is PRESETS["stylegan-f"] and PRESETS["stylegan2"] is PRESETS["stylegan2-f"]
     families = {n: make_config(n).family for n in LINEAGE}
     assert families["progan"] == "progan" and families["stylegan-c"] == "stylegan"
@@ -170,7 +175,7 @@ def test_configs_command_lists_every_configuration():
     assert "stylegan-f (= stylegan)" in r.output and "StyleGAN Table 1 C" in r.output
     r = CliRunner().invoke(main, ["configs", "--resolution", "256", "--resolution", "64", "--format", "json"])
     rows = {row["name"]: row for row in json.loads(r.output)}
-    assert list(rows) == LINEAGE + ["stylegan3-t", "stylegan3-r", "small", "paper256", "paper512", "paper1024",
+    assert list(rows) == LINEAGE + ["stylegan3-t", "stylegan3-r", "small", "small-rpgan", "paper256", "paper512", "paper1024",
                                     "cifar", "auto"]  # papers, StyleGAN3, ours, ada
     for name in ("progan", "stylegan-e", "stylegan2-b", "stylegan2-f"):
         for res in (256, 64):

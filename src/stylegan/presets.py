@@ -226,6 +226,31 @@ _PRESET_LIST.append(
            "mixing, DiffAugment: the fastest setting of the small-compute study (studies/small_compute)",
            "not a paper row: this package's recipe for a laptop"))
 
+
+def _small_rpgan() -> NetworkConfig:
+    """StyleGAN2's networks with 64 channels at every resolution up to 64² (cbase 2048), 2 mapping layers and a
+    minibatch-std group of 32: the packaged mnist32's networks."""
+    c = _lineage()["stylegan2-f"]
+    for net in (c.G, c.D):
+        net.cbase, net.cmax = 2048, 64
+    c.G.map_depth = 2
+    c.D.mbstd_group = 32
+    return c
+
+
+# R3GAN's objective (Huang et al. 2024) on those networks, trained from scratch: the relativistic pairing loss
+# with R1 and R2 in every D step, their weight cosine-decayed from 1 to 0.1 over 100 kimg (R3GAN's StackedMNIST
+# schedule); batch 64, DiffAugment, no path length or mixing. Measured in docs/training.md, "Training on a
+# CPU: what to expect".
+SMALL_RPGAN_TRAINING = TrainingRecipe(loss="rpgan", gamma=1.0, r2_gamma=1.0, r1_interval=1, gamma_end=0.1,
+                                      gamma_kimg=100.0, pl_weight=0.0, style_mixing=0.0, batch=64, aug="diffaug")
+_PRESET_LIST.append(
+    Preset("small-rpgan", _small_rpgan, SMALL_RPGAN_TRAINING,
+           "64 channels (cbase 2048, cmax 64), 2 mapping layers, minibatch-std group 32; R3GAN's relativistic "
+           "pairing loss with R1 + R2 every step, γ 1 → 0.1 over 100 kimg (cosine); batch 64, DiffAugment, no "
+           "path length or mixing: digits from scratch on a 2-core CPU",
+           "not a paper row: this package's from-scratch recipe for a laptop"))
+
 def _ada(fmaps: float, map_depth: int, mbstd_group: int, d_arch: str = "resnet") -> NetworkConfig:
     """StyleGAN2's networks as the stylegan2-ada code's presets size them: cbase = fmaps·32768, cmax 512."""
     c = _lineage()["stylegan2-f"]

@@ -26,9 +26,15 @@ RATIO = re.compile(r"\d\.\d+x\b")  # the printed ratio column ("1.23x")
 def isolated_imports(monkeypatch):
     """Undoes what loading a peer does to the interpreter: its packages in sys.modules, its path in sys.path."""
     monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
     yield
     for name in list(sys.modules):
         if name.split(".")[0] in common.PEER_PACKAGES:
+            del sys.modules[name]
+    # the stand-ins of absent packages (common.stand_in_for_absent_modules): pytest's own monkeypatch calls into
+    # a pkg_resources it finds in sys.modules
+    for name in ("requests", "pkg_resources"):
+        if name not in before and name in sys.modules and getattr(sys.modules[name], "__file__", None) is None:
             del sys.modules[name]
 
 

@@ -251,6 +251,7 @@ _PRESET_LIST.append(
            "path length or mixing: digits from scratch on a 2-core CPU",
            "not a paper row: this package's from-scratch recipe for a laptop"))
 
+
 def _ada(fmaps: float, map_depth: int, mbstd_group: int, d_arch: str = "resnet") -> NetworkConfig:
     """StyleGAN2's networks as the stylegan2-ada code's presets size them: cbase = fmaps·32768, cmax 512."""
     c = _lineage()["stylegan2-f"]

@@ -29,7 +29,6 @@ range over ``--reps`` pairs are printed, with our speed as a multiple of theirs.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
@@ -44,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Peer, stand_in_for_absent_modules  # noqa: E402
+from common import Peer  # noqa: E402
 
 from stylegan.interop.nvlabs import config_from_nvlabs_stylegan3, discriminator_state_from_nvlabs  # noqa: E402
 from stylegan.interop.nvlabs_stylegan3 import generator_state_from_nvlabs_stylegan3  # noqa: E402
@@ -87,17 +86,7 @@ def setting_text(arch: str, res: int, widths: dict, batch: int) -> str:
 class Peer3(Peer):
     """The authors' stylegan3 checkout: ``training.networks_stylegan3`` and ``training.networks_stylegan2``."""
 
-    def _import(self) -> None:
-        for name in list(sys.modules):
-            if name.split(".")[0] in ("training", "torch_utils", "dnnlib") and not self._from_root(sys.modules[name]):
-                del sys.modules[name]
-        sys.path.insert(0, str(self.root))
-        stand_in_for_absent_modules()
-        self.sg3 = importlib.import_module("training.networks_stylegan3")
-        self.sg2 = importlib.import_module("training.networks_stylegan2")
-        for module in (self.sg3, self.sg2):
-            if not self._from_root(module):
-                raise ImportError(f"{module.__name__} was imported from {getattr(module, '__file__', None)}")
+    MODULES = {"sg3": "training.networks_stylegan3", "sg2": "training.networks_stylegan2"}
 
 
 def check_peer(path: str, flag: str = "--peer") -> Path:

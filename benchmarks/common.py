@@ -251,17 +251,20 @@ class Peer:
         self.networks = self.loss = None
         self.attempt(self._import, "importing its modules")
 
+    #: The checkout's modules this peer uses, by the attribute that holds each.
+    MODULES = {"networks": "training.networks", "loss": "training.loss"}
+
     def _import(self) -> None:
         for name in list(sys.modules):  # same-named packages from elsewhere would shadow the checkout's
             if name.split(".")[0] in PEER_PACKAGES and not self._from_root(sys.modules[name]):
                 del sys.modules[name]
         sys.path.insert(0, str(self.root))
         stand_in_for_absent_modules()
-        self.networks = importlib.import_module("training.networks")
-        self.loss = importlib.import_module("training.loss")
-        for module in (self.networks, self.loss):
+        for attr, name in self.MODULES.items():
+            module = importlib.import_module(name)
             if not self._from_root(module):
                 raise ImportError(f"{module.__name__} was imported from {getattr(module, '__file__', None)}")
+            setattr(self, attr, module)
 
     def _from_root(self, module) -> bool:
         file = getattr(module, "__file__", None)

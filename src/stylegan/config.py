@@ -219,8 +219,11 @@ class DiscriminatorConfig:
 
     arch: ``orig`` | ``skip`` | ``resnet`` (default). mbstd_group, mbstd_channels: minibatch standard
     deviation group size (4) and channels (1); mbstd_gain multiplies its output (1 in the papers). cmap_dim:
-    size of the class projection (conditional only; None = channels at 4²). resample, growing: as in :class:`GeneratorConfig` (ProGAN's discriminator:
-    a fromRGB per resolution, average-pool down). Other fields as in :class:`GeneratorConfig`.
+    size of the class projection (conditional only; None = channels at 4²). uncond_head: a conditional D also
+    has an unconditional output, added to the projection's, beside which transitional training
+    (``--cond-fade``) fades the projection in (no paper row has it; False). resample, growing: as in
+    :class:`GeneratorConfig` (ProGAN's discriminator: a fromRGB per resolution, average-pool down). Other fields
+    as in :class:`GeneratorConfig`.
     """
 
     c_dim: int = 0
@@ -239,6 +242,7 @@ class DiscriminatorConfig:
     growing: bool = False
     base_h: int = 4
     base_w: int = 4
+    uncond_head: bool = False
 
     @property
     def img_shape(self) -> tuple[int, int]:
@@ -261,6 +265,8 @@ class DiscriminatorConfig:
         require(self.mbstd_gain > 0, f"D.mbstd_gain must be positive, got {self.mbstd_gain}")
         require(self.cmap_dim is None or 1 <= self.cmap_dim <= MAX_LATENT,
                f"D.cmap_dim must be None or an integer in [1, {MAX_LATENT}]")
+        require(not self.uncond_head or (self.c_dim > 0 and not self.progressive),
+               "D.uncond_head needs a conditional StyleGAN2 discriminator (c_dim > 0, not progressive)")
         return self
 
 

@@ -30,6 +30,9 @@ class TrainingRecipe:
     R2's weight follows in proportion, r2_gamma·γ(t)/gamma. None of the papers' rows uses these three (R3GAN).
     blur_sigma, blur_kimg: every image D sees is blurred with σ falling linearly from blur_sigma to 0 over
     blur_kimg·batch/32 thousand images (StyleGAN3-R: 10 and 200; 0: none).
+    cond_fade: (start, end) in kimg: transitional training of a conditional GAN (Shahbazi et al. 2022,
+    "Collapse by Conditioning"): unconditional until ``start``, the class conditioning of G and of D faded in
+    linearly until ``end`` (:func:`stylegan.training.loss.condition_strength`); None: conditional throughout.
     """
 
     loss: str = "nonsaturating"
@@ -53,6 +56,7 @@ class TrainingRecipe:
     gamma_kimg: float | None = None
     blur_sigma: float = 0.0
     blur_kimg: float = 0.0
+    cond_fade: tuple[float, float] | None = None
 
     def validate(self) -> "TrainingRecipe":
         require(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
@@ -73,6 +77,8 @@ class TrainingRecipe:
         require(self.blur_sigma >= 0 and self.blur_kimg >= 0, "the D blur σ and its fade length must be >= 0")
         require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                f"Adam betas must be in [0, 1), got {self.betas}")
+        require(self.cond_fade is None or (len(self.cond_fade) == 2 and 0 <= self.cond_fade[0] <= self.cond_fade[1]),
+                f"the conditioning fade must be START END in kimg with 0 <= START <= END, got {self.cond_fade}")
         return self
 
     def _validate_gamma_schedule(self) -> None:
@@ -334,6 +340,7 @@ def make_config(
     mbstd_group: int | None = None,
     mbstd_channels: int | None = None,
     mbstd_gain: float | None = None,
+    uncond_head: bool | None = None,
     num_fp16_res: int | None = None,
     conv_clamp: float | None | str = "keep",
     base: tuple[int, int] | None = None,
@@ -369,4 +376,6 @@ def make_config(
         c.D.mbstd_channels = mbstd_channels
     if mbstd_gain is not None:
         c.D.mbstd_gain = mbstd_gain
+    if uncond_head is not None:
+        c.D.uncond_head = uncond_head
     return c.validate()

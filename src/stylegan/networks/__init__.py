@@ -32,7 +32,7 @@ def build_discriminator(config: NetworkConfig) -> nn.Module:
     return Discriminator(d.c_dim, d.resolution, d.img_channels, cbase=d.cbase, cmax=d.cmax, architecture=d.arch,
                          mbstd_group=d.mbstd_group, mbstd_channels=d.mbstd_channels, cmap_dim=d.cmap_dim,
                          num_fp16_res=d.num_fp16_res, conv_clamp=d.conv_clamp, mbstd_gain=d.mbstd_gain,
-                         base_h=d.base_h, base_w=d.base_w)
+                         base_h=d.base_h, base_w=d.base_w, uncond_head=d.uncond_head)
 
 
 def build_networks(config: NetworkConfig, seed: int | None = None) -> dict[str, nn.Module]:

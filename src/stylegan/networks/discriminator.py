@@ -6,7 +6,9 @@ downsamples; at 4×4 the epilogue (minibatch std, conv 3×3, fully connected, ou
 - ``resnet``: residual blocks ``(skip(x) + convs(x)) / sqrt(2)``, the skip a 1×1 conv that downsamples
   (config E/F).
 
-A conditional D projects its output onto an embedding of the class label (mapping network c → cmap).
+A conditional D projects its output onto an embedding of the class label (mapping network c → cmap). With an
+unconditional head (transitional training, ``--cond-fade``) it outputs head(x) + λ·projection, λ the strength of
+the conditioning (:attr:`DiscriminatorEpilogue.cond_strength`, 1 unless training sets it).
 
 Formulas: docs/design.md §2.6.
 """
@@ -94,9 +96,11 @@ class DiscriminatorEpilogue(nn.Module):
         conv_clamp: float | None = None,
         resolution: int | tuple[int, int] = 4,
         mbstd_gain: float = 1.0,
+        uncond_head: bool = False,
     ):
         super().__init__()
         self.cmap_dim, self.architecture = cmap_dim, architecture
+        self.cond_strength = 1.0  # λ of transitional training; not saved (the loop sets it from the images seen)
         self.fromrgb = FromRGB(img_channels, in_channels, conv_clamp=conv_clamp) if architecture == "skip" else None
         self.mbstd = MinibatchStd(mbstd_group, mbstd_channels, mbstd_gain) if mbstd_channels > 0 else None
         self.conv = EqualizedConv2d(in_channels + mbstd_channels, in_channels, 3, activation="lrelu",
@@ -104,6 +108,7 @@ class DiscriminatorEpilogue(nn.Module):
         h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
         self.fc = EqualizedLinear(in_channels * h * w, in_channels, activation="lrelu")
         self.out = EqualizedLinear(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+        self.out_uncond = EqualizedLinear(in_channels, 1) if uncond_head and cmap_dim > 0 else None
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, cmap: torch.Tensor | None) -> torch.Tensor:
         """``x`` is None only when D is this epilogue alone (resolution 4): it then reads ``img``."""
@@ -114,10 +119,12 @@ class DiscriminatorEpilogue(nn.Module):
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.conv(x)
-        x = self.fc(x.flatten(1))
-        x = self.out(x)
+        h = self.fc(x.flatten(1))
+        x = self.out(h)
         if self.cmap_dim > 0:
             x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
+        if self.out_uncond is not None:
+            x = self.out_uncond(h) + self.cond_strength * x
         return x
 
 
@@ -141,6 +148,7 @@ class Discriminator(nn.Module):
         mbstd_gain: float = 1.0,
         base_h: int = 4,
         base_w: int = 4,
+        uncond_head: bool = False,
     ):
         super().__init__()
         self.c_dim, self.resolution, self.img_channels = c_dim, resolution, img_channels
@@ -167,7 +175,7 @@ class Discriminator(nn.Module):
         self.epilogue = DiscriminatorEpilogue(c4, cmap_dim, img_channels, architecture=epi_arch,
                                               mbstd_group=mbstd_group, mbstd_channels=mbstd_channels,
                                               conv_clamp=conv_clamp, mbstd_gain=mbstd_gain,
-                                              resolution=(base_h, base_w))
+                                              resolution=(base_h, base_w), uncond_head=uncond_head)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False) -> torch.Tensor:
         if img.ndim != 4 or img.shape[1:] != (self.img_channels, *self.img_shape):

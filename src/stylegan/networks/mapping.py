@@ -42,7 +42,8 @@ class MappingNetwork(nn.Module):
     concatenated. ``num_ws=None`` returns [N, w_dim]; otherwise w is broadcast to [N, num_ws, w_dim].
     ``w_avg`` tracks the mean of w with decay ``w_avg_beta`` whenever ``update_w_avg=True``. For a conditional
     network, ``truncation_class=True`` truncates towards each label's own class average instead
-    (:meth:`class_w_avg`), so that a strong truncation keeps the class.
+    (:meth:`class_w_avg`), so that a strong truncation keeps the class. ``cond_strength`` (λ, 1 unless
+    transitional training sets it; not saved) multiplies the normalized class embedding: 0 makes w ignore c.
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class MappingNetwork(nn.Module):
             self.w_avg = None
         self._class_avgs: dict[int, torch.Tensor] = {}
         self._class_avgs_key: tuple = ()
+        self.cond_strength = 1.0
 
     def forward(
         self,
@@ -111,7 +113,7 @@ class MappingNetwork(nn.Module):
         if c is None or c.ndim != 2 or c.shape[1] != self.c_dim or not bool(((c == 0) | (c == 1)).all()) \
                 or not bool((c.sum(dim=1) == 1).all()):
             raise ValueError(f"class-aware truncation needs one-hot labels c of shape [N, {self.c_dim}]")
-        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        key = (self.cond_strength, *((p.data_ptr(), p._version) for p in self.parameters()))
         if key != self._class_avgs_key:  # new weights (training, load_state_dict): averages of the old ones
             self._class_avgs, self._class_avgs_key = {}, key
         classes = c.argmax(dim=1).tolist()
@@ -145,6 +147,8 @@ class MappingNetwork(nn.Module):
                 raise ValueError(f"this network is conditional: c must have shape [N, {self.c_dim}], got "
                                  f"{tuple(c.shape)}")
             y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
+            if self.cond_strength != 1:
+                y = y * self.cond_strength
             x = torch.cat([x, y], dim=1) if x is not None else y
         for layer in self.layers:
             x = layer(x)

@@ -24,7 +24,8 @@ from stylegan.networks import build_networks, num_parameters
 from stylegan.training.distributed import DistInfo, all_reduce_grads, all_reduce_sum, init_distributed, shutdown
 from stylegan.training.ema import ema_beta, update_ema
 from stylegan.training.growing import Growth, GrowthSchedule, apply_growth, images_at
-from stylegan.training.loss import blur_sigma_at, cosine_gamma, make_loss
+from stylegan.training.loss import (blur_sigma_at, condition_strength, cosine_gamma, make_loss,
+                                    set_condition_strength)
 from stylegan.training.options import OptionsError, TrainingOptions
 from stylegan.training.run import Run, prepare_run
 from stylegan.training.runs import RunLog, next_run_dir, remove_stale_writes, run_description, trim_logs
@@ -196,12 +197,15 @@ class Trainer:
 
     def _set_gammas(self) -> None:
         """This step's R1 weight, from --gamma along the --gamma-end schedule at the images seen so far (constant
-        without one), and R2's in proportion to it: r2_gamma·γ(t)/γ_start."""
+        without one), and R2's in proportion to it: r2_gamma·γ(t)/γ_start; D's blur; the conditioning's
+        strength λ along --cond-fade."""
         r = self.recipe
         gamma = cosine_gamma(self.gamma, r.gamma_end, self.cur_nimg / 1000, r.gamma_kimg)
         self.loss.r1_gamma = gamma
         self.loss.r2_gamma = r.r2_gamma * (gamma / self.gamma) if self.gamma > 0 else r.r2_gamma
         self.loss.blur_sigma = blur_sigma_at(r.blur_sigma, r.blur_kimg, self.opts.batch, self.cur_nimg / 1000)
+        if r.cond_fade is not None and self.config.D.uncond_head:
+            set_condition_strength(condition_strength(r.cond_fade, self.cur_nimg / 1000), self.D, self.G, self.G_ema)
 
     def _r2_fakes(self, n: int) -> dict[str, torch.Tensor | None]:
         """The latents and labels of the fakes R2 takes in the lazy regularization phase (none when R2 is off)."""
@@ -460,7 +464,9 @@ def log_header(trainer: Trainer, run_dir: Path, continuing: bool) -> None:
         + f"path length {'off' if not trainer.pl_on else f'weight {r.pl_weight:g} every {r.pl_interval}'}, "
         f"style mixing {r.style_mixing:g}, lr G {r.glr:g} D {r.dlr:g}"
         + (f", growing from {trainer.schedule.at(0).describe().split()[0]}: fade {r.fade_kimg:g} kimg, "
-           f"stable {r.stable_kimg:g} kimg" if trainer.schedule is not None else ""))
+           f"stable {r.stable_kimg:g} kimg" if trainer.schedule is not None else "")
+        + (f", class conditioning faded in from {r.cond_fade[0]:g} to {r.cond_fade[1]:g} kimg"
+           if r.cond_fade is not None and config.D.uncond_head else ""))
     for change in trainer.run_spec.changes:
         log(f"changed from the snapshot: {change}")
     if r.loss == "wgangp" and trainer.r1_on:

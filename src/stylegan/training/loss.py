@@ -46,6 +46,28 @@ def cosine_gamma(start: float, end: float | None, kimg: float, total_kimg: float
     return end + (start - end) * (1 + math.cos(math.pi * min(kimg / total_kimg, 1.0))) / 2
 
 
+def condition_strength(fade: tuple[float, float] | None, kimg: float) -> float:
+    """λ of transitional conditional training (Shahbazi et al. 2022) after ``kimg`` thousand images: 0 before
+    ``fade[0]``, rising linearly to 1 at ``fade[1]`` (a step there when they are equal), 1 after; ``fade`` None:
+    1 throughout (conditional from the start)."""
+    if fade is None:
+        return 1.0
+    start, end = fade
+    if kimg >= end:
+        return 1.0
+    if kimg <= start:
+        return 0.0
+    return (kimg - start) / (end - start)
+
+
+def set_condition_strength(strength: float, D: torch.nn.Module, *generators: torch.nn.Module) -> None:
+    """Give D's class projection and the generators' class embeddings the weight λ = ``strength`` (see
+    :func:`condition_strength`). D's own mapping network (c → cmap) is left alone: λ weighs its output."""
+    D.epilogue.cond_strength = strength
+    for G in generators:
+        G.mapping.cond_strength = strength
+
+
 def blur_sigma_at(start: float, fade_kimg: float, batch: int, kimg: float) -> float:
     """StyleGAN3-R's blur of D's input: σ falls linearly from ``start`` to 0 over ``fade_kimg · batch / 32``
     thousand images (0 when either is 0)."""

@@ -157,6 +157,11 @@ class TrainingOptions:
                                      low=0, recipe="gamma_end")
     gamma_kimg: float | None = option(None, "Length of the --gamma-end decay in thousands of images.", kind="float",
                                       low=0, low_open=True, recipe="gamma_kimg")
+    cond_fade: tuple[float, float] | None = option(
+        None, "With --cond: transitional training (Shahbazi et al. 2022): unconditional until START kimg, the class "
+        "conditioning of G and D faded in linearly until END; against the collapse of conditional GANs on small "
+        "data. D gets an unconditional output beside its class projection.", kind="pair", low=0,
+        recipe="cond_fade", metavar="START END")
     kimg: float = option(25000, "Training length in thousands of real images.", kind="float", low=0, low_open=True)
     minutes: float | None = option(None, "Budget of training time (training steps only, counted across resumes); "
                                    "stops at --kimg or --minutes, whichever comes first.", kind="float", low=0,
@@ -241,6 +246,7 @@ class TrainingOptions:
                                        else self.batch, aug=recipe.aug if self.aug is None else self.aug)
         check(self.batch is None or self.batch % self.procs == 0,
               f"--batch {self.batch} is not divisible by --procs {self.procs}")
+        check(self.cond_fade is None or self.cond, "--cond-fade fades in the class conditioning: it needs --cond")
         check(self.start_res is None or is_power_of_two(self.start_res, 4),
               f"--start-res must be a power of two >= 4, got {self.start_res}")
         check(re.fullmatch(DEVICE_PATTERN, self.device) is not None,

@@ -89,6 +89,10 @@ def resolve_run(opts: TrainingOptions, dataset: ImageDataset, world_size: int,
         if problems:
             raise OptionsError(f"--metrics: {'; '.join(problems)}")
     recipe = opts.recipe(config.cfg if config.cfg in PRESETS else opts.cfg)
+    if recipe.cond_fade is not None and config.G.c_dim and not config.D.uncond_head:
+        raise OptionsError(f"--cond-fade: the discriminator of {Path(opts.resume).name} has no unconditional output "
+                           "to fade the class projection in beside; train it from scratch with --cond-fade, or "
+                           "without it")
     if recipe.style_mixing > 0 and config.G.num_ws < 2:
         raise OptionsError(f"--style-mixing {recipe.style_mixing:g}: this generator takes a single latent, "
                            "there are no styles to mix (use 0)")
@@ -105,7 +109,7 @@ def _config_for(opts: TrainingOptions, dataset: ImageDataset) -> NetworkConfig:
         opts.cfg, resolution=dataset.resolution, img_channels=dataset.num_channels,
         c_dim=dataset.label_dim if opts.cond else 0, cbase=opts.cbase, cmax=opts.cmax, map_depth=opts.map_depth,
         g_arch=opts.g_arch, d_arch=opts.d_arch, mbstd_group=opts.mbstd_group, mbstd_channels=opts.mbstd_channels,
-        mbstd_gain=opts.mbstd_gain,
+        mbstd_gain=opts.mbstd_gain, uncond_head=opts.cond and opts.recipe().cond_fade is not None,
         # --fp32: no reduced-precision layers and no clamp, as in the authors' option
         num_fp16_res=0 if opts.fp32 else None, conv_clamp=None if opts.fp32 else "keep", base=dataset.base)
 

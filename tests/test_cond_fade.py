@@ -9,7 +9,7 @@ import torch
 from conftest import tiny_config
 from stylegan.config import ConfigError
 from stylegan.networks import build_networks
-from stylegan.training.loop import Trainer
+from stylegan.training.loop import Trainer, train
 from stylegan.training.loss import condition_strength, set_condition_strength
 from stylegan.training.options import OptionsError
 from test_training import check_resume_continues_exactly, tiny_opts
@@ -91,6 +91,14 @@ def test_training_fades_the_condition_in(tmp_path):
         strengths.append((t.D.epilogue.cond_strength, t.G.mapping.cond_strength, t.G_ema.mapping.cond_strength))
     assert [s[0] for s in strengths] == [0, 0, 0, 0.25, 0.5, 0.75, 1, 1]  # λ at the images seen before the step
     assert all(len(set(s)) == 1 for s in strengths)
+
+
+def test_the_log_shows_the_fade(tmp_path):
+    run = train(labelled_opts(tmp_path, cond=True, cond_fade=(0.008, 0.024), kimg=0.032, tick=0.008))
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["Progress/cond_strength"] for r in rows] == [0, 0.25, 0.75, 1]  # the tick's last step's λ
+    log = (run / "log.txt").read_text()
+    assert "class conditioning faded in from 0.008 to 0.024 kimg" in log and " cond 0.25 " in log
 
 
 def test_resume_mid_fade_is_exact(tmp_path):

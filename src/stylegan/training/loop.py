@@ -291,7 +291,9 @@ class Trainer:
             device=self.device, augment_p=float(self.augment_pipe.p) if hasattr(self.augment_pipe, "p") else None,
             ada_rt=self.ada.rt if self.ada is not None else None, growth=self.growth,
             r1_gamma=self.loss.r1_gamma if scheduled else None,
-            r2_gamma=self.loss.r2_gamma if scheduled and self.r2_on else None, r2_on=self.r2_on)
+            r2_gamma=self.loss.r2_gamma if scheduled and self.r2_on else None, r2_on=self.r2_on,
+            cond_strength=(self.D.epilogue.cond_strength if self.recipe.cond_fade is not None
+                           and self.config.D.uncond_head else None))
 
     def metrics_at(self) -> MetricsAt:
         """What the ``--metrics`` of a snapshot read (:mod:`stylegan.training.snapshots`)."""

@@ -29,6 +29,7 @@ class TickState:
     r1_gamma: float | None = None      # this step's R1 weight, when it follows a schedule (--gamma-end)
     r2_gamma: float | None = None      # R2's, likewise (None also when R2 is off)
     r2_on: bool = False                # R2 runs: its penalty has a column in the log line
+    cond_strength: float | None = None  # λ of the last step along --cond-fade (None: no fade)
 
 
 def tick_statistics(state: TickState, info: DistInfo, sums: dict[str, float], counts: dict[str, float],
@@ -58,6 +59,8 @@ def tick_statistics(state: TickState, info: DistInfo, sums: dict[str, float], co
         row["Progress/gamma"] = state.r1_gamma
         if state.r2_gamma is not None:
             row["Progress/r2_gamma"] = state.r2_gamma
+    if state.cond_strength is not None:
+        row["Progress/cond_strength"] = state.cond_strength
     return row, means
 
 
@@ -75,6 +78,7 @@ def tick_line(state: TickState, row: dict[str, Any], means: dict[str, float]) ->
             + (f"r2 {mean_text(means, 'Loss/r2_penalty')} " if state.r2_on else "")
             + (f"gamma {row['Progress/gamma']:.4g} " if "Progress/gamma" in row else "")
             + (f"augment {row['Progress/augment']:.3f} " if "Progress/augment" in row else "")
+            + (f"cond {row['Progress/cond_strength']:.3g} " if "Progress/cond_strength" in row else "")
             + (f"res {state.growth.describe()} " if state.growth is not None else "")
             + f"mem {row['cpu_mem_gb']:.2f}GB")
 

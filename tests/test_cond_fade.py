@@ -112,3 +112,19 @@ def test_resuming_a_network_without_the_head_is_refused(tmp_path):
     snap = a.save_snapshot(tmp_path / "plain.safetensors")
     with pytest.raises(OptionsError, match="has no unconditional output"):
         Trainer(labelled_opts(tmp_path, cond=True, cond_fade=(0, 1), resume=str(snap)))
+
+
+def test_a_snapshot_taken_mid_fade_loads_as_it_was_trained(tmp_path):
+    import stylegan
+
+    t = Trainer(labelled_opts(tmp_path, cond=True, cond_fade=(0.008, 0.024)))
+    for _ in range(4):  # the next step would run at λ = 0.5
+        t.step()
+    snap = t.save_snapshot(tmp_path / "mid.safetensors")
+    G = stylegan.load(snap)
+    assert G.mapping.cond_strength == condition_strength((0.008, 0.024), 0.016) == 0.5
+    t.G_ema.mapping.cond_strength = 0.5
+    z, c = torch.randn(2, G.z_dim), torch.eye(3)[[0, 2]]
+    torch.testing.assert_close(G(z, c, noise_mode="const"), t.G_ema(z, c, noise_mode="const"), rtol=0, atol=0)
+    plain = Trainer(labelled_opts(tmp_path, cond=True)).save_snapshot(tmp_path / "plain.safetensors")
+    assert stylegan.load(plain).mapping.cond_strength == 1.0

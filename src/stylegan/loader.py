@@ -90,6 +90,10 @@ def load(network: str | os.PathLike, device: str | torch.device = "cpu") -> nn.M
         if "imported_from" not in ckpt.extra or isinstance(e, InteropError):
             raise
         raise InteropError(f"{e}; the file's layout does not match its own constructor arguments") from None
+    if ckpt.config.G.c_dim > 0:  # a snapshot taken while --cond-fade faded the class in: as it was trained
+        from stylegan.training.loss import saved_condition_strength
+
+        G.mapping.cond_strength = saved_condition_strength(ckpt.extra)
     return G.eval().requires_grad_(False)
 
 

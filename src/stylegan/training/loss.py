@@ -60,6 +60,16 @@ def condition_strength(fade: tuple[float, float] | None, kimg: float) -> float:
     return (kimg - start) / (end - start)
 
 
+def saved_condition_strength(extra: dict) -> float:
+    """λ at which a saved network was trained: from the options (or ``trained_with``) and kimg in a checkpoint's
+    metadata; 1 for a network trained without ``--cond-fade`` or past its end."""
+    opts = extra.get("options") or extra.get("trained_with") or {}
+    fade, kimg = opts.get("cond_fade") if isinstance(opts, dict) else None, extra.get("kimg")
+    if fade is None or not isinstance(kimg, (int, float)):
+        return 1.0
+    return condition_strength((float(fade[0]), float(fade[1])), float(kimg))
+
+
 def set_condition_strength(strength: float, D: torch.nn.Module, *generators: torch.nn.Module) -> None:
     """Give D's class projection and the generators' class embeddings the weight λ = ``strength`` (see
     :func:`condition_strength`). D's own mapping network (c → cmap) is left alone: λ weighs its output."""

@@ -128,3 +128,23 @@ def test_a_snapshot_taken_mid_fade_loads_as_it_was_trained(tmp_path):
     torch.testing.assert_close(G(z, c, noise_mode="const"), t.G_ema(z, c, noise_mode="const"), rtol=0, atol=0)
     plain = Trainer(labelled_opts(tmp_path, cond=True)).save_snapshot(tmp_path / "plain.safetensors")
     assert stylegan.load(plain).mapping.cond_strength == 1.0
+
+
+def test_a_transfer_from_a_faded_base_starts_conditional(tmp_path):
+    from click.testing import CliRunner
+
+    from stylegan.cli.main import main
+    from stylegan.training.runs import read_resume
+
+    t = Trainer(labelled_opts(tmp_path, cond=True, cond_fade=(0.004, 0.008)))
+    for _ in range(3):
+        t.step()
+    snap = t.save_snapshot(tmp_path / "s.safetensors")
+    r = CliRunner().invoke(main, ["convert", "--source", str(snap), "--dest", str(tmp_path / "base.safetensors"),
+                                  "--networks", "G_ema,D"])
+    assert r.exit_code == 0, r.output
+    opts, base = read_resume(str(tmp_path / "base.safetensors"), str(tmp_path / "t"), {"data": str(tmp_path / "data")})
+    assert opts.cond and opts.cond_fade is None and base.config.D.uncond_head  # λ stays 1: D keeps its head
+    u = Trainer(opts)
+    u.step()
+    assert u.D.epilogue.cond_strength == u.G.mapping.cond_strength == 1.0

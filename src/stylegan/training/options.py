@@ -106,9 +106,10 @@ DEFAULT_CFG = "stylegan2"
 
 #: The options that describe one run rather than how its networks are trained: a transfer from a base
 #: (``--resume NAME``) takes every other option from the options the base was trained with, these from the
-#: command line.
+#: command line. ``cond_fade`` is one run's too: a base's fade is over, and its transfer starts conditional.
 RUN_FIELDS = frozenset({"outdir", "data", "data_resolution", "kimg", "minutes", "tick", "snap", "metrics",
-                        "freezed", "threads", "workers", "procs", "seed", "resume", "dry_run", "device", "desc"})
+                        "freezed", "threads", "workers", "procs", "seed", "resume", "dry_run", "device", "desc",
+                        "cond_fade"})
 
 #: Options that earlier versions saved and this one no longer has, with the values that meant "off": a
 #: snapshot or packaged network saved with them still loads.

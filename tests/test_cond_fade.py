@@ -143,7 +143,8 @@ def test_a_transfer_from_a_faded_base_starts_conditional(tmp_path):
     r = CliRunner().invoke(main, ["convert", "--source", str(snap), "--dest", str(tmp_path / "base.safetensors"),
                                   "--networks", "G_ema,D"])
     assert r.exit_code == 0, r.output
-    opts, base = read_resume(str(tmp_path / "base.safetensors"), str(tmp_path / "t"), {"data": str(tmp_path / "data")})
+    opts, base = read_resume(str(tmp_path / "base.safetensors"), str(tmp_path / "t"),
+                             {"data": str(tmp_path / "data"), "workers": 0, "device": "cpu"})
     assert opts.cond and opts.cond_fade is None and base.config.D.uncond_head  # λ stays 1: D keeps its head
     u = Trainer(opts)
     u.step()

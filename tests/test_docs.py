@@ -29,6 +29,8 @@ SKIP = {
     "stylegan train --outdir ~/runs/scratch30 --cfg small-rpgan --data builtin:mnist5k --minutes 30 --procs 2":
         "training",
     "stylegan train --resume twemoji-nofaces32 --data builtin:twemoji-faces --minutes 5 --procs 2": "training",
+    "stylegan train --cfg small-rpgan --data builtin:mnist5k --cond --cond-fade 90 150 --threads 1 --minutes 75":
+        "training",
     "stylegan train --resume twemoji-nofaces32 --data ~/data/icons32.zip --freezed 1 --kimg 200": "training",
     "stylegan train --resume latest --kimg 400": "training",
     "stylegan train --outdir runs --data builtin:mnist5k --cond --cfg stylegan2 --cbase 2048 --cmax 64 --map-depth 2 "

@@ -149,3 +149,13 @@ def test_a_transfer_from_a_faded_base_starts_conditional(tmp_path):
     u = Trainer(opts)
     u.step()
     assert u.D.epilogue.cond_strength == u.G.mapping.cond_strength == 1.0
+
+
+def test_saved_strength_reads_only_well_formed_metadata():
+    from stylegan.training.loss import saved_condition_strength
+
+    assert saved_condition_strength({"options": {"cond_fade": [10, 20]}, "kimg": 15}) == 0.5
+    assert saved_condition_strength({"trained_with": {"cond_fade": [10, 20]}, "kimg": 12.5}) == 0.25
+    for extra in ({}, {"options": {"cond_fade": "ab"}, "kimg": 15}, {"options": {"cond_fade": [1, 2]}, "kimg": "x"},
+                  {"options": {"cond_fade": [20, 10]}, "kimg": 15}, {"options": [1], "kimg": 1}):
+        assert saved_condition_strength(extra) == 1.0  # as packaged: a crafted file cannot break loading

@@ -98,6 +98,8 @@ class Trainer:
                                 recipe.betas)
         self.opt_D = self._adam(self.D, recipe.dlr, recipe.r1_interval if self.reg_on and self.r1_lazy else None,
                                 recipe.betas)
+        # --cond-fade, on a D with the unconditional output it fades the projection in beside (else None)
+        self.cond_fade = recipe.cond_fade if self.config.D.uncond_head else None
         self.schedule = (GrowthSchedule(self.config.G.resolution, recipe.start_resolution, recipe.fade_kimg,
                                         recipe.stable_kimg) if self.config.growing else None)
         self.growth: Growth | None = None
@@ -204,8 +206,8 @@ class Trainer:
         self.loss.r1_gamma = gamma
         self.loss.r2_gamma = r.r2_gamma * (gamma / self.gamma) if self.gamma > 0 else r.r2_gamma
         self.loss.blur_sigma = blur_sigma_at(r.blur_sigma, r.blur_kimg, self.opts.batch, self.cur_nimg / 1000)
-        if r.cond_fade is not None and self.config.D.uncond_head:
-            set_condition_strength(condition_strength(r.cond_fade, self.cur_nimg / 1000), self.D, self.G, self.G_ema)
+        if self.cond_fade is not None:
+            set_condition_strength(condition_strength(self.cond_fade, self.cur_nimg / 1000), self.D, self.G, self.G_ema)
 
     def _r2_fakes(self, n: int) -> dict[str, torch.Tensor | None]:
         """The latents and labels of the fakes R2 takes in the lazy regularization phase (none when R2 is off)."""
@@ -292,8 +294,7 @@ class Trainer:
             ada_rt=self.ada.rt if self.ada is not None else None, growth=self.growth,
             r1_gamma=self.loss.r1_gamma if scheduled else None,
             r2_gamma=self.loss.r2_gamma if scheduled and self.r2_on else None, r2_on=self.r2_on,
-            cond_strength=(self.D.epilogue.cond_strength if self.recipe.cond_fade is not None
-                           and self.config.D.uncond_head else None))
+            cond_strength=self.D.epilogue.cond_strength if self.cond_fade is not None else None)
 
     def metrics_at(self) -> MetricsAt:
         """What the ``--metrics`` of a snapshot read (:mod:`stylegan.training.snapshots`)."""
@@ -467,8 +468,8 @@ def log_header(trainer: Trainer, run_dir: Path, continuing: bool) -> None:
         f"style mixing {r.style_mixing:g}, lr G {r.glr:g} D {r.dlr:g}"
         + (f", growing from {trainer.schedule.at(0).describe().split()[0]}: fade {r.fade_kimg:g} kimg, "
            f"stable {r.stable_kimg:g} kimg" if trainer.schedule is not None else "")
-        + (f", class conditioning faded in from {r.cond_fade[0]:g} to {r.cond_fade[1]:g} kimg"
-           if r.cond_fade is not None and config.D.uncond_head else ""))
+        + (f", class conditioning faded in from {trainer.cond_fade[0]:g} to {trainer.cond_fade[1]:g} kimg"
+           if trainer.cond_fade is not None else ""))
     for change in trainer.run_spec.changes:
         log(f"changed from the snapshot: {change}")
     if r.loss == "wgangp" and trainer.r1_on:

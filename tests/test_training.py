@@ -477,6 +477,28 @@ def test_procs_option_trains_one_run_in_two_processes(tmp_path):
     assert bad.returncode != 0 and "not divisible by --procs 3" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def _finish_at_different_times(folder):
+    """A process of a two-process group: rank 0 is still busy (a snapshot being written) when rank 1 ends."""
+    from stylegan.training.distributed import init_distributed, shutdown
+
+    info = init_distributed("cpu")
+    if info.rank == 0:
+        time.sleep(1.0)
+    Path(folder, f"before{info.rank}").write_text(str(time.time()))
+    shutdown(info, finished=True)
+    Path(folder, f"after{info.rank}").write_text(str(time.time()))
+
+
+def test_finished_processes_leave_the_group_together(tmp_path):
+    """A gloo group torn down in one process while its peer still works aborted that process's exit (CI, once:
+    "terminate called without an active exception", exit 250): at the end of a run every process waits."""
+    from stylegan.training.distributed import launch_local
+
+    launch_local(_finish_at_different_times, (str(tmp_path),), procs=2, threads=1)
+    t = {f.name: float(f.read_text()) for f in tmp_path.iterdir()}
+    assert t["after1"] >= t["before0"] > t["before1"] + 0.5
+
+
 def test_minibatch_std_gain_scales_only_its_channel():
     from stylegan.nn.mbstd import MinibatchStd
 

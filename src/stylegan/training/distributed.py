@@ -82,9 +82,18 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def shutdown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(info: DistInfo, finished: bool = False) -> None:
+    """Leave the process group. ``finished``: every process ended its loop normally, so they first wait for each
+    other (a gloo group torn down while a peer still writes its snapshot can abort that peer's exit), as long as
+    any collective would (the group's timeout), so that a peer that failed cannot hang the others."""
+    if not (info.enabled and dist.is_initialized()):
+        return
+    if finished:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier()  # names a missing rank when it times out
+        else:
+            dist.barrier()
+    dist.destroy_process_group()
 
 
 def free_port() -> int:

@@ -352,10 +352,13 @@ def train(opts: TrainingOptions, checkpoint: Checkpoint | None = None) -> Path |
     otherwise). Returns the run folder (None for a dry run, or when stopped during start-up)."""
     with StopSignals() as stop:
         info = init_distributed(opts.device)  # the one distributed set-up of this process
+        finished = False
         try:
-            return _train(opts, checkpoint, info, stop)
+            run = _train(opts, checkpoint, info, stop)
+            finished = True
+            return run
         finally:
-            shutdown(info)
+            shutdown(info, finished)
 
 
 def launch(opts: TrainingOptions, checkpoint: Checkpoint | None = None) -> None:

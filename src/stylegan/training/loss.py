@@ -65,9 +65,10 @@ def saved_condition_strength(extra: dict) -> float:
     metadata; 1 for a network trained without ``--cond-fade`` or past its end."""
     opts = extra.get("options") or extra.get("trained_with") or {}
     fade, kimg = opts.get("cond_fade") if isinstance(opts, dict) else None, extra.get("kimg")
-    numbers = isinstance(fade, (list, tuple)) and len(fade) == 2 and all(
-        isinstance(v, (int, float)) and math.isfinite(v) for v in (*fade, kimg if isinstance(kimg, (int, float))
-                                                                    else math.nan))
+    def finite(v) -> bool:
+        return isinstance(v, (int, float)) and math.isfinite(v)
+
+    numbers = isinstance(fade, (list, tuple)) and len(fade) == 2 and all(map(finite, (*fade, kimg)))
     if not numbers or not 0 <= fade[0] <= fade[1]:  # no fade, or metadata this package did not write: as packaged
         return 1.0
     return condition_strength((float(fade[0]), float(fade[1])), float(kimg))

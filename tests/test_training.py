@@ -227,6 +227,7 @@ def test_resume_keeps_one_log_and_leaves_finished_runs_alone(tmp_path):
     # Back to the tick-2 snapshot, in the run folder, as if the run had been killed after writing ticks 3, 4
     # but before their snapshot; with the leftovers of two writes cut short.
     shutil.copy(mid, snap)
+    (run / "network-snapshot-000000.080.safetensors").unlink()  # killed before the tick-4 snapshot
     for stale in (".tmpAb12Cd", ".network-snapshot-000000.safetensors.x1y2.tmp"):
         (run / stale).write_bytes(b"partial")
     (run / "keep.tmp.txt").write_text("not ours")
@@ -242,6 +243,30 @@ def test_resume_keeps_one_log_and_leaves_finished_runs_alone(tmp_path):
     train(resume_options(str(last), str(tmp_path / "runs"), {}))
     assert len((run / "stats.jsonl").read_text().splitlines()) == 4 and last.stat().st_mtime_ns == before
     assert "already reached" in (run / "log.txt").read_text()
+
+
+def test_resuming_an_older_snapshot_branches_and_leaves_its_run_alone(tmp_path):
+    """`--resume` of a snapshot that is not its run's newest (going back to try other options) used to continue in
+    that run's folder: it dropped every log and metric row after the snapshot, rewrote options.json and would
+    have written its snapshots over the run's own. It starts a new folder in --outdir instead, continuing the
+    training state exactly. Metric rows that carry no kimg (`stylegan metrics` on a snapshot) survive a resume."""
+    from stylegan.training.runs import resume_options
+
+    run = train(tiny_opts(tmp_path, kimg=0.08, tick=0.02, snap=1))
+    with open(run / "metric-fid2k_full.jsonl", "a") as f:  # as `stylegan metrics --network SNAPSHOT` appends
+        f.write(json.dumps({"metric": "fid2k_full", "results": {"fid2k_full": 1.0}}) + "\n")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    older = run / "network-snapshot-000000.040.safetensors"
+    other = tmp_path / "other"
+    branch = train(resume_options(str(older), str(other), {"kimg": 0.06, "outdir": str(other)}))
+    assert branch.parent == other and branch != run
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # untouched
+    ticks = [json.loads(line) for line in (branch / "stats.jsonl").read_text().splitlines()]
+    assert [r["tick"] for r in ticks] == [3] and ticks[0]["kimg"] == 0.06  # counts on from the snapshot
+    assert "a new folder" in (branch / "log.txt").read_text()
+    # The newest snapshot still continues in place, and keeps the metric row without kimg.
+    assert train(resume_options("latest", str(tmp_path / "runs"), {"kimg": 0.1})) == run
+    assert "fid2k_full" in (run / "metric-fid2k_full.jsonl").read_text()
 
 
 def test_dry_run_writes_nothing(tmp_path, capsys):

@@ -28,7 +28,8 @@ from stylegan.training.loss import (blur_sigma_at, condition_strength, cosine_ga
                                     set_condition_strength)
 from stylegan.training.options import OptionsError, TrainingOptions
 from stylegan.training.run import Run, prepare_run
-from stylegan.training.runs import RunLog, next_run_dir, remove_stale_writes, run_description, trim_logs
+from stylegan.training.runs import (RunLog, is_newest_snapshot, next_run_dir, remove_stale_writes, run_description,
+                                    trim_logs)
 from stylegan.training.snapshots import MetricsAt, SnapshotGrid, snapshot_metrics, snapshot_tag
 from stylegan.training.state import optimizer_from_tensors, optimizer_to_tensors, restore_rng, rng_state_tensors
 from stylegan.training.ticks import TickState, mean_text, tick_line, tick_statistics
@@ -431,12 +432,14 @@ def _train(opts: TrainingOptions, checkpoint: Checkpoint | None, info: DistInfo,
 
 
 def open_run_dir(trainer: Trainer) -> tuple[Path, bool]:
-    """The run folder, ready to write: the resumed run's own folder when the snapshot lies in one (stale
-    partial writes removed, logs trimmed to the snapshot), else a new one; with options.json written. Returns
-    the folder and whether the run continues in it."""
+    """The run folder, ready to write: the resumed run's own folder when the snapshot is the newest of a run
+    folder (stale partial writes removed, logs trimmed to the snapshot), else a new one in ``--outdir`` (a
+    transfer, or a branch from an older snapshot, which leaves the run it came from as it is); with
+    options.json written. Returns the folder and whether the run continues in it."""
     opts, info = trainer.opts, trainer.info
     resume_dir = Path(opts.resume).parent if opts.resume else None
-    continuing = resume_dir is not None and (resume_dir / "options.json").is_file() and trainer.cur_nimg > 0
+    continuing = (resume_dir is not None and (resume_dir / "options.json").is_file() and trainer.cur_nimg > 0
+                  and is_newest_snapshot(Path(opts.resume)))
     if continuing:
         run_dir = resume_dir
     else:
@@ -456,8 +459,10 @@ def log_header(trainer: Trainer, run_dir: Path, continuing: bool) -> None:
     """The run's first lines in the log: folder, data, networks, batch and the recipe in force."""
     log, opts, config, info, r = trainer.log, trainer.opts, trainer.config, trainer.info, trainer.recipe
     transfer = opts.resume and not continuing and trainer.cur_nimg == 0
+    branch = opts.resume and not continuing and trainer.cur_nimg > 0
     log(f"{'resuming' if continuing else 'starting'} training in {run_dir}"
-        + (f", from the networks of {opts.resume} (transfer)" if transfer else ""))
+        + (f", from the networks of {opts.resume} (transfer)" if transfer else "")
+        + (f", continuing {opts.resume} (a new folder: the run it is from is left as it is)" if branch else ""))
     log(f"data: {trainer.dataset!r}")
     log(f"G: {num_parameters(trainer.G):,} parameters, D: {num_parameters(trainer.D):,} parameters; "
         f"{config.G.img_shape[1]}x{config.G.img_shape[0]}, batch {opts.batch} ({trainer.batch_gpu} per process x "

@@ -23,6 +23,12 @@ def next_run_dir(outdir: Path, desc: str) -> Path:
     return outdir / f"{max(ids, default=-1) + 1:05d}-{desc}"
 
 
+def is_newest_snapshot(path: Path) -> bool:
+    """Whether ``path`` is the newest snapshot (by kimg) of the folder it lies in."""
+    snaps = run_snapshots(path.parent)
+    return bool(snaps) and snaps[-1][1].resolve() == path.resolve()
+
+
 def latest_snapshot(outdir: str | os.PathLike) -> Path:
     """The newest snapshot of the newest run folder in ``outdir`` that has one."""
     outdir = Path(outdir)
@@ -147,7 +153,8 @@ def remove_stale_writes(run_dir: Path) -> None:
 
 def trim_logs(run_dir: Path, kimg: float) -> None:
     """Drop the rows of stats.jsonl and metric-*.jsonl written after the snapshot a run resumes from (kimg),
-    so that a resumed run's logs read as one run: no repeated ticks, kimg never going backwards."""
+    so that a resumed run's logs read as one run: no repeated ticks, kimg never going backwards. Rows that
+    carry no kimg (``stylegan metrics`` on a snapshot file) are kept: they describe snapshots still there."""
     for path in [run_dir / "stats.jsonl", *run_dir.glob("metric-*.jsonl")]:
         if not path.is_file():
             continue
@@ -157,7 +164,7 @@ def trim_logs(run_dir: Path, kimg: float) -> None:
                 row_kimg = json.loads(line).get("kimg")
             except (ValueError, AttributeError):
                 continue  # a line cut short by a kill
-            if isinstance(row_kimg, (int, float)) and row_kimg <= kimg + 1e-9:
+            if not isinstance(row_kimg, (int, float)) or row_kimg <= kimg + 1e-9:
                 keep.append(line)
         path.write_text("".join(line + "\n" for line in keep))
 

@@ -358,6 +358,22 @@ def test_generate_translates_and_rotates(authors, tmp_path):
     assert r.exit_code != 0 and "needs a StyleGAN3 (alias-free) network" in r.output
 
 
+def test_generate_refuses_a_nonfinite_translate_or_rotate(tmp_path):
+    """--rotate nan or --translate nan,0 made a blank image with exit 0, --rotate inf a 'math domain error'."""
+    from click.testing import CliRunner
+
+    from stylegan.checkpoint import save_checkpoint
+    from stylegan.cli.main import main
+
+    config = _tiny("stylegan3-t")
+    net = save_checkpoint(tmp_path / "t.safetensors", config, build_networks(config, seed=0))
+    for args in (("--rotate", "nan"), ("--translate", "nan,0"), ("--translate", "0,inf"), ("--rotate", "inf")):
+        r = CliRunner().invoke(main, ["generate", "--network", str(net), "--seeds", "3", "--outdir",
+                                      str(tmp_path / "out"), *args])
+        assert r.exit_code == 2 and "must be finite numbers" in r.output, (args, r.output)
+        assert not (tmp_path / "out").exists()
+
+
 def _fixture_config(G):
     from stylegan.config import NetworkConfig
 

@@ -84,10 +84,12 @@ def has_input_transform(G: nn.Module) -> bool:
 
 def set_input_transform(G: nn.Module, translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> None:
     """Set the Fourier input's ``transform`` of an alias-free generator to :func:`input_transform`; a clear
-    ValueError for any other network."""
+    ValueError for any other network, or for a nan or infinite amount (a blank image otherwise)."""
     if not has_input_transform(G):
         raise ValueError("translating or rotating the output needs a StyleGAN3 (alias-free) network; this one has "
                          "no Fourier-feature input")
+    if not all(math.isfinite(v) for v in (*translate, rotate)):
+        raise ValueError(f"translate {tuple(translate)} and rotate {rotate} must be finite numbers")
     inp = G.synthesis.input
     with torch.no_grad():
         inp.transform.copy_(input_transform(translate, rotate).to(inp.transform))

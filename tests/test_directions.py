@@ -64,6 +64,11 @@ def test_directions_files_and_strengths(tmp_path):
     np.save(tmp_path / "plain.npy", np.zeros(3))
     with pytest.raises(ValueError, match="not a directions file"):
         Directions.load(tmp_path / "plain.npy")
+    (tmp_path / "empty.npz").write_bytes(b"")  # these two ended `edit` with 'Aborted!' and a traceback
+    (tmp_path / "truncated.npz").write_bytes((tmp_path / "d.npz").read_bytes()[:100])
+    for name in ("empty.npz", "truncated.npz"):
+        with pytest.raises(ValueError, match="not a directions file"):
+            Directions.load(tmp_path / name)
     np.savez(tmp_path / "nan.npz", directions=np.full((1, 8), np.nan), sigma=np.ones(1), method="x", layers=[])
     with pytest.raises(ValueError, match="finite"):
         Directions.load(tmp_path / "nan.npz")

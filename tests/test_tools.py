@@ -63,6 +63,29 @@ def test_projected_w_round_trips_through_generate(tmp_path):
         load_projected_w(tmp_path / "bad.npz", G)
 
 
+def test_projected_w_refuses_empty_truncated_nan_and_no_ws(tmp_path):
+    """An empty file ended `generate --projected-w` with 'Aborted!', a truncated one with a traceback; a nan w
+    made a blank image and a w of no rows wrote nothing, both with exit 0."""
+    G = _G()
+    cfg = tiny_config(16)
+    nets = build_networks(cfg, seed=0)
+    nets["G_ema"] = G
+    net = save_checkpoint(tmp_path / "net.safetensors", cfg, nets)
+    np.savez(tmp_path / "good.npz", w=np.zeros((1, G.num_ws, 32), np.float32))
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "truncated.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:100])
+    np.savez(tmp_path / "nan.npz", w=np.full((1, G.num_ws, 32), np.nan, np.float32))
+    np.savez(tmp_path / "none.npz", w=np.zeros((0, G.num_ws, 32), np.float32))
+    for name, msg in (("empty", "not a projected_w.npz"), ("truncated", "not a projected_w.npz"),
+                      ("nan", "nan or infinite"), ("none", "N ≥ 1")):
+        with pytest.raises(ValueError, match=msg):
+            load_projected_w(tmp_path / f"{name}.npz", G)
+        r = CliRunner().invoke(main, ["generate", "--network", str(net), "--projected-w", str(tmp_path / f"{name}.npz"),
+                                      "--outdir", str(tmp_path / name)])
+        assert r.exit_code == 1 and msg in r.output and "Aborted" not in r.output, (name, r.output)
+        assert not (tmp_path / name).exists()
+
+
 def test_video_frames_count_and_loop_continuity(tmp_path):
     G = _G()
     seeds = [1, 2, 3, 4, 5, 6]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -61,8 +62,9 @@ class Directions:
                 method = str(f["method"])
                 layers = [int(v) for v in f["layers"]]
                 accuracy = float(f["accuracy"]) if "accuracy" in f.files else float("nan")
-        except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:  # a .npy or any other file too
-            raise ValueError(f"{path}: not a directions file ({str(e)[:80]})") from None
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as e:
+            # a .npy, an empty or truncated file, or any other file too
+            raise ValueError(f"{path}: not a directions file ({str(e)[:80] or type(e).__name__})") from None
         if d.ndim != 2 or sigma.shape != (d.shape[0],):
             raise ValueError(f"{path}: directions must be [K, w_dim] with one sigma each")
         if not (np.isfinite(d).all() and np.isfinite(sigma).all()):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -189,10 +190,12 @@ def load_projected_w(path: str | os.PathLike, G) -> torch.Tensor:
     try:
         with np.load(path, allow_pickle=False) as data:
             w = torch.from_numpy(np.asarray(data["w"], dtype=np.float32))
-    except (OSError, KeyError, ValueError) as e:
-        raise ValueError(f"{path}: not a projected_w.npz with a 'w' array ({e})") from None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:  # an empty or truncated file too
+        raise ValueError(f"{path}: not a projected_w.npz with a 'w' array ({e or type(e).__name__})") from None
     if w.ndim == 2:
         w = w.unsqueeze(0)
-    if w.ndim != 3 or w.shape[1:] != (G.num_ws, G.w_dim):
-        raise ValueError(f"{path}: w has shape {tuple(w.shape)}, the network needs [N, {G.num_ws}, {G.w_dim}]")
+    if w.ndim != 3 or w.shape[1:] != (G.num_ws, G.w_dim) or not len(w):
+        raise ValueError(f"{path}: w has shape {tuple(w.shape)}, the network needs [N, {G.num_ws}, {G.w_dim}], N ≥ 1")
+    if not torch.isfinite(w).all():
+        raise ValueError(f"{path}: w holds nan or infinite values")
     return w

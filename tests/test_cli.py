@@ -97,6 +97,11 @@ def test_outputs_are_never_replaced_without_force(network, tmp_path):
     assert r.exit_code == 0, r.output
     r = run("style-mixing", "--network", network, "--rows", "1", "--cols", "2", "--styles", "0", "--outdir", out)
     assert r.exit_code == 1 and "grid.png already exists" in r.output
+    (out / "grid.png").unlink()  # the cells are outputs too: 1-2.png was replaced without --force
+    (out / "1-2.png").write_bytes(b"mine")
+    r = run("style-mixing", "--network", network, "--rows", "1", "--cols", "2", "--styles", "0", "--outdir", out)
+    assert r.exit_code == 1 and "1-1.png already exists" in r.output and (out / "1-2.png").read_bytes() == b"mine"
+    assert not (out / "grid.png").exists()
 
 
 def test_convert_never_writes_over_its_source(network, tmp_path):

@@ -159,7 +159,9 @@ def style_mixing(network, row_seeds, col_seeds, col_styles, truncation_psi, trun
     from stylegan.images import save_png
     from stylegan.tools.style_mixing import style_mixing_grid
 
-    refuse_overwrite([Path(outdir) / "grid.png"], force)
+    out = Path(outdir)
+    cells = dict.fromkeys([(s, s) for s in [*row_seeds, *col_seeds]] + [(r, c) for r in row_seeds for c in col_seeds])
+    refuse_overwrite([out / "grid.png"] + [out / f"{r}-{c}.png" for r, c in cells], force, inputs=[network])
 
     G = _load_generator(network, _device(device))
     noise_mode = _noise_mode(G, noise_mode)
@@ -169,7 +171,6 @@ def style_mixing(network, row_seeds, col_seeds, col_styles, truncation_psi, trun
                                          noise_mode=noise_mode, class_idx=class_idx, truncation_class=truncation_class)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    out = Path(outdir)
     for (r, c), img in images.items():
         save_png(img, out / f"{r}-{c}.png")
     save_png(grid, out / "grid.png")

@@ -497,6 +497,12 @@ def test_serve_command_errors(tmp_path, monkeypatch):
     assert r.exit_code == 0 and "--max-queue" in r.output and "127.0.0.1" in r.output
 
 
+def test_serve_command_refuses_a_card_that_is_not_text(ckpt, tmp_path):
+    """--card with a binary file (here a checkpoint) ended in a UnicodeDecodeError traceback."""
+    r = CliRunner().invoke(main, ["serve", "--network", str(ckpt), "--card", str(ckpt), "--device", "cpu"])
+    assert r.exit_code == 1 and "not a text file in UTF-8" in r.output and "Traceback" not in r.output, r.output
+
+
 def test_network_without_truncation_pins_psi_to_one():
     """ProGAN (no mapping network, no w_avg): the page starts at ψ = 1 and cannot move it; ψ ≠ 1 is a 4xx."""
     from stylegan.presets import make_config

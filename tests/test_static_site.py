@@ -116,6 +116,11 @@ def test_ort_web_refuses_an_incomplete_archive_and_a_wrong_download(tmp_path, mo
         static_site.onnxruntime_web(tmp_path / "bad.tgz")
     with pytest.raises(ValueError, match="not onnxruntime-web"):
         static_site.onnxruntime_web(tmp_path)
+    good = _tgz({f"package/dist/{f}": f.encode() for f in ORT_WEB_FILES})
+    for name, data in (("empty.tgz", b""), ("plain.tgz", b"not gzip"), ("truncated.tgz", good[:len(good) // 2])):
+        (tmp_path / name).write_bytes(data)  # each one ended in a traceback (tarfile, EOFError, zlib)
+        with pytest.raises(ValueError, match=f"{name}: not onnxruntime-web's npm package"):
+            static_site.onnxruntime_web(tmp_path / name)
 
     class Fake(io.BytesIO):
         def __enter__(self):

@@ -27,7 +27,10 @@ def _network_and_card(network, card, title, device):
     G = _load_generator(network, device)
     is_name = network in pretrained.PRETRAINED and not Path(network).is_file()
     name = network if is_name else Path(network).stem
-    card_text = Path(card).read_text(encoding="utf-8") if card else pretrained.model_card(name) if is_name else None
+    try:
+        card_text = Path(card).read_text(encoding="utf-8") if card else pretrained.model_card(name) if is_name else None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{card}: not a text file in UTF-8 (the model card is Markdown)") from None
     title = title or f"This {pretrained.SUBJECTS.get(name, 'Image') if is_name else 'Image'} Does Not Exist"
     return G, name, card_text, title
 

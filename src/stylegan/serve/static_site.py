@@ -25,6 +25,7 @@ against a pinned SHA-256 and cached in ``$STYLEGAN_CACHE/onnxruntime-web-<versio
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -32,6 +33,7 @@ import math
 import shutil
 import tarfile
 import urllib.request
+import zlib
 from importlib import resources
 from pathlib import Path
 
@@ -64,10 +66,13 @@ def _extract(tgz: bytes, dest: Path) -> None:
     """The :data:`ORT_WEB_FILES` from an npm package archive, by name; no other member is read or written."""
     wanted = {f"package/dist/{f}": f for f in ORT_WEB_FILES}
     found: dict[str, bytes] = {}
-    with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as tar:
-        for member in tar:
-            if member.name in wanted and member.isfile() and member.size <= ORT_WEB_MAX_FILE:
-                found[wanted[member.name]] = tar.extractfile(member).read()
+    try:
+        with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as tar:
+            for member in tar:
+                if member.name in wanted and member.isfile() and member.size <= ORT_WEB_MAX_FILE:
+                    found[wanted[member.name]] = tar.extractfile(member).read()
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:  # an empty, truncated or other file
+        raise ValueError(f"not onnxruntime-web's npm package (.tgz): {e or type(e).__name__}") from None
     missing = [f for f in ORT_WEB_FILES if f not in found]
     if missing:
         raise ValueError(f"the onnxruntime-web archive lacks {', '.join(missing)} (is it version {ORT_WEB_VERSION}?)")
@@ -85,7 +90,10 @@ def onnxruntime_web(source: str | Path | None = None, download: bool = True) -> 
         source = Path(source)
         if source.is_file():
             dest = cache_folder()
-            _extract(source.read_bytes(), dest)
+            try:
+                _extract(source.read_bytes(), dest)
+            except ValueError as e:
+                raise ValueError(f"{source}: {e}") from None
             return dest
         for folder in (source, source / "dist", source / "package" / "dist"):
             if _complete(folder):

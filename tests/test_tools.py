@@ -125,6 +125,17 @@ def test_noise_study_std_zero_without_noise_and_positive_with_it():
     assert loud.figure().shape == (16, 80, 3)
 
 
+def test_noise_study_refuses_a_split_that_leaves_one_side_empty():
+    """--split 0 was taken as the default; a split below the coarsest noise layer or at the finest one made a
+    'coarse' or 'fine' image without noise, with exit 0."""
+    G = _G(strength=0.5)  # noise layers at 4, 8 and 16
+    for split, side in ((0, "coarse"), (-4, "coarse"), (2, "coarse"), (16, "fine"), (64, "fine")):
+        with pytest.raises(ValueError, match=f"leaves no {side} noise layers: give a resolution from 4 to 8"):
+            noise_study(G, seed=1, realizations=2, split=split)
+    assert not (noise_study(G, seed=1, realizations=2, split=8).images["fine"]
+                == noise_study(G, seed=1, realizations=2).images["fine"]).all()
+
+
 def test_resolution_contributions_sum_to_the_image():
     G = _G(32)
     ws = G.mapping(torch.randn(3, 32))

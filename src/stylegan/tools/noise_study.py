@@ -68,7 +68,11 @@ def noise_study(G, seed: int, truncation_psi: float = 1.0, realizations: int = 1
     shapes = G.synthesis.noise_shapes()
     if not layers:
         raise ValueError("this network has no noise inputs")
-    split = split or default_split(G.resolution)
+    if split is None:
+        split = default_split(G.resolution)
+    elif not min(layers.values()) <= split < max(layers.values()):
+        raise ValueError(f"split {split} leaves no {'coarse' if split < min(layers.values()) else 'fine'} noise "
+                         f"layers: give a resolution from {min(layers.values())} to {max(layers.values()) // 2}")
     device = next(G.parameters()).device
     ws = G.mapping(z_from_seed(seed, G.z_dim).to(device), class_labels(G, class_idx, 1, device),
                    truncation_psi=truncation_psi)

@@ -30,6 +30,19 @@ def test_sefa_directions_are_the_top_eigenvectors_of_the_affine_weights(G):
         np.testing.assert_allclose(d.directions @ d.directions.T, np.eye(4), atol=1e-5)
 
 
+def test_directions_refuses_layers_past_the_networks_ws(G, tmp_path):
+    """`directions --layers 0-40` wrote a file with exit 0 (the layers past the ws ignored) that `edit` refused."""
+    from stylegan.checkpoint import save_checkpoint
+
+    for layers in ([0, G.num_ws], [-1]):
+        with pytest.raises(ValueError, match=rf"layers must be in \[0, {G.num_ws}\)"):
+            sefa(G, num=2, layers=layers)
+    net = save_checkpoint(tmp_path / "net.safetensors", tiny_config(16, c_dim=3), {"G_ema": G})
+    r = CliRunner().invoke(main, ["directions", "--network", str(net), "--layers", "0-40", "--out",
+                                  str(tmp_path / "d.npz")])
+    assert r.exit_code == 1 and "layers must be in" in r.output and not (tmp_path / "d.npz").exists()
+
+
 def test_ganspace_components_carry_the_variance_of_w(G):
     d = ganspace(G, num=3, samples=2000)
     assert np.all(np.diff(d.sigma) <= 0) and d.sigma[0] > 0

@@ -95,6 +95,8 @@ def style_layers(G) -> list[tuple[int, torch.nn.Module]]:
 def sefa(G, num: int = 10, layers: Sequence[int] | None = None) -> Directions:
     """The top ``num`` eigenvectors of AᵀA, A the stacked (row-normalized) affine weights of ``layers`` (ws
     indices; all when None)."""
+    if layers is not None and not all(0 <= i < G.num_ws for i in layers):  # as move_ws, which would refuse the file
+        raise ValueError(f"layers must be in [0, {G.num_ws}), got {list(layers)}")
     chosen = [aff for i, aff in style_layers(G) if layers is None or i in set(layers)]
     if not chosen:
         raise ValueError(f"no style layer among {list(layers or [])}; this network has ws 0..{G.num_ws - 1}")

@@ -132,6 +132,16 @@ def test_bad_values_are_one_line_usage_errors(network, tmp_path, args, message):
     assert "Traceback" not in r.output and not (tmp_path / "o").exists()
 
 
+def test_data_resolution_zero_is_refused(network, tmp_path):
+    """--data-resolution 0 was taken as 'not given' (the network's resolution), with exit 0."""
+    for args in (["reprojection-study", "--network", network, "--data", "builtin:mnist5k", "--num", "1",
+                  "--num-steps", "1", "--outdir", tmp_path / "o"],
+                 ["metrics", "--network", network, "--metrics", "fid10", "--data", "builtin:mnist5k"]):
+        r = run(*args, "--data-resolution", "0")
+        assert r.exit_code == 2 and "Invalid value for '--data-resolution'" in r.output, r.output
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("flag", ["--kimg", "--tick", "--gamma", "--glr", "--minutes"])
 def test_train_refuses_non_finite_numbers(tmp_path, flag):
     r = run("train", "--data", tmp_path, "--outdir", tmp_path / "runs", flag, "inf")

@@ -48,7 +48,7 @@ def _load_classifiers(paths, device):
                    "(fid200, kid3k_full, pr5003): below 10k generated images a record is marked as a quick look.")
 @click.option("--data", metavar="PATH", default=None,
               help="Real images: a prepared dataset, a folder or zip of images, or builtin:NAME.")
-@click.option("--data-resolution", type=int, default=None, metavar="N",
+@click.option("--data-resolution", type=click.IntRange(1), default=None, metavar="N",
               help="Resolution for builtin:NAME data (default: the network's).")
 @click.option("--mirror", is_flag=True,
               help="Count every real image also x-flipped (as the authors' --mirror, for data trained with "

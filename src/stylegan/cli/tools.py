@@ -319,7 +319,7 @@ COMMANDS = [project, video, noise_study, resolution_study, directions, edit]
 @click.command("reprojection-study")
 @network_option
 @click.option("--data", required=True, metavar="PATH|builtin:NAME", help="The network's training data.")
-@click.option("--data-resolution", type=int, default=None, help="Resolution of a built-in dataset.")
+@click.option("--data-resolution", type=click.IntRange(1), default=None, help="Resolution of a built-in dataset.")
 @click.option("--num", type=click.IntRange(1), default=16, show_default=True, help="Images of each kind.")
 @click.option("--num-steps", type=click.IntRange(1), default=1000, show_default=True, help="Steps per projection.")
 @device_option

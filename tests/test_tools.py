@@ -213,6 +213,11 @@ def test_project_command_with_lpips(tmp_path):
     r = CliRunner().invoke(main, ["project", "--network", net, "--target", str(tmp_path / "nope.png"),
                                   "--outdir", str(tmp_path / "q")])
     assert r.exit_code != 0
+    # A bad second target was found only after the first projection had been written (a rerun then needed --force).
+    r = CliRunner().invoke(main, ["project", "--network", net, "--target", str(tmp_path / "t.png"), "--target",
+                                  str(tmp_path / "nope.png"), "--num-steps", "2", "--outdir", str(tmp_path / "q")])
+    assert r.exit_code == 1 and "nope.png: cannot read the target image" in r.output
+    assert not (tmp_path / "q").exists()
 
 
 def test_reprojection_generated_closer_than_unrelated_images():

@@ -87,11 +87,11 @@ def project(network, targets, num_steps, seed, w_plus, save_video, report, class
     G = _load_generator(network, dev)
     _project_class(G, class_idx)
     distance = _distance(dev)
-    for out, target_path in zip(folders, targets):
-        try:
-            target = load_target(target_path, G.img_shape, G.img_channels)
-        except ValueError as e:
-            raise click.ClickException(str(e)) from None
+    try:  # every target read before the first projection: a bad one is refused before anything is written
+        loaded = [load_target(p, G.img_shape, G.img_channels) for p in targets]
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    for out, target_path, target in zip(folders, targets, loaded):
         proj = run(G, target.to(dev), distance, ProjectionConfig(num_steps=num_steps, w_plus=w_plus, seed=seed,
                                                                   class_idx=class_idx), keep_steps=save_video)
         out.mkdir(parents=True, exist_ok=True)

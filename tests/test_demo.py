@@ -60,6 +60,15 @@ def test_the_demo_never_writes_over_an_earlier_one_without_force(tmp_path):
     assert r.exit_code == 1 and "--force" in r.output and (tmp_path / "keep.txt").read_text() == "mine"
 
 
+def test_a_bad_base_or_data_is_refused_before_the_pictures(tmp_path):
+    """They were found only when the training started, after the pictures: a corrected rerun then needed --force."""
+    for args, message in ((["--base", "nope"], "no such network file"), (["--data", "builtin:nope"], "unknown built-in"),
+                          (["--data", str(tmp_path / "missing")], "dataset not found")):
+        r = CliRunner().invoke(main, ["demo", "--outdir", str(tmp_path / "demo"), *args])
+        assert r.exit_code in (1, 2) and message in r.output, r.output
+        assert not (tmp_path / "demo").exists()
+
+
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     r = subprocess.run([str(BIN / "stylegan"), "demo", "--outdir", str(tmp_path / "demo"), "--minutes", "0.2",

@@ -145,6 +145,19 @@ def fid(G, data: str, metric: str = "fid500_full", device: str = "cpu") -> float
     return float(compute_metric(metric, G, data, device, progress=False)["results"][metric])
 
 
+def check_base_and_data(base: str, data: str) -> None:
+    """Refuse an unknown ``base`` (CheckpointError) or ``data`` (ValueError) before anything is written: the
+    training that reads them comes after the pictures."""
+    from stylegan.data.builtin import BUILTIN_PREFIX, builtin_path
+    from stylegan.loader import resolve
+
+    resolve(base)
+    if data.startswith(BUILTIN_PREFIX):
+        builtin_path(data[len(BUILTIN_PREFIX):])  # an unknown name: the list of the built-in ones
+    elif not Path(data).exists():
+        raise ValueError(f"dataset not found: {data}")
+
+
 def run_demo(outdir: str | Path, base: str = DEMO_BASE, data: str = DEMO_DATA, minutes: float = DEMO_MINUTES,
              procs: int = 1, device: str = "cpu", fid_metric: str | None = "fid500_full",
              log: Callable[[str], None] = print) -> DemoResult:
@@ -155,6 +168,7 @@ def run_demo(outdir: str | Path, base: str = DEMO_BASE, data: str = DEMO_DATA, m
     import stylegan
 
     outdir = Path(outdir)
+    check_base_and_data(base, data)
     result = DemoResult()
     showcase(outdir / "pictures", result, device, log)
     log(f"demo: {minutes:g} minutes of training from {base} on {data}, which it was not trained on")

@@ -448,6 +448,17 @@ def test_metrics_command(tmp_path, tiny, stand_in_features, small_metric, monkey
     assert "ppl2_wend" in runner.invoke(main, ["metrics", "--list"]).output
 
 
+def test_metrics_command_refuses_an_empty_metric_list(tmp_path):
+    """--metrics "" (or ",") computed nothing and printed nothing, with exit 0."""
+    from click.testing import CliRunner
+
+    from stylegan.cli.main import main
+
+    for value in ("", ",", " , "):
+        r = CliRunner().invoke(main, ["metrics", "--metrics", value, "--data", str(tmp_path), "--data2", str(tmp_path)])
+        assert r.exit_code == 2 and "no metric named" in r.output, r.output
+
+
 # --- weights: finding, caching, errors -------------------------------------------------------------------
 
 

@@ -14,6 +14,8 @@ def _metric_list(ctx, param, value):
     if value is None:
         return None
     names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:  # nothing would be computed, with exit 0
+        raise click.BadParameter("no metric named; see `stylegan metrics --list`")
     from stylegan.metrics import METRICS
 
     unknown = [n for n in names if n not in METRICS]

@@ -43,6 +43,24 @@ def test_export_refuses_what_it_cannot_export(tmp_path):
         export_onnx(G, tmp_path / "p.onnx")
     with pytest.raises(ValueError, match="noise mode"):
         export_onnx(tiny()[0], tmp_path / "r.onnx", noise_mode="jitter")
+    with pytest.raises(ValueError, match="names a folder"):  # Path() would drop the slash and write a file "out"
+        export_onnx(tiny()[0], f"{tmp_path / 'out'}/")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_export_that_fails_leaves_no_file(tmp_path, monkeypatch):
+    """The graph is written beside the destination and renamed when complete: a failing exporter leaves neither
+    a half-written file at the destination nor its temporary file."""
+    import torch
+
+    def broken(*args, **kwargs):
+        Path(args[2]).write_bytes(b"half a graph")
+        raise RuntimeError("exporter failed")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(RuntimeError, match="exporter failed"):
+        export_onnx(tiny()[0], tmp_path / "g.onnx")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_export_command(tmp_path):

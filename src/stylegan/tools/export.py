@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from stylegan.files import atomic_write_bytes
 
 ONNX_NOISE_MODES = ("const", "none", "random")
 
@@ -87,16 +90,21 @@ def export_onnx(G, path: str | Path, noise_mode: str = "const", movable: bool = 
         raise ValueError("this network has no noise inputs (StyleGAN3): export it with --noise const")
     if movable and not has_input_transform(G):
         raise ValueError("a transform input needs a StyleGAN3 (alias-free) network; this one has no Fourier input")
+    if str(path).endswith(("/", os.sep)):
+        raise ValueError(f"{path} names a folder: give the file to write (e.g. {Path(path) / 'model.onnx'})")
     path = Path(path)
     model = _Exported(G, noise_mode).eval()
     example = _inputs(G, 2, noise_mode=noise_mode, movable=movable)
     n = torch.export.Dim("n", min=1, max=4096)
     shapes = {"z": {0: n}, "psi": {}} | ({"c": {0: n}} if G.c_dim else {}) | (
         {"noise": {0: n}} if "noise" in example else {}) | ({"transform": {}} if movable else {})
-    with torch.no_grad(), quiet_exporter():
-        torch.onnx.export(model, (), str(path), kwargs=example, input_names=list(example), output_names=["img"],
-                          dynamo=True, dynamic_shapes=shapes, external_data=False, verbose=False)
-    return path
+
+    def write(tmp: str) -> None:
+        with torch.no_grad(), quiet_exporter():
+            torch.onnx.export(model, (), tmp, kwargs=example, input_names=list(example), output_names=["img"],
+                              dynamo=True, dynamic_shapes=shapes, external_data=False, verbose=False)
+
+    return atomic_write_bytes(path, write)  # an interrupted export never leaves half a file at ``path``
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ once from the npm registry into the cache, checked against its pinned SHA-256); 
 missing, otherwise.
 """
 import functools
+import hashlib
 import http.server
 import io
 import tarfile
@@ -100,6 +101,10 @@ def test_ort_web_from_a_tgz_takes_only_its_three_files(tmp_path, monkeypatch):
     (tmp_path / "ort.tgz").write_bytes(_tgz(files))
     folder = static_site.onnxruntime_web(tmp_path / "ort.tgz")
     assert sorted(p.name for p in folder.iterdir()) == sorted(ORT_WEB_FILES)
+    # Not the pinned release: unpacked beside the cache, which later runs trust without a check, not into it.
+    assert folder != static_site.cache_folder() and not static_site.cache_folder().exists()
+    monkeypatch.setattr(static_site, "ORT_WEB_SHA256", hashlib.sha256((tmp_path / "ort.tgz").read_bytes()).hexdigest())
+    assert static_site.onnxruntime_web(tmp_path / "ort.tgz") == static_site.cache_folder()
     assert not (tmp_path / "evil.txt").exists()
     # The package folder and its dist/ are found as they are.
     pkg = tmp_path / "pkg" / "package" / "dist"

@@ -85,13 +85,17 @@ def _extract(tgz: bytes, dest: Path) -> None:
 
 def onnxruntime_web(source: str | Path | None = None, download: bool = True) -> Path:
     """A folder holding :data:`ORT_WEB_FILES`. ``source``: such a folder, the package folder (with ``dist/``) or
-    the package's ``.tgz``; without it, the cache, filled from the npm registry when ``download``."""
+    the package's ``.tgz``; without it, the cache, filled from the npm registry when ``download``. A ``.tgz``
+    other than the pinned release (its SHA-256) is unpacked beside the cache, never into it."""
     if source is not None:
         source = Path(source)
-        if source.is_file():
-            dest = cache_folder()
+        if source.is_file():  # the pinned archive fills the cache as the download would; any other a folder of its own
+            data = source.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            dest = cache_folder() if digest == ORT_WEB_SHA256 else cache_folder().with_name(
+                f"onnxruntime-web-sha256-{digest[:16]}")
             try:
-                _extract(source.read_bytes(), dest)
+                _extract(data, dest)
             except ValueError as e:
                 raise ValueError(f"{source}: {e}") from None
             return dest

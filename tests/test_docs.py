@@ -26,10 +26,12 @@ SKIP = {
         "training",
     "stylegan train --cfg small --data builtin:mnist5k --minutes 5 --procs 2": "training",
     "stylegan train --cfg small-rpgan --data builtin:mnist5k --minutes 30 --procs 2": "training",
-    "stylegan train --outdir ~/runs/scratch30 --cfg small-rpgan --data builtin:mnist5k --minutes 30 --procs 2":
+    "stylegan train --outdir ~/runs/scratch30 --cfg small-rpgan --batch 64 --r1-interval 1 --data builtin:mnist5k --minutes 30 --procs 2":
+        "training",
+    "stylegan train --outdir ~/runs/scratch30-b16 --cfg small-rpgan --data builtin:mnist5k --minutes 30 --procs 2":
         "training",
     "stylegan train --resume twemoji-nofaces32 --data builtin:twemoji-faces --minutes 5 --procs 2": "training",
-    "stylegan train --cfg small-rpgan --data builtin:mnist5k --cond --cond-fade 90 150 --threads 1 --minutes 75":
+    "stylegan train --cfg small-rpgan --batch 64 --r1-interval 1 --data builtin:mnist5k --cond --cond-fade 90 150 --threads 1 --minutes 75":
         "training",
     "stylegan train --resume twemoji-nofaces32 --data ~/data/icons32.zip --freezed 1 --kimg 200": "training",
     "stylegan train --resume latest --kimg 400": "training",

@@ -73,8 +73,8 @@ def test_small_recipe_keeps_the_stylegan2_generator_and_leaves_the_paper_rows_al
     assert (f.G.cbase, f.G.map_depth, f.D.mbstd_group, f.D.mbstd_gain) == (32768, 8, 4, 1.0)
     assert PRESETS["small"].training.pl_weight == 0 and PRESETS["small"].training.style_mixing == 0
     rp, mnist32 = PRESETS["small-rpgan"].training, make_config("small-rpgan")
-    assert (rp.loss, rp.gamma, rp.r2_gamma, rp.r1_interval, rp.gamma_end, rp.gamma_kimg) == \
-        ("rpgan", 1.0, 1.0, 1, 0.1, 100.0)
+    assert (rp.loss, rp.gamma, rp.r2_gamma, rp.r1_interval, rp.gamma_end, rp.gamma_kimg, rp.batch) == \
+        ("rpgan", 1.0, 1.0, 4, 0.1, 100.0, 16)
     assert (mnist32.G.cbase, mnist32.G.cmax, mnist32.G.map_depth, mnist32.D.mbstd_group) == (2048, 64, 2, 32)
     assert mnist32.G.style == "demod" and mnist32.G.arch == "skip" and mnist32.D.arch == "resnet"
 

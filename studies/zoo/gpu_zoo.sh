@@ -43,9 +43,9 @@ run() {
         [ -f "$ZOO/$z.zip" ] || { echo "no $ZOO/$z.zip: run '$0 prepare' first and copy $ZOO along" >&2; return 2; }
     done
     rm -rf "$runs"; mkdir -p "$runs"
-    local mnist=${MNIST_FLAGS:---cfg small-rpgan --cond --cond-fade 150 300 --tick 20 --snap 2}
-    local twemoji=${TWEMOJI_FLAGS:---cfg small-rpgan --tick 20 --snap 2}
-    local wide=${WIDE_FLAGS:---cfg small-rpgan --cmax 256 --tick 20 --snap 2}
+    local mnist=${MNIST_FLAGS:---cfg small-rpgan --batch 64 --r1-interval 1 --cond --cond-fade 150 300 --tick 20 --snap 2}
+    local twemoji=${TWEMOJI_FLAGS:---cfg small-rpgan --batch 64 --r1-interval 1 --tick 20 --snap 2}
+    local wide=${WIDE_FLAGS:---cfg small-rpgan --batch 64 --r1-interval 1 --cmax 256 --tick 20 --snap 2}
     {
         nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
         $py -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')" || true

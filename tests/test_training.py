@@ -269,6 +269,28 @@ def test_resuming_an_older_snapshot_branches_and_leaves_its_run_alone(tmp_path):
     assert "fid2k_full" in (run / "metric-fid2k_full.jsonl").read_text()
 
 
+def test_a_resumed_snapshot_keeps_the_recipe_it_trained_with(tmp_path, monkeypatch):
+    """A configuration's recipe may change between versions (small-rpgan went from batch 64, R1 every step, to
+    batch 16, R1 every 4th step): a resumed snapshot goes on with the recipe it saved, not the current one, and a
+    flag given now still goes on top. A snapshot that saved none (older versions) takes the configuration's."""
+    import dataclasses
+
+    from stylegan.presets import PRESETS
+    from stylegan.training.runs import resume_options
+
+    t = Trainer(tiny_opts(tmp_path, cfg="stylegan2"))
+    t.step()
+    snap = t.save_snapshot(tmp_path / "snap.safetensors")
+    assert t.recipe.r1_interval == 16 and t.recipe.pl_interval == 4
+    changed = dataclasses.replace(PRESETS["stylegan2"].training, r1_interval=2, pl_interval=8)
+    monkeypatch.setitem(PRESETS, "stylegan2", dataclasses.replace(PRESETS["stylegan2"], training=changed))
+    r = Trainer(resume_options(str(snap), str(tmp_path / "runs"), {}))
+    assert (r.recipe.r1_interval, r.recipe.pl_interval) == (16, 4)
+    r = Trainer(resume_options(str(snap), str(tmp_path / "runs"), {"r1_interval": 3}))
+    assert (r.recipe.r1_interval, r.recipe.pl_interval) == (3, 4)
+    assert Trainer(tiny_opts(tmp_path, cfg="stylegan2")).recipe.r1_interval == 2  # a new run: the current one
+
+
 def test_dry_run_writes_nothing(tmp_path, capsys):
     assert train(tiny_opts(tmp_path, dry_run=True)) is None
     assert "dry run" in capsys.readouterr().out

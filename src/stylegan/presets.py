@@ -58,6 +58,19 @@ class TrainingRecipe:
     blur_kimg: float = 0.0
     cond_fade: tuple[float, float] | None = None
 
+    @classmethod
+    def from_saved(cls, saved) -> "TrainingRecipe | None":
+        """The recipe a snapshot saved (``extra["recipe"]``), validated; None when it saved none or one this
+        version cannot read (the configuration's recipe is used then)."""
+        if not isinstance(saved, dict):
+            return None
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names}
+        try:
+            return cls(**values).validate()
+        except (TypeError, ValueError, ConfigError):
+            return None
+
     def validate(self) -> "TrainingRecipe":
         require(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         require(self.gamma is None or self.gamma >= 0, f"gamma must be >= 0, got {self.gamma}")

@@ -312,7 +312,7 @@ class Trainer:
     def save_snapshot(self, path: Path) -> Path:
         tensors, meta = self.training_state()
         extra = {"kimg": self.cur_nimg / 1000, "options": self.opts.to_dict(), "training": meta,
-                 "gamma": self.gamma, "ema_kimg": self.ema_kimg}
+                 "gamma": self.gamma, "ema_kimg": self.ema_kimg, "recipe": dataclasses.asdict(self.recipe)}
         if self.schedule is not None:
             extra["growth"] = self.growth_summary()
         return save_checkpoint(path, self.config, {"G": self.G, "G_ema": self.G_ema, "D": self.D},

@@ -273,16 +273,16 @@ class TrainingOptions:
     def metric_names(self) -> list[str]:
         return [m.strip() for m in self.metrics.split(",") if m.strip()]
 
-    def recipe(self, cfg: str | None = None) -> TrainingRecipe:
-        """The training recipe of the configuration ``cfg`` (default: ``self.cfg``) with the options given
-        here on top."""
+    def recipe(self, cfg: str | None = None, base: TrainingRecipe | None = None) -> TrainingRecipe:
+        """The training recipe of the configuration ``cfg`` (default: ``self.cfg``), or ``base`` (the recipe a
+        resumed snapshot trained with), with the options given here on top."""
         cfg = cfg or self.cfg
         if cfg not in PRESETS:
             raise OptionsError(f"unknown --cfg {cfg!r}; known: {', '.join(sorted(PRESETS))}")
         given = {f.metadata["recipe"]: getattr(self, f.name) for f in fields(self)
                  if f.metadata.get("recipe") and getattr(self, f.name) is not None}
         try:
-            return dataclasses.replace(PRESETS[cfg].training, **given).validate()
+            return dataclasses.replace(base or PRESETS[cfg].training, **given).validate()
         except ConfigError as e:
             raise OptionsError(str(e)) from None
 

@@ -88,7 +88,11 @@ def resolve_run(opts: TrainingOptions, dataset: ImageDataset, world_size: int,
         problems = training_metric_problems(opts.metric_names(), config.G)
         if problems:
             raise OptionsError(f"--metrics: {'; '.join(problems)}")
-    recipe = opts.recipe(config.cfg if config.cfg in PRESETS else opts.cfg)
+    # A resumed snapshot keeps the recipe it trained with, though its configuration's recipe may have changed
+    # since (a new run or a transfer takes the configuration's).
+    saved = TrainingRecipe.from_saved(checkpoint.extra.get("recipe")) if checkpoint is not None and \
+        "training" in checkpoint.extra else None
+    recipe = opts.recipe(config.cfg if config.cfg in PRESETS else opts.cfg, base=saved)
     if recipe.cond_fade is not None and config.G.c_dim and not config.D.uncond_head:
         raise OptionsError(f"--cond-fade: the discriminator of {Path(opts.resume).name} has no unconditional output "
                            "to fade the class projection in beside; train it from scratch with --cond-fade, or "

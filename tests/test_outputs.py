@@ -201,3 +201,18 @@ def test_dataset_on_a_full_disk_names_the_file_and_leaves_nothing(tmp_path, monk
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     assert f"{tmp_path / dest}: 00000/img00000002.png: No space left on device" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no dataset, no temporary folder or file
+
+
+@pytest.mark.parametrize("args,option", [
+    (["generate", "--network", "{net}", "--seeds", "0", "--outdir", ""], "--outdir"),
+    (["train", "--outdir", " ", "--cfg", "small", "--data", "{dir}", "--dry-run"], "--outdir"),
+    (["convert", "--source", "{net}", "--dest", ""], "--dest"),
+    (["video", "--network", "{net}", "--seeds", "0-1", "--output", ""], "--output"),
+    (["export", "--network", "{net}", "--onnx", ""], "--onnx"),
+    (["demo", "--outdir", ""], "--outdir"),
+])
+def test_an_empty_output_path_is_refused_before_any_work(network, tmp_path, monkeypatch, args, option):
+    monkeypatch.chdir(tmp_path)  # an empty path would have written here, under names the user never gave
+    r = run(*[a.format(net=network, dir=tmp_path) for a in args])
+    assert r.exit_code == 2 and option in r.output and "an empty path" in r.output, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing written"

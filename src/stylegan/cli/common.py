@@ -101,9 +101,19 @@ def check_truncation(G, cutoff: int | None, truncation_class: bool, class_idx: i
                                  param_hint="--class")
     if not G.c_dim and class_idx is not None:
         raise click.UsageError("--class: this network is unconditional (it has no classes)")
+class OutputPath(click.Path):
+    """A path an output is written to: as click.Path, and an empty one (which would write into the current folder
+    under a name the user never gave) is refused."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path: give the file or folder to write to", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 device_option = click.option("--device", default="auto", show_default=True,
                              help="Device to run on: auto (CUDA if present, else CPU), cpu, cuda, cuda:N, mps.")
-outdir_option = click.option("--outdir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+outdir_option = click.option("--outdir", required=True, type=OutputPath(file_okay=False), metavar="DIR",
                              help="Folder for the outputs (created if needed).")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from stylegan.cli.common import force_option, refuse_overwrite
+from stylegan.cli.common import OutputPath, force_option, refuse_overwrite
 
 
 @click.command()
@@ -11,7 +11,7 @@ from stylegan.cli.common import force_option, refuse_overwrite
               help="Network to convert: the authors' .pkl (stylegan2-ada-pytorch, stylegan3's StyleGAN2 "
                    "networks, TensorFlow StyleGAN2), a rosinality .pt, a .safetensors checkpoint, or a "
                    "pretrained name (mnist32).")
-@click.option("--dest", required=True, type=click.Path(dir_okay=False), metavar="OUT",
+@click.option("--dest", required=True, type=OutputPath(dir_okay=False), metavar="OUT",
               help="Output: OUT.safetensors (this package's checkpoint) or OUT.pt (rosinality's layout, plain "
                    "tensors, loadable with torch.load(weights_only=True)).")
 @click.option("--networks", default=None, metavar="LIST",

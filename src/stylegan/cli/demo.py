@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from stylegan.cli.common import FiniteFloat, force_option
+from stylegan.cli.common import FiniteFloat, OutputPath, force_option
 from stylegan.tools.demo import DEMO_BASE, DEMO_DATA, DEMO_MINUTES
 
 
 @click.command()
-@click.option("--outdir", default="out/demo", show_default=True, type=click.Path(file_okay=False),
+@click.option("--outdir", default="out/demo", show_default=True, type=OutputPath(file_okay=False),
               help="Folder of the demo's pictures and training run.")
 @click.option("--minutes", default=DEMO_MINUTES, show_default=True, type=FiniteFloat(min=0, min_open=True),
               help="Minutes of training (training steps only).")

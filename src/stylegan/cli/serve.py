@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stylegan.cli.common import FiniteFloat, _device, _load_generator, device_option
+from stylegan.cli.common import FiniteFloat, OutputPath, _device, _load_generator, device_option
 
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
@@ -77,7 +77,7 @@ def _write_static(network, static_dir, ort_web, force, title, card, default_psi)
                    "compiled by torch.compile or exported to onnxruntime (needs onnx, onnxscript, onnxruntime), "
                    "float32 within 1e-4 of eager, built at start-up; eager with a one-line warning where that "
                    "fails. Time per image: docs/speed.md, Serving speed.")
-@click.option("--static", "static_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+@click.option("--static", "static_dir", type=OutputPath(file_okay=False), default=None, metavar="DIR",
               help="Write a static site into DIR instead of serving: the page, the generator as ONNX and "
                    "onnxruntime-web, generating in the visitor's browser with no server-side code.")
 @click.option("--ort-web", type=click.Path(exists=True), default=None, metavar="PATH",

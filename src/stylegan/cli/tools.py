@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stylegan.cli.common import (FiniteFloat, _device, _int_list, _load_generator, _noise_mode, class_option,
+from stylegan.cli.common import (FiniteFloat, OutputPath, _device, _int_list, _load_generator, _noise_mode, class_option,
                                device_option, force_option, network_option, noise_option, outdir_option,
                                refuse_overwrite, trunc_option)
 
@@ -139,7 +139,7 @@ def project(network, targets, num_steps, seed, w_plus, save_video, report, class
 @noise_option
 @class_option
 @device_option
-@click.option("--output", required=True, type=click.Path(dir_okay=False), help="out.mp4 or out.gif.")
+@click.option("--output", required=True, type=OutputPath(dir_okay=False), help="out.mp4 or out.gif.")
 @force_option
 def video(network, seeds, grid, w_frames, space, fps, scale, rotate_turns, translate_circle, truncation_psi,
           noise_mode, class_idx, device, output, force):
@@ -235,7 +235,7 @@ def resolution_study(network, run_dir, num, device, outdir, force):
               help="sefa: the style layers (ws indices, e.g. 0-5) whose weights to factorize [all].")
 @click.option("--samples", type=click.IntRange(100, 10_000_000), default=10_000, show_default=True,
               help="ganspace and labels: latents sampled.")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), metavar="NPZ",
+@click.option("--out", "out_path", required=True, type=OutputPath(dir_okay=False), metavar="NPZ",
               help="Where to write the directions (.npz).")
 @force_option
 @device_option
@@ -362,7 +362,7 @@ COMMANDS.append(reprojection_study)
 
 @click.command()
 @network_option
-@click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--onnx", "onnx_path", required=True, type=OutputPath(dir_okay=False),
               help="Output file: the generator as one ONNX graph (z, psi and, if conditional, c in; the image out).")
 @click.option("--noise", "noise_mode", type=click.Choice(["const", "none", "random"]), default="const", show_default=True,
               help="Noise inputs: const and none inside the graph; random: an input 'noise' [N, sum of res^2] "

@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from stylegan.cli.common import FiniteFloat
+from stylegan.cli.common import FiniteFloat, OutputPath
 from stylegan.training.options import TrainingOptions, cli_name, preset_default_text
 
 
@@ -32,7 +32,7 @@ def _click_option(f: dataclasses.Field):
     elif kind == "pair":
         kw["type"] = (FiniteFloat(**bounds), FiniteFloat(**bounds))
     elif m["directory"]:
-        kw["type"] = click.Path(file_okay=False)
+        kw["type"] = OutputPath(file_okay=False)
     return click.option(name, f.name, **kw)
 
 

@@ -160,3 +160,17 @@ def test_edit_a_projection(G, tmp_path):
         from stylegan.images import to_uint8
         original = to_uint8(G.synthesis(ws[1:], noise_mode="const"))[0]
     assert np.array_equal(strip[:, :16], original)  # strength 0: the projection's own image
+
+
+def test_labels_on_an_unconditional_colour_network_is_refused_not_read_by_the_digit_classifier(tmp_path):
+    """The shipped digit classifier reads a third of twemoji32's emoji as a digit with ≥ 90 % probability: its
+    reading of a colour network is no label, so the labels method refuses it in one line, before any sampling."""
+    from stylegan.checkpoint import save_checkpoint
+    from stylegan.networks import build_generator
+
+    G = build_generator(tiny_config(16)).eval()
+    net = save_checkpoint(tmp_path / "rgb.safetensors", tiny_config(16), {"G_ema": G})
+    r = CliRunner().invoke(main, ["directions", "--network", str(net), "--method", "labels", "--label", "3",
+                                  "--samples", "200", "--out", str(tmp_path / "d.npz")])
+    assert r.exit_code == 1 and "3-channel images, not digits" in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "d.npz").exists()

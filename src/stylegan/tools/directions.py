@@ -142,6 +142,10 @@ def label_direction(G, label: int, samples: int = 2000, seed: int = 0, classifie
     if not G.c_dim:
         from stylegan.metrics.digits import NUM_CLASSES, load_classifier
 
+        if classifier is None and getattr(G, "img_channels", 1) != 1:
+            raise ValueError(f"labels on an unconditional network: the label is the digit classifier's reading, and "
+                             f"this network draws {G.img_channels}-channel images, not digits; give a conditional "
+                             "network or --method sefa/ganspace")
         net = classifier if classifier is not None else load_classifier(device=device)
         if not 0 <= label < NUM_CLASSES:
             raise ValueError(f"label must be a digit class in [0, {NUM_CLASSES}), got {label}")

@@ -228,7 +228,8 @@ def resolution_study(network, run_dir, num, device, outdir, force):
 @click.option("--method", type=click.Choice(["sefa", "ganspace", "labels"]), default="sefa", show_default=True,
               help="sefa: eigenvectors of the style affine weights (no sampling); ganspace: principal components of "
                    "sampled w; labels: the normal of a linear boundary in W for --label (a conditional network's "
-                   "class, or the digit classifier's reading of an unconditional one-channel digit generator; colour networks are refused).")
+                   "class, or the digit classifier's reading of an unconditional one-channel digit generator; "
+                   "colour networks are refused).")
 @click.option("--label", type=click.IntRange(0), default=None, help="labels: the class to separate from the rest.")
 @click.option("--num", type=click.IntRange(1, 512), default=10, show_default=True, help="Directions to keep.")
 @click.option("--layers", default=None, callback=_int_list, metavar="LIST",

@@ -180,6 +180,16 @@ def test_resolution_study_over_a_run(tmp_path):
     rows = json.loads((tmp_path / "o" / "resolution-study.json").read_text())
     assert [row["kimg"] for row in rows] == [0.0, 4.0]
     assert Image.open(tmp_path / "o" / "resolution-study.png").size[0] > 100
+    # One network into the same folder: refused without --force (the run's plot is there); with it, the table is
+    # replaced and the run's plot removed, never left beside a table it does not show
+    one = ["resolution-study", "--network", str(run_dir / "network-snapshot-000004.safetensors"), "--num", "4",
+           "--outdir", str(tmp_path / "o")]
+    r = CliRunner().invoke(main, one)
+    assert r.exit_code == 1 and "already exists" in r.output and (tmp_path / "o" / "resolution-study.png").exists()
+    r = CliRunner().invoke(main, one + ["--force"])
+    assert r.exit_code == 0, r.output
+    assert len(json.loads((tmp_path / "o" / "resolution-study.json").read_text())) == 1
+    assert not (tmp_path / "o" / "resolution-study.png").exists()
     shutil.rmtree(run_dir)
 
 

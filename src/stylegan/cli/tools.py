@@ -197,15 +197,17 @@ def noise_study(network, seed, realizations, split, truncation_psi, class_idx, d
 @outdir_option
 @force_option
 def resolution_study(network, run_dir, num, device, outdir, force):
-    """Contribution of each resolution to the output of a skip generator (StyleGAN2 Fig. 8)."""
+    """Contribution of each resolution to the output of a skip generator (StyleGAN2 Fig. 8): resolution-study.json,
+    and with --run resolution-study.png, the shares over training (with --force, a plot of an earlier run is
+    removed when one network is measured)."""
     from stylegan.tools.resolution_study import plot_over_training, relative_std
     from stylegan.training.snapshots import run_snapshots
 
     if bool(network) == bool(run_dir):
         raise click.UsageError("give exactly one of --network and --run")
     out = Path(outdir)
-    refuse_overwrite([out / "resolution-study.json"] + ([out / "resolution-study.png"] if run_dir else []), force,
-                     inputs=[network])
+    # The plot too when only the table is written: an earlier run's plot is never left beside a table it does not show
+    refuse_overwrite([out / "resolution-study.json", out / "resolution-study.png"], force, inputs=[network])
     dev = _device(device)
     paths = [(0.0, _network_file(network))] if network else run_snapshots(run_dir)
     if not paths:
@@ -221,6 +223,8 @@ def resolution_study(network, run_dir, num, device, outdir, force):
                                                            for k, s in rows], indent=2))
     if run_dir:
         click.echo(f"wrote {plot_over_training(rows, out / 'resolution-study.png')}")
+    else:
+        (out / "resolution-study.png").unlink(missing_ok=True)
 
 
 @click.command()

@@ -492,6 +492,20 @@ def test_builtin_twemoji_built_once(cache, monkeypatch):
 
 
 @twemoji_installed
+def test_the_dataset_tool_writes_a_builtin_dataset_as_a_zip_of_your_own(cache, tmp_path):
+    """`stylegan dataset --source builtin:NAME`: the built-in set at its own size, then as any folder (labels kept,
+    --resolution applied); an unknown name lists the known ones in one line."""
+    res = CliRunner().invoke(dataset_cmd, ["--source", "builtin:twemoji-faces", "--dest", str(tmp_path / "f.zip"),
+                                           "--resolution", "8", "--quiet"])
+    assert res.exit_code == 0, res.output
+    ds = ImageDataset(tmp_path / "f.zip")
+    assert ds.image_shape == [3, 8, 8] and len(ds) == len(ImageDataset(resolve_data("builtin:twemoji-faces")))
+    res = CliRunner().invoke(dataset_cmd, ["--source", "builtin:nope", "--dest", str(tmp_path / "n.zip")])
+    assert res.exit_code == 1 and "builtin:twemoji-faces" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "n.zip").exists()
+
+
+@twemoji_installed
 def test_builtin_twemoji_all(cache):
     ds = ImageDataset(resolve_data("builtin:twemoji", 8, progress=False))
     assert len(ds) > 3000 and ds.image_shape == [3, 8, 8]

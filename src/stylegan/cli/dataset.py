@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from stylegan.cli.common import OutputPath
 
 def _background(ctx, param, value):
     if value is None:
@@ -23,8 +24,10 @@ def _background(ctx, param, value):
 @click.option("--source", required=True, metavar="PATH",
               help="Images to convert: a folder or .zip of images (png, jpg, jpeg, webp, bmp; a prepared dataset's "
                    "labels are kept), MNIST-style *-images-idx3-ubyte[.gz] (labels from the matching labels file), "
-                   "cifar-10-python.tar.gz, or an LSUN lmdb folder (needs `pip install lmdb`).")
-@click.option("--dest", required=True, metavar="PATH",
+                   "cifar-10-python.tar.gz, an LSUN lmdb folder (needs `pip install lmdb`), or a built-in dataset "
+                   "(builtin:mnist5k, builtin:twemoji, builtin:twemoji-faces, builtin:twemoji-nofaces) to write "
+                   "as a folder or .zip of your own.")
+@click.option("--dest", required=True, type=OutputPath(), metavar="PATH",
               help="Where to write the prepared dataset: a new or empty folder, or a file ending in .zip. "
                    "Must not be the source or inside it.")
 @click.option("--resolution", default=None, metavar="N|WxH",
@@ -50,6 +53,7 @@ def dataset(source, dest, resolution, transform, aspect, max_images, channels, b
     dataset.json with the labels, in a folder or a .zip, in the layout of the StyleGAN2-ADA dataset tool."""
     import warnings
 
+    from stylegan.data.builtin import BUILTIN_PREFIX, resolve_data
     from stylegan.data.tool import DatasetError, convert_dataset, parse_size
 
     if resolution is not None:
@@ -61,6 +65,8 @@ def dataset(source, dest, resolution, transform, aspect, max_images, channels, b
             raise click.UsageError(f"--resolution gives the aspect {size_aspect}, --aspect {aspect}: give one")
         aspect = aspect or size_aspect
     try:
+        if source.startswith(BUILTIN_PREFIX):  # prepared (and cached) at its own size, then converted as a folder
+            source = resolve_data(source, progress=not quiet)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # skipped files are listed in the summary instead
             summary = convert_dataset(source, dest, resolution, transform=transform, max_images=max_images,

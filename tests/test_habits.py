@@ -24,6 +24,25 @@ def test_feature_metrics_take_any_count_and_small_ones_are_marked(tmp_path, stan
     assert [x["metric"] for x in recs] == ["kid25", "pr203"] and all("quick_look" in x for x in recs)
 
 
+def test_too_few_reals_are_refused_before_any_image_is_generated_and_few_are_marked(tmp_path, stand_in_features,
+                                                                                     monkeypatch):
+    monkeypatch.setenv("STYLEGAN_CACHE", str(tmp_path / "cache"))
+    one, thirty = _write_images(tmp_path / "one", 1), _write_images(tmp_path / "thirty", 30)
+    generated = []
+    real_gen_stats = registry.MetricOptions._gen_stats
+    monkeypatch.setattr(registry.MetricOptions, "_gen_stats", lambda self, *a, **k: generated.append(1) or
+                        real_gen_stats(self, *a, **k))
+    for metric, need in (("fid20", 2), ("kid20", 2), ("pr203", 4)):
+        with pytest.raises(registry.MetricError, match=f"{metric}: the real data has 1 image.*at least {need}"):
+            registry.compute_metric(metric, None, one, data2=thirty, progress=False)
+    assert generated == []
+    r = CliRunner().invoke(main, ["metrics", "--metrics", "fid20", "--data", str(one), "--data2", str(thirty)])
+    assert r.exit_code == 1 and "at least 2" in r.output and "Traceback" not in r.output, r.output
+    rec = registry.compute_metric("fid20", None, thirty, data2=thirty, progress=False)
+    assert rec["num_real"] == 20 and rec["num_real"] <= rec["feature_network"]["dim"], rec["feature_network"]
+    assert "singular" in rec["few_reals"]
+
+
 def test_training_accepts_a_metric_at_any_count(tmp_path):
     from test_training import tiny_opts
 

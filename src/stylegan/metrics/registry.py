@@ -181,11 +181,18 @@ class MetricOptions:
 # --- the metric families -----------------------------------------------------------------------------
 
 
+def _need_reals(real: FeatureStats, need: int, name: str) -> None:
+    """Refuse, before any image is generated, real data too small for the statistic to exist at all."""
+    if real.num_items < need:
+        raise MetricError(f"{name}: the real data has {real.num_items} image(s); it needs at least {need}")
+
+
 def compute_fid(opts: MetricOptions, name: str, max_real: int | None, num_gen: int) -> dict:
     from stylegan.metrics.fid import frechet_distance
 
     net = opts.inception_net()
     real = opts.real_stats(net, max_real, capture_all=False)
+    _need_reals(real, 2, name)  # a covariance
     gen = opts.gen_stats(net, num_gen, capture_all=False)
     value = frechet_distance(*real.mean_cov(), *gen.mean_cov())
     return {"results": {name: value}, "num_real": real.num_items, "num_gen": gen.num_items,
@@ -198,6 +205,7 @@ def compute_kid(opts: MetricOptions, name: str, max_real: int | None, num_gen: i
 
     net = opts.inception_net()
     real = opts.real_stats(net, max_real, capture_all=True)
+    _need_reals(real, 2, name)  # the unbiased MMD estimate
     gen = opts.gen_stats(net, num_gen, capture_all=True)
     value = kernel_inception_distance(real.features(), gen.features(), num_subsets, max_subset_size, opts.seed)
     return {"results": {name: value}, "num_real": real.num_items, "num_gen": gen.num_items,
@@ -211,6 +219,7 @@ def compute_pr(opts: MetricOptions, name: str, max_real: int | None, num_gen: in
 
     net = opts.pr_net()
     real = opts.real_stats(net, max_real, capture_all=True)
+    _need_reals(real, k + 1, name)  # each real's k-th nearest other real
     gen = opts.gen_stats(net, num_gen, capture_all=True)
     p, r = precision_recall(real.features(), gen.features(), k, row_batch, col_batch, opts.device)
     note = ("features: VGG16 fc2, as in the StyleGAN2 paper" if net.name == "vgg16_fc2" else
@@ -502,6 +511,11 @@ def compute_metric(name: str, G=None, data_path: str | os.PathLike | None = None
     if isinstance(record["num_gen"], int) and record["num_gen"] < QUICK_LOOK:
         record["quick_look"] = (f"{record['num_gen']:,} generated images: a quick look (the papers use 50k); "
                                 "compare it only with values at the same count")
+    feature_dim = (record["feature_network"] or {}).get("dim")
+    if isinstance(record["num_real"], int) and feature_dim and record["num_real"] <= feature_dim:
+        record["few_reals"] = (f"{record['num_real']:,} real images, no more than the {feature_dim} feature "
+                               "dimensions: their covariance is singular and the value leans on the count; compare "
+                               "it only with values from the same real images")
     return record
 
 

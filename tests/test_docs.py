@@ -30,6 +30,8 @@ SKIP = {
         "training",
     "stylegan train --outdir ~/runs/scratch30-b16 --cfg small-rpgan --data builtin:mnist5k --minutes 30 --procs 2":
         "training",
+    "stylegan train --outdir ~/runs/emoji-rp16 --cfg small-rpgan --data builtin:twemoji-nofaces --minutes 30 --threads 1":
+        "training",
     "stylegan train --resume twemoji-nofaces32 --data builtin:twemoji-faces --minutes 5 --procs 2": "training",
     "stylegan train --cfg small-rpgan --batch 64 --r1-interval 1 --data builtin:mnist5k --cond --cond-fade 90 150 --threads 1 --minutes 75":
         "training",

@@ -101,6 +101,8 @@ def check_truncation(G, cutoff: int | None, truncation_class: bool, class_idx: i
                                  param_hint="--class")
     if not G.c_dim and class_idx is not None:
         raise click.UsageError("--class: this network is unconditional (it has no classes)")
+
+
 class OutputPath(click.Path):
     """A path an output is written to: as click.Path, and an empty one (which would write into the current folder
     under a name the user never gave) is refused."""

@@ -5,6 +5,7 @@ import click
 
 from stylegan.cli.common import OutputPath
 
+
 def _background(ctx, param, value):
     if value is None:
         return None

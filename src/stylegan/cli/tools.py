@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from stylegan.cli.common import (FiniteFloat, OutputPath, _device, _int_list, _load_generator, _noise_mode, class_option,
-                               device_option, force_option, network_option, noise_option, outdir_option,
-                               refuse_overwrite, trunc_option)
+from stylegan.cli.common import (FiniteFloat, OutputPath, _device, _int_list, _load_generator, _noise_mode,
+                               class_option, device_option, force_option, network_option, noise_option,
+                               outdir_option, refuse_overwrite, trunc_option)
 
 
 def _distance(device):

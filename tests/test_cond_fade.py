@@ -151,11 +151,48 @@ def test_a_transfer_from_a_faded_base_starts_conditional(tmp_path):
     assert u.D.epilogue.cond_strength == u.G.mapping.cond_strength == 1.0
 
 
+def test_a_transfer_from_a_base_taken_mid_fade_keeps_its_strength_and_so_do_its_snapshots(tmp_path):
+    """The packaged mnist32 is a snapshot at λ 0.73: a transfer from it (and a resume of that transfer, and its
+    snapshots when loaded) keeps λ where the base was trained, instead of stepping the class input up to 1."""
+    import stylegan
+    from click.testing import CliRunner
+
+    from stylegan.cli.main import main
+    from stylegan.training.runs import read_resume
+
+    t = Trainer(labelled_opts(tmp_path, cond=True, cond_fade=(0.008, 0.024)))
+    for _ in range(4):
+        t.step()
+    snap = t.save_snapshot(tmp_path / "mid.safetensors")  # λ 0.5 (the step after would run at it)
+    r = CliRunner().invoke(main, ["convert", "--source", str(snap), "--dest", str(tmp_path / "base.safetensors"),
+                                  "--networks", "G_ema,D"])
+    assert r.exit_code == 0, r.output
+    held = stylegan.load(tmp_path / "base.safetensors").mapping.cond_strength
+    assert held == condition_strength((0.008, 0.024), 0.016) == 0.5
+    opts, base = read_resume(str(tmp_path / "base.safetensors"), str(tmp_path / "t"),
+                             {"data": str(tmp_path / "data"), "workers": 0, "device": "cpu"})
+    assert opts.cond_fade is None
+    u = Trainer(opts)
+    u._restore(base)
+    u.step()
+    assert u.D.epilogue.cond_strength == u.G.mapping.cond_strength == u.G_ema.mapping.cond_strength == held
+    s2 = u.save_snapshot(tmp_path / "transfer.safetensors")
+    assert stylegan.load(s2).mapping.cond_strength == held
+    v = Trainer(opts)
+    from stylegan.checkpoint import read_checkpoint
+
+    v._restore(read_checkpoint(s2))
+    assert v.D.epilogue.cond_strength == v.G.mapping.cond_strength == held
+
+
 def test_saved_strength_reads_only_well_formed_metadata():
     from stylegan.training.loss import saved_condition_strength
 
     assert saved_condition_strength({"options": {"cond_fade": [10, 20]}, "kimg": 15}) == 0.5
     assert saved_condition_strength({"trained_with": {"cond_fade": [10, 20]}, "kimg": 12.5}) == 0.25
+    assert saved_condition_strength({"cond_strength": 0.7, "options": {"cond_fade": None}, "kimg": 5}) == 0.7
+    for bad in (1.5, -0.1, float("nan"), True, "0.5"):  # not a λ: read as if absent
+        assert saved_condition_strength({"cond_strength": bad, "options": {"cond_fade": [10, 20]}, "kimg": 15}) == 0.5
     for extra in ({}, {"options": {"cond_fade": "ab"}, "kimg": 15}, {"options": {"cond_fade": [1, 2]}, "kimg": "x"},
                   {"options": {"cond_fade": [20, 10]}, "kimg": 15}, {"options": [1], "kimg": 1}):
         assert saved_condition_strength(extra) == 1.0  # as packaged: a crafted file cannot break loading

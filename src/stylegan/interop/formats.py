@@ -111,8 +111,9 @@ def training_record(extra: dict) -> dict:
     ``options``, or the ``trained_with`` of a converted file) and the kimg."""
     options = extra.get("options", extra.get("trained_with"))
     record = {"trained_with": options} if isinstance(options, dict) else {}
-    if isinstance(extra.get("kimg"), (int, float)):
-        record["kimg"] = extra["kimg"]
+    for key in ("kimg", "cond_strength"):  # cond_strength: λ of a conditioning faded in (or held)
+        if isinstance(extra.get(key), (int, float)):
+            record[key] = extra[key]
     return record
 
 

@@ -25,7 +25,7 @@ from stylegan.training.distributed import DistInfo, all_reduce_grads, all_reduce
 from stylegan.training.ema import ema_beta, update_ema
 from stylegan.training.growing import Growth, GrowthSchedule, apply_growth, images_at
 from stylegan.training.loss import (blur_sigma_at, condition_strength, cosine_gamma, make_loss,
-                                    set_condition_strength)
+                                    saved_condition_strength, set_condition_strength)
 from stylegan.training.options import OptionsError, TrainingOptions
 from stylegan.training.run import Run, prepare_run
 from stylegan.training.runs import (RunLog, is_newest_snapshot, next_run_dir, remove_stale_writes, run_description,
@@ -155,6 +155,9 @@ class Trainer:
             source = name if name in ckpt.networks else "G_ema"
             load_state_strict(module, {k: v.to(self.device) for k, v in ckpt.state_dict(source).items()},
                               f"{ckpt.path} [{source}]")
+        if self.cond_fade is None and self.config.D.uncond_head:
+            # No fade of this run's own: λ stays where the networks were trained (a base taken mid-fade keeps its)
+            set_condition_strength(saved_condition_strength(ckpt.extra), self.D, self.G, self.G_ema)
         t = ckpt.extra.get("training")
         if t is None:  # networks only (an init checkpoint, or imported weights): start counting from zero
             return
@@ -315,6 +318,9 @@ class Trainer:
                  "gamma": self.gamma, "ema_kimg": self.ema_kimg, "recipe": dataclasses.asdict(self.recipe)}
         if self.schedule is not None:
             extra["growth"] = self.growth_summary()
+        if self.config.D.uncond_head:  # λ of the next step (along the fade, or held: a transfer from a base mid-fade)
+            extra["cond_strength"] = float(condition_strength(self.cond_fade, self.cur_nimg / 1000)
+                                           if self.cond_fade is not None else self.D.epilogue.cond_strength)
         return save_checkpoint(path, self.config, {"G": self.G, "G_ema": self.G_ema, "D": self.D},
                                extra_tensors=tensors, extra=extra)
 
@@ -477,7 +483,10 @@ def log_header(trainer: Trainer, run_dir: Path, continuing: bool) -> None:
         + (f", growing from {trainer.schedule.at(0).describe().split()[0]}: fade {r.fade_kimg:g} kimg, "
            f"stable {r.stable_kimg:g} kimg" if trainer.schedule is not None else "")
         + (f", class conditioning faded in from {trainer.cond_fade[0]:g} to {trainer.cond_fade[1]:g} kimg"
-           if trainer.cond_fade is not None else ""))
+           if trainer.cond_fade is not None else "")
+        + (f", class conditioning held at λ {trainer.D.epilogue.cond_strength:.3g} (where the networks were trained)"
+           if trainer.cond_fade is None and trainer.config.D.uncond_head and trainer.D.epilogue.cond_strength < 1
+           else ""))
     for change in trainer.run_spec.changes:
         log(f"changed from the snapshot: {change}")
     if r.loss == "wgangp" and trainer.r1_on:

@@ -63,10 +63,14 @@ def condition_strength(fade: tuple[float, float] | None, kimg: float) -> float:
 def saved_condition_strength(extra: dict) -> float:
     """λ at which a saved network was trained: from the options (or ``trained_with``) and kimg in a checkpoint's
     metadata; 1 for a network trained without ``--cond-fade`` or past its end."""
+    def finite(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    held = extra.get("cond_strength")  # written by snapshots of this package since it holds λ in transfers
+    if finite(held) and 0 <= held <= 1:
+        return float(held)
     opts = extra.get("options") or extra.get("trained_with") or {}
     fade, kimg = opts.get("cond_fade") if isinstance(opts, dict) else None, extra.get("kimg")
-    def finite(v) -> bool:
-        return isinstance(v, (int, float)) and math.isfinite(v)
 
     numbers = isinstance(fade, (list, tuple)) and len(fade) == 2 and all(map(finite, (*fade, kimg)))
     if not numbers or not 0 <= fade[0] <= fade[1]:  # no fade, or metadata this package did not write: as packaged

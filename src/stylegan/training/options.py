@@ -106,7 +106,8 @@ DEFAULT_CFG = "stylegan2"
 
 #: The options that describe one run rather than how its networks are trained: a transfer from a base
 #: (``--resume NAME``) takes every other option from the options the base was trained with, these from the
-#: command line. ``cond_fade`` is one run's too: a base's fade is over, and its transfer starts conditional.
+#: command line. ``cond_fade`` is one run's too: its transfer keeps the class conditioning's strength λ where the
+#: base was trained (1 past its fade; a base taken mid-fade, as the packaged mnist32, keeps its λ).
 RUN_FIELDS = frozenset({"outdir", "data", "data_resolution", "kimg", "minutes", "tick", "snap", "metrics",
                         "freezed", "threads", "workers", "procs", "seed", "resume", "dry_run", "device", "desc",
                         "cond_fade"})

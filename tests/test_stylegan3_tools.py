@@ -124,6 +124,7 @@ def test_project_command(net, G, tmp_path):
     r = run("generate", "--network", net, "--projected-w", tmp_path / "p" / "projected_w.npz", "--outdir",
             tmp_path / "g")
     assert r.exit_code == 0, r.output
+    assert "warning" not in r.output  # the projection names the network it was made with: this one
 
 
 @pytest.mark.parametrize("arch", ["stylegan3-t", "stylegan3-r"])

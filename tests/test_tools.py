@@ -63,6 +63,37 @@ def test_projected_w_round_trips_through_generate(tmp_path):
         load_projected_w(tmp_path / "bad.npz", G)
 
 
+def test_a_projection_rendered_with_another_network_of_the_same_shape_says_so(tmp_path):
+    """projected_w.npz holds w alone (the authors' format), so a projection made with one network rendered with
+    another of the same shapes (another run, a fine-tuned copy) gave other images without a word. Ours also
+    records which network it was made with; another one renders it (a fine-tuned copy is a use) with a warning;
+    the same network, or a file without the record (the authors'), renders without one."""
+    from stylegan.tools.projector import Projection, generator_fingerprint
+
+    cfg = tiny_config(16)
+    nets = build_networks(cfg, seed=0)
+    net = save_checkpoint(tmp_path / "net.safetensors", cfg, nets)
+    other = save_checkpoint(tmp_path / "other.safetensors", cfg, build_networks(cfg, seed=1))
+    G = nets["G_ema"]
+    save_projected_w(tmp_path / "p.npz", Projection(w=G.mapping(torch.randn(1, 32)), noise={}, image=None), G)
+    np.savez(tmp_path / "authors.npz", w=np.load(tmp_path / "p.npz")["w"])
+    G1 = build_networks(cfg, seed=1)["G_ema"]
+    assert generator_fingerprint(G1) != generator_fingerprint(G) == generator_fingerprint(build_networks(cfg, 0)["G_ema"])
+    said = []
+    load_projected_w(tmp_path / "p.npz", G, warn=said.append)
+    load_projected_w(tmp_path / "authors.npz", G1, warn=said.append)
+    assert said == []
+    load_projected_w(tmp_path / "p.npz", G1, warn=said.append)
+    assert len(said) == 1 and "another network" in said[0]
+    for network, warned in ((net, False), (other, True)):
+        out = tmp_path / f"out-{network.stem}"
+        r = CliRunner().invoke(main, ["generate", "--network", str(network), "--projected-w", str(tmp_path / "p.npz"),
+                                      "--outdir", str(out)])
+        assert r.exit_code == 0, r.output
+        assert ("warning: " in r.output and "projected with another network" in r.output) == warned, r.output
+        assert (out / "proj00.png").is_file()
+
+
 def test_projected_w_refuses_empty_truncated_nan_and_no_ws(tmp_path):
     """An empty file ended `generate --projected-w` with 'Aborted!', a truncated one with a traceback; a nan w
     made a blank image and a w of no rows wrote nothing, both with exit 0."""
@@ -220,6 +251,9 @@ def test_project_command_with_lpips(tmp_path):
         assert (tmp_path / "p" / name).exists(), name
     losses = json.loads((tmp_path / "p" / "losses.json").read_text())
     assert len(losses["loss"]) == 20 and losses["distance"][-1] < losses["distance"][0]
+    r = CliRunner().invoke(main, ["generate", "--network", net, "--projected-w", str(tmp_path / "p" / "projected_w.npz"),
+                                  "--outdir", str(tmp_path / "g")])
+    assert r.exit_code == 0 and "warning" not in r.output, r.output  # noise maps optimized, the network untouched
     r = CliRunner().invoke(main, ["project", "--network", net, "--target", str(tmp_path / "nope.png"),
                                   "--outdir", str(tmp_path / "q")])
     assert r.exit_code != 0

@@ -123,6 +123,11 @@ force_option = click.option("--force", is_flag=True, default=False,
                             help="Replace output files that already exist (never a file this command reads).")
 
 
+def warn(message: str) -> None:
+    """One line on stderr that says something is off without stopping the command."""
+    click.echo(f"warning: {message}", err=True)
+
+
 def refuse_overwrite(outputs, force: bool, inputs=()) -> None:
     """The one check every command makes before it writes: an output that is also one of its inputs is refused
     even with ``--force``; an existing output is refused unless ``--force``. Nothing is written either way."""

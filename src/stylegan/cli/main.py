@@ -13,7 +13,8 @@ from stylegan.presets import PRESETS
 
 from stylegan.cli.common import (_device, _int_list, _load_generator, _noise_mode, check_truncation,  # noqa: E402
                                  class_option, device_option, force_option, network_option, noise_option,
-                                 outdir_option, refuse_existing, refuse_overwrite, trunc_class_option, trunc_option)
+                                 outdir_option, refuse_existing, refuse_overwrite, trunc_class_option, trunc_option,
+                                 warn)
 
 
 class _Commands(click.Group):
@@ -127,7 +128,7 @@ def _render_projection(G, projected_w, noise_mode, outdir, force):
     from stylegan.tools.projector import load_projected_w
 
     try:
-        ws = load_projected_w(projected_w, G).to(next(G.parameters()).device)
+        ws = load_projected_w(projected_w, G, warn=warn).to(next(G.parameters()).device)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     with torch.no_grad():

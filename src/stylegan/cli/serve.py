@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stylegan.cli.common import FiniteFloat, OutputPath, _device, _load_generator, device_option
+from stylegan.cli.common import FiniteFloat, OutputPath, _device, _load_generator, device_option, warn
 
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
@@ -112,7 +112,7 @@ def serve(network, host, port, sliders, max_queue, max_steps, default_psi, title
                      sliders=sliders, synthesis=synthesis,
                      default_psi=default_psi, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
     if not loopback:
-        click.echo(f"warning: binding to {host}: the service is reachable from other machines", err=True)
+        warn(f"binding to {host}: the service is reachable from other machines")
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"serving {name} ({G.img_shape[1]}x{G.img_shape[0]}, {app.state.renderer.synthesis} synthesis) at "
                f"http://{shown}:{port}/  (Ctrl-C stops)")

@@ -9,7 +9,7 @@ import click
 
 from stylegan.cli.common import (FiniteFloat, OutputPath, _device, _int_list, _load_generator, _noise_mode,
                                class_option, device_option, force_option, network_option, noise_option,
-                               outdir_option, refuse_overwrite, trunc_option)
+                               outdir_option, refuse_overwrite, trunc_option, warn)
 
 
 def _distance(device):
@@ -97,7 +97,7 @@ def project(network, targets, num_steps, seed, w_plus, save_video, report, class
         out.mkdir(parents=True, exist_ok=True)
         save_png(to_uint8(target)[0], out / "target.png")
         save_png(to_uint8(proj.image)[0], out / "proj.png")
-        save_projected_w(out / "projected_w.npz", proj)
+        save_projected_w(out / "projected_w.npz", proj, G)
         _write_text(out / "losses.json", json.dumps({"distance": proj.distances, "loss": proj.losses}))
         (out / "proj.mp4").unlink(missing_ok=True)  # never left beside a projection it does not show
         if save_video:
@@ -303,7 +303,7 @@ def edit(network, seeds, projected_w, directions_path, index, strength, layers, 
     noise_mode = _noise_mode(G, noise_mode)
     try:
         if projected_w is not None:
-            ws = load_projected_w(projected_w, G)
+            ws = load_projected_w(projected_w, G, warn=warn)
             outs = [Path(outdir) / f"proj{i:02d}-dir{index}.png" for i in range(len(ws))]
             jobs = [lambda w=w: edit_ws(G, w[None], d, index, strengths, layers, noise_mode) for w in ws]
         else:

@@ -178,18 +178,35 @@ def project(G, target: torch.Tensor, distance: Distance, cfg: ProjectionConfig =
     return result
 
 
-def save_projected_w(path: str | os.PathLike, proj: Projection) -> Path:
-    """``projected_w.npz`` with ``w`` [1, num_ws, w_dim] (what ``stylegan generate --projected-w`` reads)."""
+def generator_fingerprint(G) -> str:
+    """SHA-256 (16 hex digits) of a generator's weights and buffers: which network a projection was made with."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(G.state_dict().items()):
+        t = t.detach().cpu().reshape(-1)
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def save_projected_w(path: str | os.PathLike, proj: Projection, G=None) -> Path:
+    """``projected_w.npz`` with ``w`` [1, num_ws, w_dim] (what ``stylegan generate --projected-w`` reads, as the
+    authors' files), and with ``G`` given the :func:`generator_fingerprint` of the network it was projected with."""
     from stylegan.files import atomic_write_npz
 
-    return atomic_write_npz(path, w=proj.w.cpu().numpy())
+    extra = {} if G is None else {"network": np.array(generator_fingerprint(G))}
+    return atomic_write_npz(path, w=proj.w.cpu().numpy(), **extra)
 
 
-def load_projected_w(path: str | os.PathLike, G) -> torch.Tensor:
-    """ws [N, num_ws, w_dim] from a ``projected_w.npz``, checked against the network."""
+def load_projected_w(path: str | os.PathLike, G, warn: Callable[[str], None] | None = None) -> torch.Tensor:
+    """ws [N, num_ws, w_dim] from a ``projected_w.npz``, checked against the network. A file that names another
+    network than ``G`` (same shapes, other weights: a fine-tuned copy, another training run) is used, with a
+    ``warn`` of one line: rendering a projection with a network fine-tuned from the projected one is a use."""
     try:
         with np.load(path, allow_pickle=False) as data:
             w = torch.from_numpy(np.asarray(data["w"], dtype=np.float32))
+            network = str(data["network"]) if "network" in data.files else None
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:  # an empty or truncated file too
         raise ValueError(f"{path}: not a projected_w.npz with a 'w' array ({e or type(e).__name__})") from None
     if w.ndim == 2:
@@ -198,4 +215,7 @@ def load_projected_w(path: str | os.PathLike, G) -> torch.Tensor:
         raise ValueError(f"{path}: w has shape {tuple(w.shape)}, the network needs [N, {G.num_ws}, {G.w_dim}], N ≥ 1")
     if not torch.isfinite(w).all():
         raise ValueError(f"{path}: w holds nan or infinite values")
+    if network is not None and warn is not None and network != (mine := generator_fingerprint(G)):
+        warn(f"{path} was projected with another network (weights {network}, this one's {mine}): "
+             "its images will differ from that projection's")
     return w

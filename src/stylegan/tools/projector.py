@@ -184,9 +184,8 @@ def generator_fingerprint(G) -> str:
 
     h = hashlib.sha256()
     for name, t in sorted(G.state_dict().items()):
-        t = t.detach().cpu().reshape(-1)
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 

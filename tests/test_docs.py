@@ -30,6 +30,12 @@ SKIP = {
     "stylegan train --cfg small-rpgan --data builtin:mnist5k --minutes 30 --procs 2": "training",
     "stylegan train --outdir ~/runs/scratch30 --cfg small-rpgan --batch 64 --r1-interval 1 --data builtin:mnist5k --minutes 30 --procs 2":
         "training",
+    "stylegan train --outdir ~/runs/mnist-b16c --cfg small-rpgan --data builtin:mnist5k --cond --cond-fade 200 330 "
+    "--procs 2 --minutes 60": "training (the packaged mnist32, its first run)",
+    "stylegan convert --source ~/runs/mnist-b16c/00000-*/network-snapshot-000258.224.safetensors --dest "
+    "base.safetensors --networks G_ema,D": "a snapshot of that run",
+    "stylegan train --outdir ~/runs/b16c-hold --resume base.safetensors --cond --data builtin:mnist5k --gamma 0.1 "
+    "--gamma-end 0.1 --procs 2 --minutes 23": "training (the packaged mnist32, held at its lambda)",
     "stylegan train --outdir ~/runs/scratch30-b16 --cfg small-rpgan --data builtin:mnist5k --minutes 30 --procs 2":
         "training",
     "stylegan train --outdir ~/runs/emoji-rp16 --cfg small-rpgan --data builtin:twemoji-nofaces --minutes 30 --threads 1":

@@ -188,6 +188,32 @@ def test_snapshot_of_unfused_adam_resumes_exactly(tmp_path):
         assert torch.equal(pa, pb), n
 
 
+def test_a_resumed_snapshot_trains_at_the_rates_given_on_the_command_line(tmp_path):
+    """Resuming with another --glr/--dlr keeps Adam's moments but steps at the new rates (the snapshot's
+    param groups used to bring back its own learning rate, and the flag was printed but not used). Lazy
+    regularization still scales each rate by interval / (interval + 1)."""
+    a = Trainer(tiny_opts(tmp_path, glr=0.002, dlr=0.002))
+    for _ in range(3):
+        a.step()
+    snap = a.save_snapshot(tmp_path / "snap.safetensors")
+    b = Trainer(tiny_opts(tmp_path, resume=str(snap), glr=0.0005, dlr=0.001))
+    n = a.recipe.r1_interval
+    assert n > 1 and a.opt_D.param_groups[0]["lr"] == pytest.approx(0.002 * n / (n + 1))
+    assert b.opt_G.param_groups[0]["lr"] == pytest.approx(a.opt_G.param_groups[0]["lr"] / 4)
+    assert b.opt_D.param_groups[0]["lr"] == pytest.approx(0.001 * n / (n + 1))
+    assert b.opt_D.param_groups[0]["betas"] == a.opt_D.param_groups[0]["betas"]
+    for name in ("opt_G", "opt_D"):  # the moments are the snapshot's
+        sa, sb = getattr(a, name).state_dict()["state"], getattr(b, name).state_dict()["state"]
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+    before = [p.detach().clone() for p in b.G.parameters()]
+    a_step = [p.detach().clone() for p in a.G.parameters()]
+    b.step()
+    moved = max((p - q).abs().max().item() for p, q in zip(b.G.parameters(), before))
+    a.step()
+    moved_a = max((p - q).abs().max().item() for p, q in zip(a.G.parameters(), a_step))
+    assert moved < 0.5 * moved_a  # a quarter of the rate: Adam's step is about a quarter as long
+
+
 def test_full_run_outputs_and_resume_latest(tmp_path):
     run = train(tiny_opts(tmp_path))
     names = {p.name for p in run.iterdir()}

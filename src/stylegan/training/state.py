@@ -10,6 +10,11 @@ import torch
 from stylegan.checkpoint import Checkpoint, CheckpointError
 
 
+#: The optimizer settings a run's options decide (learning rate and β, adjusted for lazy regularization); on
+#: resume they come from the options, everything else in a param group (e.g. ``fused``) from the snapshot.
+RUN_HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay")
+
+
 def optimizer_to_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     sd = opt.state_dict()
     tensors, scalars = {}, {}
@@ -34,6 +39,10 @@ def optimizer_from_tensors(opt: torch.optim.Optimizer, ckpt: Checkpoint, prefix:
         idx, key = name.split(".", 1)
         state.setdefault(int(idx), {})[key] = v
     groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
+    # The moments and step counts are the snapshot's; the rates are this run's (the same numbers unless the
+    # command line changed them, e.g. a lower --glr to continue a snapshot more slowly).
+    for group, live in zip(groups, opt.param_groups):
+        group.update({k: live[k] for k in RUN_HYPERPARAMETERS if k in live})
     try:
         opt.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError, RuntimeError) as e:

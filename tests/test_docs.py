@@ -36,6 +36,9 @@ SKIP = {
     "base.safetensors --networks G_ema,D": "a snapshot of that run",
     "stylegan train --outdir ~/runs/b16c-hold --resume base.safetensors --cond --data builtin:mnist5k --gamma 0.1 "
     "--gamma-end 0.1 --procs 2 --minutes 23": "training (the packaged mnist32, held at its lambda)",
+    "stylegan train --outdir ~/runs/polish --resume ~/runs/b16c-hold/00000-*/network-snapshot-000097.344.safetensors "
+    "--data builtin:mnist5k --cond --glr 0.0005 --dlr 0.0005 --procs 1 --snap 5 --minutes 85":
+        "training (the packaged mnist32, its last stretch at a quarter of the rate)",
     "stylegan train --outdir ~/runs/scratch30-b16 --cfg small-rpgan --data builtin:mnist5k --minutes 30 --procs 2":
         "training",
     "stylegan train --outdir ~/runs/emoji-rp16 --cfg small-rpgan --data builtin:twemoji-nofaces --minutes 30 --threads 1":

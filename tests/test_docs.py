@@ -41,6 +41,8 @@ SKIP = {
         "training (the packaged mnist32, its last stretch at a quarter of the rate)",
     "stylegan train --outdir ~/runs/scratch30-b16 --cfg small-rpgan --data builtin:mnist5k --minutes 30 --procs 2":
         "training",
+    "stylegan train --outdir ~/runs/scratch30-lr3 --cfg small-rpgan --data builtin:mnist5k --glr 0.003 --dlr 0.003 "
+    "--minutes 30 --procs 2": "training",
     "stylegan train --outdir ~/runs/emoji-rp16 --cfg small-rpgan --data builtin:twemoji-nofaces --minutes 30 --threads 1":
         "training",
     "stylegan train --resume twemoji-nofaces32 --data builtin:twemoji-faces --minutes 5 --procs 2": "training",

@@ -27,7 +27,12 @@ SKIP = {
     "stylegan train --cfg progan --outdir runs --data data/faces256.zip --fade-kimg 600 --stable-kimg 600":
         "training",
     "stylegan train --cfg small --data builtin:mnist5k --minutes 5 --procs 2": "training",
-    "stylegan train --cfg small-rpgan --data builtin:mnist5k --minutes 30 --procs 2": "training",
+    "stylegan train --cfg small-rpgan-30min --data builtin:mnist5k --minutes 30 --procs 2": "training",
+    "stylegan train --outdir ~/runs/s30 --cfg small-rpgan-30min --data builtin:mnist5k --minutes 30 --procs 2":
+        "training",
+    "stylegan train --outdir ~/runs/s30 --resume latest --kimg 135.8": "training",
+    "stylegan train --outdir ~/runs/s30-ema10 --cfg small-rpgan-30min --data builtin:mnist5k --ema-kimg 10 "
+    "--ema-rampup 0.1 --kimg 135.8 --procs 2": "training",
     "stylegan train --outdir ~/runs/scratch30 --cfg small-rpgan --batch 64 --r1-interval 1 --data builtin:mnist5k --minutes 30 --procs 2":
         "training",
     "stylegan train --outdir ~/runs/mnist-b16c --cfg small-rpgan --data builtin:mnist5k --cond --cond-fade 200 330 "

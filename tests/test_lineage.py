@@ -5,6 +5,7 @@ schedule and resumes exactly; WGAN-GP against a float64 reference; AdaIN's stati
 papers; noise and truncation where the architecture has them; the style-mixing stress test; `stylegan configs`.
 """
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -76,14 +77,19 @@ def test_small_recipe_keeps_the_stylegan2_generator_and_leaves_the_paper_rows_al
     assert (rp.loss, rp.gamma, rp.r2_gamma, rp.r1_interval, rp.gamma_end, rp.gamma_kimg, rp.batch) == \
         ("rpgan", 1.0, 1.0, 4, 0.1, 100.0, 16)
     assert (mnist32.G.cbase, mnist32.G.cmax, mnist32.G.map_depth, mnist32.D.mbstd_group) == (2048, 64, 2, 32)
+    fast = PRESETS["small-rpgan-30min"]  # the same networks and objective at 1.5× the rate, and nothing else
+    assert dataclasses.replace(fast.training, glr=rp.glr, dlr=rp.dlr) == rp
+    assert (fast.training.glr, fast.training.dlr, rp.glr, rp.dlr) == (0.003, 0.003, 0.002, 0.002)
+    fast_net = make_config("small-rpgan-30min")
+    assert (fast_net.G, fast_net.D) == (mnist32.G, mnist32.D)
     assert mnist32.G.style == "demod" and mnist32.G.arch == "skip" and mnist32.D.arch == "resnet"
 
 
 def test_every_paper_row_has_a_name():
     # small: this package's recipe; paper256 ... cifar, auto: the stylegan2-ada code's presets; no paper rows;
     # stylegan3-t, -r: the alias-free generators (tests/test_stylegan3.py)
-    assert set(LINEAGE) | set(ALIASES) | {"small", "small-rpgan", "paper256", "paper512", "paper1024", "cifar",
-                                          "auto", "stylegan3-t", "stylegan3-r"} == set(PRESETS)
+    assert set(LINEAGE) | set(ALIASES) | {"small", "small-rpgan", "small-rpgan-30min", "paper256", "paper512",
+                                          "paper1024", "cifar", "auto", "stylegan3-t", "stylegan3-r"} == set(PRESETS)
     assert PRESETS["stylegan"] is PRESETS["stylegan-f"] and PRESETS["stylegan2"] is PRESETS["stylegan2-f"]
     families = {n: make_config(n).family for n in LINEAGE}
     assert families["progan"] == "progan" and families["stylegan-c"] == "stylegan"
@@ -175,8 +181,8 @@ def test_configs_command_lists_every_configuration():
     assert "stylegan-f (= stylegan)" in r.output and "StyleGAN Table 1 C" in r.output
     r = CliRunner().invoke(main, ["configs", "--resolution", "256", "--resolution", "64", "--format", "json"])
     rows = {row["name"]: row for row in json.loads(r.output)}
-    assert list(rows) == LINEAGE + ["stylegan3-t", "stylegan3-r", "small", "small-rpgan", "paper256", "paper512", "paper1024",
-                                    "cifar", "auto"]  # papers, StyleGAN3, ours, ada
+    assert list(rows) == LINEAGE + ["stylegan3-t", "stylegan3-r", "small", "small-rpgan", "small-rpgan-30min",
+                                    "paper256", "paper512", "paper1024", "cifar", "auto"]  # papers, StyleGAN3, ours, ada
     for name in ("progan", "stylegan-e", "stylegan2-b", "stylegan2-f"):
         for res in (256, 64):
             assert rows[name]["params"][str(res)] == parameter_counts(make_config(name, resolution=res))

@@ -30,7 +30,7 @@ SKIP = {
     "stylegan train --cfg small-rpgan-30min --data builtin:mnist5k --minutes 30 --procs 2": "training",
     "stylegan train --outdir ~/runs/s30 --cfg small-rpgan-30min --data builtin:mnist5k --minutes 30 --procs 2":
         "training",
-    "stylegan train --outdir ~/runs/s30 --resume latest --kimg 135.8": "training",
+    "stylegan train --outdir ~/runs/s30 --resume latest --kimg 135.8 --minutes 200": "training",
     "stylegan train --outdir ~/runs/s30-ema10 --cfg small-rpgan-30min --data builtin:mnist5k --ema-kimg 10 "
     "--ema-rampup 0.1 --kimg 135.8 --procs 2": "training",
     "stylegan train --outdir ~/runs/scratch30 --cfg small-rpgan --batch 64 --r1-interval 1 --data builtin:mnist5k --minutes 30 --procs 2":
